@@ -1,0 +1,111 @@
+"""The trained artefact: G_n + D + the config they were trained with + calibration.
+
+Everything a scorer needs travels in one checkpoint, so ``eval``, ``watch`` and ``score`` all make
+the same decisions from the same file (anomalib's lesson: store normalisation with the model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ognet_video.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
+from ognet_video.config import Config
+from ognet_video.errors import UserError
+from ognet_video.model import Discriminator, Generator, build_models
+
+
+@dataclass
+class Calibration:
+    """Maps raw frame scores to normalised ones and fixes the decision threshold, from normal data only."""
+
+    floor: float  # raw score of a frame with no moving patch (lowest patch score seen on held-out normal data)
+    mean: float  # of raw held-out normal frame scores
+    std: float
+    threshold: float  # on the causally smoothed normalised score
+    percentile: float
+    frames: int  # held-out normal frames it was fitted on
+    clips: list[str] = dataclasses.field(default_factory=list)
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        return (np.asarray(raw, dtype=np.float64) - self.mean) / self.std
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but no CUDA GPU is available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+class Detector:
+    """G_n and D in eval mode: ``patch_scores`` is OGNet's D(G(x)) for a batch of patches."""
+
+    def __init__(self, cfg: Config, G: Generator, D: Discriminator, calibration: Calibration | None = None,
+                 meta: dict[str, Any] | None = None, device: torch.device | None = None) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.device = device or torch.device("cpu")
+        self.G = G.to(self.device).eval()
+        self.D = D.to(self.device).eval()
+        self.calibration = calibration
+        self.meta = meta or {}
+
+    @torch.inference_mode()
+    def patch_scores(self, x: torch.Tensor) -> np.ndarray:
+        if x.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        x = x.to(self.device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logit = self.D(self.G(x)).float()
+        out = torch.sigmoid(logit) if self.cfg.score.output == "prob" else logit
+        return out.cpu().numpy()
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        meta = {**self.meta, **(extra or {})}
+        meta["config"] = self.cfg.to_dict()
+        meta["calibration"] = dataclasses.asdict(self.calibration) if self.calibration else None
+        tensors = {**prefixed(self.G.state_dict(), "G"), **prefixed(self.D.state_dict(), "D")}
+        return save_checkpoint(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None) -> Detector:
+        tensors, meta = load_checkpoint(path)
+        if "config" not in meta:
+            raise UserError(f"{path}: checkpoint metadata has no config; it was not written by ognet-video")
+        cfg = Config.from_dict(meta["config"], source=str(path))
+        if expect_preset and cfg.model.preset != expect_preset:
+            raise UserError(f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching checkpoint")
+        G, D = build_models(cfg)
+        try:
+            G.load_state_dict(unprefixed(tensors, "G"))
+            D.load_state_dict(unprefixed(tensors, "D"))
+        except RuntimeError:
+            raise UserError(
+                f"{path}: weights do not match the {cfg.model.preset!r} preset in its metadata; the file is damaged"
+            ) from None
+        cal = meta.get("calibration")
+        calibration = Calibration(**cal) if cal else None
+        dev = device if isinstance(device, torch.device) else pick_device(device)
+        return cls(cfg, G, D, calibration, meta, dev)
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A run folder (its ``model.safetensors``) or a checkpoint file."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        ck = p / "model.safetensors"
+        if not ck.is_file():
+            raise UserError(f"{p} holds no model.safetensors: the run did not finish; resume it with train --resume")
+        return ck
+    if not p.exists():
+        raise UserError(f"model not found: {p} (give a run folder like runs/train/ped2-1 or a .safetensors file)")
+    return p

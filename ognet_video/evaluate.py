@@ -1,0 +1,155 @@
+"""Frame-level evaluation on a labelled test split.
+
+Three smoothings of the same calibrated scores, always labelled:
+  none    - each frame on its own;
+  causal  - trailing mean over past frames only: the number a live stream can reach;
+  offline - centred mean, looks into the future: for comparison with offline papers only.
+Normalisation uses the checkpoint's calibration (held-out normal training clips), never the test video.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ognet_video.checkpoint import atomic_write_text
+from ognet_video.data import Clip, read_gray
+from ognet_video.detector import Detector
+from ognet_video.errors import UserError
+from ognet_video.metrics import summarize
+from ognet_video.postprocess import causal_smooth, offline_smooth
+from ognet_video.report import plot_roc, plot_timeline
+from ognet_video.scoring import FrameScorer
+from ognet_video.train import progress_bar
+
+MODES = ("none", "causal", "offline")
+
+
+@dataclass
+class EvalResult:
+    metrics: dict
+    scores: dict[str, dict[str, np.ndarray]] = field(repr=False)  # mode -> clip -> normalised score
+    raw: dict[str, np.ndarray] = field(repr=False)
+    labels: dict[str, np.ndarray] = field(repr=False)
+    motion: dict[str, np.ndarray] = field(repr=False)  # clip -> max patch motion per frame (reference)
+
+
+def smooth_all(z: dict[str, np.ndarray], causal_w: int, offline_w: int) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        "none": z,
+        "causal": {c: causal_smooth(v, causal_w) for c, v in z.items()},
+        "offline": {c: offline_smooth(v, offline_w) for c, v in z.items()},
+    }
+
+
+def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
+             console: Console | None = None, plots: bool = True) -> EvalResult:  # fmt: skip
+    """Score every test clip, compute metrics for all three smoothings, write the report to ``out_dir``."""
+    console = console or Console()
+    if detector.calibration is None:
+        raise UserError("this checkpoint has no calibration; it was saved before training finished")
+    clips = [c for c in clips if c.labels is not None]
+    if not clips:
+        raise UserError("the test split has no frame labels (testing/labels.json); nothing to evaluate")
+    scorer = FrameScorer(detector)
+    cal, sc = detector.calibration, detector.cfg.score
+    raw, motion, labels = {}, {}, {}
+    n_frames = 0
+    t0 = time.perf_counter()
+    with progress_bar(console) as progress:
+        task = progress.add_task("scoring", total=sum(len(c) for c in clips), info="")
+        for clip in clips:
+            fs = scorer.score_clip(_frames(clip, progress, task))
+            raw[clip.name], motion[clip.name], labels[clip.name] = fs.raw, fs.motion.max(axis=1), clip.labels
+            n_frames += len(clip)
+    seconds = time.perf_counter() - t0
+    z = {c: cal.normalize(v) for c, v in raw.items()}
+    scores = smooth_all(z, sc.causal_window, sc.offline_window)
+    metrics: dict = {mode: summarize(labels, scores[mode]) for mode in MODES}
+    ref = smooth_all(motion, sc.causal_window, sc.offline_window)
+    metrics["reference_max_motion"] = {mode: summarize(labels, ref[mode]) for mode in MODES}
+    y = np.concatenate([labels[c] for c in sorted(labels)])
+    flags = np.concatenate([scores["causal"][c] > cal.threshold for c in sorted(labels)])
+    tp, fp = int((flags & (y == 1)).sum()), int((flags & (y == 0)).sum())
+    metrics["at_threshold"] = {
+        "threshold": cal.threshold,
+        "smoothing": "causal",
+        "recall": tp / max(1, int(y.sum())),
+        "false_positive_rate": fp / max(1, int((y == 0).sum())),
+        "precision": tp / max(1, tp + fp),
+    }
+    metrics["frames"] = n_frames
+    metrics["ms_per_frame"] = 1000 * seconds / max(1, n_frames)
+    metrics["smoothing"] = {"causal_window": sc.causal_window, "offline_window": sc.offline_window}
+    metrics["preset"] = detector.cfg.model.preset
+    metrics["phase"] = detector.meta.get("phase")
+    result = EvalResult(metrics, scores, raw, labels, motion)
+    if out_dir is not None:
+        write_report(result, labels, detector, out_dir, plots)
+    return result
+
+
+def _frames(clip: Clip, progress, task):
+    for f in clip.frames:
+        yield read_gray(f)
+        progress.advance(task)
+
+
+def write_report(result: EvalResult, labels: dict[str, np.ndarray], detector: Detector, out_dir: Path,
+                 plots: bool = True) -> None:  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result.metrics, indent=2))
+    rows = ["clip,frame,label,raw,none,causal,offline"]
+    for c in sorted(labels):
+        for i in range(len(labels[c])):
+            vals = [result.raw[c][i]] + [result.scores[m][c][i] for m in MODES]
+            rows.append(f"{c},{i},{labels[c][i]}," + ",".join(f"{v:.6g}" for v in vals))
+    atomic_write_text(out_dir / "frame_scores.csv", "\n".join(rows) + "\n")
+    if not plots:
+        return
+    clips = sorted(labels)
+    y = np.concatenate([labels[c] for c in clips])
+    curves = {
+        f"OGNet, {m}": (y, np.concatenate([result.scores[m][c] for c in clips]), result.metrics[m]["micro_auc"])
+        for m in MODES
+    }
+    ref = result.metrics["reference_max_motion"]["causal"]["micro_auc"]
+    w = detector.cfg.score.causal_window
+    curves["max motion, causal"] = (y, np.concatenate([causal_smooth(result.motion[c], w) for c in clips]), ref)
+    plot_roc(out_dir / "roc.png", curves)
+    tl = out_dir / "timelines"
+    tl.mkdir(exist_ok=True)
+    thr = detector.calibration.threshold if detector.calibration else None
+    for c in sorted(labels):
+        plot_timeline(tl / f"{c}.png", f"clip {c}", {"raw": result.scores["none"][c], "causal": result.scores["causal"][c]},
+                      thr, labels[c])  # fmt: skip
+
+
+def metrics_table(metrics: dict, title: str = "frame-level results") -> Table:
+    t = Table(title=title)
+    for col in ("scoring", "smoothing", "micro AUC", "macro AUC", "EER"):
+        t.add_column(col, justify="right" if "AUC" in col or col == "EER" else "left")
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    for name, block in (("OGNet D(G(x))", metrics), ("max motion (ref)", metrics["reference_max_motion"])):
+        for mode in MODES:
+            m = block[mode]
+            label = {"none": "none", "causal": "causal (past only)", "offline": "offline (two-sided)"}[mode]
+            t.add_row(name, label, fmt(m["micro_auc"]), fmt(m["macro_auc"]), fmt(m["eer"]))
+    return t
+
+
+def per_clip_table(metrics: dict) -> Table:
+    t = Table(title="per-clip AUC (n/a: clip has no normal frames)")
+    t.add_column("clip")
+    for mode in MODES:
+        t.add_column(mode, justify="right")
+    for c in metrics["none"]["per_clip_auc"]:
+        vals = [metrics[m]["per_clip_auc"][c] for m in MODES]
+        t.add_row(c, *["n/a" if v is None else f"{v:.3f}" for v in vals])
+    return t

@@ -1,0 +1,277 @@
+"""Two-phase OGNet training, readable top to bottom (after torchvision's references/).
+
+Phase one: adversarial denoising autoencoder (G, D) on moving normal patches; G_old = G after the
+first epoch; G_n and D = the models after the last epoch (fixed by config, never chosen on test
+labels). Phase two: G_old and G_n frozen, D alone learns good (x, G_n(x)) vs bad (G_old(x), pseudo
+anomalies) reconstructions. Then the score is calibrated on held-out normal training clips.
+
+A run folder holds ``last.safetensors`` (resume state, rewritten atomically after every epoch),
+``phase1.safetensors`` (reference: D(G(x)) before phase two), ``model.safetensors`` (final) and
+``log.jsonl`` (losses).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ognet_video.checkpoint import (
+    load_checkpoint,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
+from ognet_video.config import Config
+from ognet_video.data import Clip, Dataset, read_gray
+from ognet_video.detector import Calibration, Detector
+from ognet_video.errors import UserError
+from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
+from ognet_video.patches import PatchExtractor, to_tensor
+from ognet_video.postprocess import fit_calibration
+from ognet_video.scoring import FrameScorer
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+    )  # fmt: skip
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def split_clips(dataset: Dataset, holdout: int) -> tuple[list[Clip], list[Clip]]:
+    """Last ``holdout`` training clips are kept out of training and used only for calibration."""
+    if holdout >= len(dataset.train):
+        raise UserError(f"train.holdout_clips={holdout} leaves no training clip (dataset has {len(dataset.train)})")
+    cut = len(dataset.train) - holdout
+    return dataset.train[:cut], dataset.train[cut:]
+
+
+def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
+    return np.stack([extractor.prepare(read_gray(f)) for f in clip.frames])
+
+
+def collect_patches(clips: list[Clip], cfg: Config, progress: Progress | None = None) -> torch.Tensor:
+    """All moving patches of the given clips as one float tensor (M, C, s, s) in [-1, 1]."""
+    ex = PatchExtractor(cfg.patches)
+    parts = []
+    task = progress.add_task("patches", total=len(clips), info="") if progress else None
+    for clip in clips:
+        cp = ex.extract(load_clip_frames(clip, ex))
+        moving = ex.moving(cp.motion)
+        parts.append(to_tensor(cp.gray[moving], cp.diff[moving], cfg.patches.channels))
+        if progress is not None and task is not None:
+            progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
+    data = torch.cat(parts)
+    if cfg.train.max_patches and len(data) > cfg.train.max_patches:
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.train.seed))[: cfg.train.max_patches]
+        data = data[idx]
+    if len(data) < cfg.train.batch_size:
+        raise UserError(
+            f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "
+            "lower patches.motion_threshold or add footage with motion"
+        )
+    return data
+
+
+def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits, target, dtype=torch.float32))
+
+
+def phase_one_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                   x: torch.Tensor, cfg: Config, gen: torch.Generator | None = None) -> dict[str, float]:  # fmt: skip
+    """One adversarial step: D on G(x~).detach(), then G through the *updated* D (0 = real, 1 = fake)."""
+    noise = torch.randn(x.shape, generator=gen).to(x.device) * cfg.train.noise_std
+    x_noisy = (x + noise).clamp_(-1.0, 1.0)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
+    with amp:
+        fake = G(x_noisy)
+        loss_d = 0.5 * (bce(D(fake.detach()), 1.0) + bce(D(x), 0.0))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    with amp:
+        mse = F.mse_loss(fake.float(), x)
+        loss_g = 0.5 * mse + 0.5 * bce(D(fake), 0.0)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "mse": mse.item()}
+
+
+def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torch.optim.Optimizer,
+                   x: torch.Tensor, xi: torch.Tensor, xj: torch.Tensor) -> float:  # fmt: skip
+    """D learns good (x, G_n(x)) vs bad (G_old(x), G_n of a blend of two G_old outputs); 4 separate D calls."""
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
+    with torch.no_grad(), amp:
+        good = G_n(x)
+        bad = G_old(x)
+        pseudo = G_n((G_old(xi) + G_old(xj)) / 2)
+    with amp:
+        loss = (
+            0.1 * bce(D(x), 0.0) + 0.9 * bce(D(good), 0.0)
+            + 0.001 * bce(D(bad), 1.0) + 0.999 * bce(D(pseudo), 1.0)
+        )  # fmt: skip
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
+    """Score held-out normal clips and fit the normalisation and threshold stored in the checkpoint."""
+    saved, detector.calibration = detector.calibration, None
+    scorer = FrameScorer(detector)
+    raw, floors = {}, []
+    for clip in clips:
+        fs = scorer.score_clip(read_gray(f) for f in clip.frames)
+        raw[clip.name] = fs.raw
+        if np.isfinite(fs.patch).any():
+            floors.append(np.nanmin(fs.patch))
+    detector.calibration = saved
+    if not floors:
+        raise UserError("no moving patch in the held-out clips: cannot calibrate; lower patches.motion_threshold")
+    return fit_calibration(raw, float(min(floors)), detector.cfg.score)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_path: Path
+    phase1_path: Path
+    minutes: float
+    patches: int
+
+
+class _Log:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, **row: Any) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+
+def _state_tensors(G, D, G_old, opt_g, opt_d) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    t = {**prefixed(G.state_dict(), "G"), **prefixed(D.state_dict(), "D")}
+    if G_old is not None:
+        t.update(prefixed(G_old.state_dict(), "G_old"))
+    og, gg = optimizer_to_tensors(opt_g, "opt_g")
+    od, gd = optimizer_to_tensors(opt_d, "opt_d")
+    t.update(og)
+    t.update(od)
+    t["rng.torch"] = torch.get_rng_state()
+    return t, {"opt_g_groups": gg, "opt_d_groups": gd}
+
+
+def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, device: torch.device | None = None,
+          console: Console | None = None) -> TrainResult:  # fmt: skip
+    """Train both phases into ``run_dir``; with ``resume`` continue from its ``last.safetensors``."""
+    console = console or Console()
+    device = device or torch.device("cpu")
+    resolve_model_config(cfg.model)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    gen = seed_everything(cfg.train.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = _Log(run_dir / "log.jsonl")
+    train_clips, holdout = split_clips(dataset, cfg.train.holdout_clips)
+
+    G, D = build_models(cfg)
+    G, D = G.to(device), D.to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d)
+    G_old: Generator | None = None
+    start_epoch, elapsed = 0, 0.0
+    last = run_dir / "last.safetensors"
+    if resume and last.is_file():
+        tensors, meta = load_checkpoint(last)
+        if meta["config"] != cfg.to_dict():
+            raise UserError(f"{run_dir} was trained with a different config; resume without overrides or start a new run")
+        G.load_state_dict(unprefixed(tensors, "G"))
+        D.load_state_dict(unprefixed(tensors, "D"))
+        if any(k.startswith("G_old.") for k in tensors):
+            G_old = copy.deepcopy(G)
+            G_old.load_state_dict(unprefixed(tensors, "G_old"))
+        optimizer_from_tensors(opt_g, tensors, "opt_g", meta["opt_g_groups"])
+        optimizer_from_tensors(opt_d, tensors, "opt_d", meta["opt_d_groups"])
+        torch.set_rng_state(tensors["rng.torch"])
+        gen.set_state(tensors["rng.gen"])
+        start_epoch, elapsed = meta["epochs_done"], meta["elapsed_s"]
+        console.print(f"resuming {run_dir} after epoch {start_epoch}")
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    t0 = time.perf_counter() - elapsed
+
+    with progress_bar(console) as progress:
+        data = collect_patches(train_clips, cfg, progress)
+        n, bs = len(data), cfg.train.batch_size
+        steps = n // bs
+        # ---- phase one -------------------------------------------------------------------------
+        for epoch in range(start_epoch, cfg.train.epochs):
+            G.train()
+            D.train()
+            order = torch.randperm(n, generator=gen)
+            task = progress.add_task(f"phase 1 epoch {epoch + 1}/{cfg.train.epochs}", total=steps, info="")
+            sums = {"loss_d": 0.0, "loss_g": 0.0, "mse": 0.0}
+            for i in range(steps):
+                x = data[order[i * bs : (i + 1) * bs]].to(device, non_blocking=True)
+                out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen)
+                for k in sums:
+                    sums[k] += out[k]
+                if i % 10 == 0:
+                    progress.update(task, completed=i + 1, info=f"D {out['loss_d']:.3f} G {out['loss_g']:.3f}")
+            progress.update(task, completed=steps)
+            if epoch == 0:
+                G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch generator
+            log.write(phase=1, epoch=epoch + 1, **{k: v / steps for k, v in sums.items()},
+                      seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
+            tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
+            tensors["rng.gen"] = gen.get_state()
+            save_checkpoint(last, tensors, {"config": cfg.to_dict(), "epochs_done": epoch + 1,
+                                            "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
+        assert G_old is not None
+        # phase-one reference model: D(G(x)) before phase two
+        p1 = Detector(cfg, copy.deepcopy(G), copy.deepcopy(D), device=device, meta={"phase": 1})
+        p1.calibration = calibrate(p1, holdout)
+        phase1_path = p1.save(run_dir / "phase1.safetensors")
+        # ---- phase two -------------------------------------------------------------------------
+        G.eval()
+        G_old.eval()
+        D.train()
+        opt2 = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
+        task = progress.add_task("phase 2", total=cfg.train.phase2_steps, info="")
+        losses = []
+        for _ in range(cfg.train.phase2_steps):
+            idx = torch.randint(0, n, (3, bs), generator=gen)
+            x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
+            losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj))
+            progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
+        log.write(phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
+                  seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
+    det = Detector(cfg, G, D, device=device, meta={"phase": 2})
+    det.calibration = calibrate(det, holdout)
+    minutes = (time.perf_counter() - t0) / 60
+    det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device))
+    model_path = det.save(run_dir / "model.safetensors")
+    log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
+    return TrainResult(run_dir, model_path, phase1_path, minutes, n)
