@@ -98,7 +98,9 @@ def optimizer_to_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[
     return tensors, sd["param_groups"]
 
 
-def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: list) -> None:
+def optimizer_from_tensors(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: list
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in unprefixed(tensors, prefix).items():
         idx, name = k.split(".", 1)

@@ -98,6 +98,8 @@ def _coerce(value: Any, current: Any, key: str, source: str) -> Any:
         return bool(value)
     try:
         if isinstance(current, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
             return int(value)
         if isinstance(current, float):
             return float(value)
@@ -150,7 +152,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if "=" not in item:
             raise UserError(f"override {item!r} must look like section.key=value (e.g. train.epochs=3)")
         key, value = item.split("=", 1)
-        set_value(cfg, key.strip(), yaml.safe_load(value) if value else value)
+        try:
+            parsed = yaml.safe_load(value) if value else value
+        except yaml.YAMLError:
+            raise UserError(f"override {item!r}: value is not valid YAML (lists look like [4,8,8,8])") from None
+        set_value(cfg, key.strip(), parsed)
     validate(cfg)
     return cfg
 
@@ -173,5 +179,9 @@ def validate(cfg: Config) -> None:
         raise UserError(f"score.output must be 'logit' or 'prob', got {cfg.score.output!r}")
     if cfg.score.aggregate not in ("max", "topk"):
         raise UserError(f"score.aggregate must be 'max' or 'topk', got {cfg.score.aggregate!r}")
+    if cfg.model.g_arch == "strided" and p.size % 4 != 1:
+        raise UserError(f"patches.size={p.size}: the strided generator needs size % 4 == 1 (e.g. 45 or 33)")
+    if cfg.train.holdout_clips < 1:
+        raise UserError("train.holdout_clips must be >= 1: held-out normal clips calibrate the threshold")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 2:
         raise UserError("train.epochs must be >= 1 and train.batch_size >= 2")

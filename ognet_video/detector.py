@@ -83,7 +83,9 @@ class Detector:
             raise UserError(f"{path}: checkpoint metadata has no config; it was not written by ognet-video")
         cfg = Config.from_dict(meta["config"], source=str(path))
         if expect_preset and cfg.model.preset != expect_preset:
-            raise UserError(f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching checkpoint")
+            raise UserError(
+                f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching checkpoint"
+            )
         G, D = build_models(cfg)
         try:
             G.load_state_dict(unprefixed(tensors, "G"))

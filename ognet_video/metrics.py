@@ -19,7 +19,7 @@ def eer(labels: np.ndarray, scores: np.ndarray) -> float | None:
     labels = np.asarray(labels)
     if labels.min() == labels.max():
         return None
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     i = int(np.argmin(np.abs((1 - tpr) - fpr)))
     return float(fpr[i])
 

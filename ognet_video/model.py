@@ -43,7 +43,9 @@ class Generator(nn.Module):
         for i, (cin, cout, k, s, p) in enumerate(enc):
             conv = nn.Conv2d(cin, cout, k, stride=s, padding=p)
             # the authors put ReLU before BN in the last two encoder stages
-            layers += [conv, nn.BatchNorm2d(cout), nn.ReLU(True)] if i < 2 else [conv, nn.ReLU(True), nn.BatchNorm2d(cout)]
+            layers += (
+                [conv, nn.BatchNorm2d(cout), nn.ReLU(True)] if i < 2 else [conv, nn.ReLU(True), nn.BatchNorm2d(cout)]
+            )
         self.encoder = nn.Sequential(*layers)
         layers = []
         for i, (cin, cout, k, s, p) in enumerate(dec):

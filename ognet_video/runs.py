@@ -30,13 +30,14 @@ def new_run_dir(parent: Path, name: str) -> Path:
 
 
 def latest_run_dir(parent: Path, name: str | None = None, need: str | None = None) -> Path:
-    """The newest run folder (by number, then time), optionally one holding file ``need``."""
+    """The newest run folder (highest N), optionally named ``name-N`` and holding file ``need``."""
     if not parent.is_dir():
         raise UserError(f"no runs in {parent}: train a model first (ognet-video train ped2 --data DIR)")
-    cands = [p for p in parent.iterdir() if p.is_dir() and (name is None or p.name.startswith(f"{name}-"))]
+    pat = re.compile(rf"^{re.escape(name)}-(\d+)$" if name else r"^.+-(\d+)$")
+    cands = [p for p in parent.iterdir() if p.is_dir() and pat.match(p.name)]
     if need:
         cands = [p for p in cands if (p / need).is_file()]
     if not cands:
         what = f" with {need}" if need else ""
         raise UserError(f"no run{what} in {parent}: train a model first (ognet-video train ped2 --data DIR)")
-    return max(cands, key=lambda p: (p.stat().st_mtime, p.name))
+    return max(cands, key=lambda p: (int(pat.match(p.name).group(1)), p.stat().st_mtime))  # type: ignore[union-attr]

@@ -83,7 +83,9 @@ def collect_patches(clips: list[Clip], cfg: Config, progress: Progress | None = 
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)
     if cfg.train.max_patches and len(data) > cfg.train.max_patches:
-        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.train.seed))[: cfg.train.max_patches]
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.train.seed))[
+            : cfg.train.max_patches
+        ]
         data = data[idx]
     if len(data) < cfg.train.batch_size:
         raise UserError(
@@ -207,7 +209,9 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     if resume and last.is_file():
         tensors, meta = load_checkpoint(last)
         if meta["config"] != cfg.to_dict():
-            raise UserError(f"{run_dir} was trained with a different config; resume without overrides or start a new run")
+            raise UserError(
+                f"{run_dir} was trained with a different config; resume without overrides or start a new run"
+            )
         G.load_state_dict(unprefixed(tensors, "G"))
         D.load_state_dict(unprefixed(tensors, "D"))
         if any(k.startswith("G_old.") for k in tensors):

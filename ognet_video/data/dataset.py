@@ -62,7 +62,7 @@ def _clips_from(folder: Path, prefix: str = "") -> list[Clip]:
         frames = image_files(d)
         if not frames:
             raise UserError(f"clip folder {d} holds no images (.jpg/.png/.tif); remove it or restore its frames")
-        name = d.name[len(prefix):] if prefix else d.name
+        name = d.name[len(prefix) :] if prefix else d.name
         # Train001 -> 01, matching the frames layout's names
         if prefix and name.isdigit():
             name = f"{int(name):02d}"

@@ -1,0 +1,95 @@
+"""Shared fixtures: one tiny synthetic dataset and one tiny trained run, reused across the suite.
+
+Everything runs on CPU with a single torch thread: on a 2-core machine that is shared with other jobs,
+torch's default of one thread per core makes these tiny models ~10x slower (OpenMP spin contention).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from ognet_video.config import Config, load_config
+from ognet_video.data import Dataset, load_dataset
+from ognet_video.data.synthetic import write_walkway
+from ognet_video.train import TrainResult, train
+
+torch.set_num_threads(1)
+
+
+# a model small enough that two epochs on a few hundred patches take seconds
+TINY = [
+    "model.preset=custom",
+    "model.g_arch=strided",
+    "model.g_channels=[4,8,8,8]",
+    "model.d_channels=[4,8,8,8]",
+    "train.epochs=2",
+    "train.batch_size=32",
+    "train.max_patches=256",
+    "train.phase2_steps=5",
+    "train.holdout_clips=1",
+]
+
+
+def quiet_console() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """Factory: the tiny config plus extra ``section.key=value`` overrides."""
+
+    def make(*extra: str) -> Config:
+        return load_config(None, [*TINY, *extra])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def walkway(tmp_path_factory) -> Path:
+    """Synthetic frames-layout dataset: 3 normal training clips, 2 labelled test clips, 20 frames each."""
+    return write_walkway(tmp_path_factory.mktemp("walkway"), train_clips=3, test_clips=2, frames=20)
+
+
+@pytest.fixture(scope="session")
+def walkway_ds(walkway) -> Dataset:
+    return load_dataset("folder", walkway)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, walkway_ds, tiny_config) -> TrainResult:
+    """One uninterrupted tiny training run (2 epochs + 5 phase-two steps)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny-1"
+    return train(tiny_config(), walkway_ds, run_dir, console=quiet_console())
+
+
+def cli_command() -> list[str]:
+    """The installed ``ognet-video`` entry point of this interpreter (falls back to ``python -m``)."""
+    script = Path(sys.executable).parent / "ognet-video"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "ognet_video.cli"]
+
+
+def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NO_COLOR="1")
+    return subprocess.run(
+        [*cli_command(), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+    )
+
+
+@pytest.fixture
+def cli():
+    """Run the ``ognet-video`` command line in a subprocess: ``cli("eval", path, "--data", root)``."""
+    return run_cli
+
+
+@pytest.fixture
+def console() -> Console:
+    return quiet_console()

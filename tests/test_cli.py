@@ -1,0 +1,127 @@
+"""The ``ognet-video`` command line, run as a real subprocess through its installed entry point."""
+
+from __future__ import annotations
+
+import json
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from ognet_video import cli as cli_mod
+
+
+def lines(proc) -> list[str]:
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+
+
+def assert_one_line_error(proc, *needles: str) -> str:
+    out = lines(proc)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert len(out) == 1, out
+    assert out[0].startswith("error:"), out
+    for needle in needles:
+        assert needle in out[0], out
+    return out[0]
+
+
+@pytest.fixture
+def main_cli(monkeypatch, capsys):
+    """``ognet_video.cli.main`` in this process (no interpreter start-up): returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> SimpleNamespace:
+        monkeypatch.setattr(sys, "argv", ["ognet-video", *map(str, args)])
+        code = 0
+        try:
+            cli_mod.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
+
+
+def test_demo_end_to_end(cli, tmp_path):
+    proc = cli("demo", "--out", tmp_path, timeout=420)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for mode in ("none", "causal", "offline"):
+        assert isinstance(metrics[mode]["micro_auc"], float), mode
+        assert 0.0 <= metrics[mode]["micro_auc"] <= 1.0
+    assert (run / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "model.safetensors").is_file()
+    assert (tmp_path / "walkway" / "testing" / "labels.json").is_file()
+
+
+def test_train_missing_data_is_one_line(cli, tmp_path):
+    proc = cli("train", "ped2", "--data", "/nonexistent", "--project", tmp_path / "runs")
+    assert_one_line_error(proc, "not found", "/nonexistent")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_eval_missing_model_is_one_line(cli, tmp_path):
+    proc = cli("eval", "/nonexistent", "--data", tmp_path)
+    assert_one_line_error(proc, "not found")
+
+
+def test_eval_corrupt_checkpoint_is_one_line(cli, walkway, tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00garbage" * 100)
+    proc = cli("eval", bad, "--data", walkway, "--dataset", "folder", "--device", "cpu")
+    assert_one_line_error(proc, str(bad))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "kitti", "--data", "."], "unknown dataset"),
+        (["train", "folder", "--data", "{walkway}", "train.epochz=3"], "unknown setting"),
+        (["train", "folder", "--data", "{walkway}", "train.epochs=abc"], "train.epochs"),
+        (["train", "folder", "--data", "{walkway}", "--config", "/nonexistent.yaml"], "not found"),
+        (["info", "/nonexistent/model.safetensors"], "not found"),
+        (["data", "verify", "ped2", "--data", "/nonexistent"], "not found"),
+    ],
+)
+def test_user_errors_are_one_line(main_cli, walkway, tmp_path, args, needle):
+    args = [a.replace("{walkway}", str(walkway)) for a in args]
+    proc = main_cli(*args, "--project", tmp_path) if args[0] == "train" else main_cli(*args)
+    assert_one_line_error(proc, needle)
+
+
+@pytest.mark.parametrize("args", [["train"], ["eval"], ["train", "folder", "--data", ".", "--bogus"], []])
+def test_usage_error_exits_2_without_traceback(main_cli, args):
+    proc = main_cli(*args)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.returncode == 2
+
+
+def test_help(main_cli):
+    proc = main_cli("--help")
+    assert proc.returncode == 0
+    assert "train" in proc.stdout and "eval" in proc.stdout and "demo" in proc.stdout
+
+
+def test_eval_and_info_on_a_trained_run(cli, trained_run, walkway, tmp_path):
+    out = tmp_path / "report"
+    proc = cli("eval", trained_run.run_dir, "--data", walkway, "--dataset", "folder", "--out", out, "--device", "cpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frames"] == 40 and metrics["preset"] == "custom"
+    info = cli("info", trained_run.model_path)
+    assert info.returncode == 0, info.stdout + info.stderr
+    assert "calibration" in info.stdout and "g_channels" in info.stdout
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/clips [x]", "/nonexistent/clips[/x]"])
+def test_error_message_with_brackets_is_printed_verbatim(main_cli, tmp_path, path):
+    proc = main_cli("train", "folder", "--data", path, "--project", tmp_path)
+    assert_one_line_error(proc, "not found", path)
+
+
+def test_override_with_invalid_yaml_is_one_line(main_cli, walkway, tmp_path):
+    proc = main_cli("train", "folder", "--data", walkway, "--project", tmp_path, "model.g_channels=[4,8")
+    assert_one_line_error(proc, "g_channels")

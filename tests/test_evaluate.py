@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from ognet_video.detector import Detector
+from ognet_video.errors import UserError
+from ognet_video.evaluate import MODES, evaluate
+from ognet_video.metrics import auc
+from ognet_video.postprocess import causal_smooth, offline_smooth
+
+
+@pytest.fixture(scope="module")
+def evaluation(trained_run, walkway_ds, tmp_path_factory):
+    det = Detector.load(trained_run.model_path)
+    out = tmp_path_factory.mktemp("eval")
+    return det, evaluate(det, walkway_ds.test, out, console=Console(file=io.StringIO())), out
+
+
+def test_report_files(evaluation, walkway_ds):
+    _, res, out = evaluation
+    metrics = json.loads((out / "metrics.json").read_text())
+    for mode in MODES:
+        assert 0.0 <= metrics[mode]["micro_auc"] <= 1.0
+        assert set(metrics[mode]["per_clip_auc"]) == {"01", "02"}
+    assert metrics["frames"] == 40
+    assert (out / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (out / "timelines").iterdir()) == ["01.png", "02.png"]
+    rows = (out / "frame_scores.csv").read_text().splitlines()
+    assert rows[0] == "clip,frame,label,raw,none,causal,offline" and len(rows) == 41
+    first = rows[1].split(",")
+    assert first[:3] == ["01", "0", str(walkway_ds.test[0].labels[0])]
+
+
+def test_scores_are_calibrated_then_smoothed(evaluation):
+    det, res, _ = evaluation
+    cal, sc = det.calibration, det.cfg.score
+    for c, raw in res.raw.items():
+        z = (raw - cal.mean) / cal.std
+        assert np.allclose(res.scores["none"][c], z)
+        assert np.allclose(res.scores["causal"][c], causal_smooth(z, sc.causal_window))
+        assert np.allclose(res.scores["offline"][c], offline_smooth(z, sc.offline_window))
+
+
+def test_metrics_match_scores(evaluation):
+    _, res, _ = evaluation
+    clips = sorted(res.labels)
+    y = np.concatenate([res.labels[c] for c in clips])
+    for mode in MODES:
+        s = np.concatenate([res.scores[mode][c] for c in clips])
+        assert res.metrics[mode]["micro_auc"] == pytest.approx(auc(y, s))
+    thr = res.metrics["at_threshold"]
+    flags = np.concatenate([res.scores["causal"][c] for c in clips]) > thr["threshold"]
+    assert thr["recall"] == pytest.approx((flags & (y == 1)).sum() / (y == 1).sum())
+    assert thr["false_positive_rate"] == pytest.approx((flags & (y == 0)).sum() / (y == 0).sum())
+
+
+def test_reference_motion_metrics_present(evaluation):
+    _, res, _ = evaluation
+    ref = res.metrics["reference_max_motion"]
+    assert set(ref) == set(MODES)
+    assert all(0.0 <= ref[m]["micro_auc"] <= 1.0 for m in MODES)
+
+
+def test_uncalibrated_or_unlabelled_is_user_error(trained_run, walkway_ds, console):
+    det = Detector.load(trained_run.model_path)
+    with pytest.raises(UserError, match="labels"):
+        evaluate(det, walkway_ds.train, None, console=console, plots=False)
+    det.calibration = None
+    with pytest.raises(UserError, match="calibration"):
+        evaluate(det, walkway_ds.test, None, console=console, plots=False)

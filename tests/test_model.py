@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ognet_video.config import load_config
+from ognet_video.errors import UserError
+from ognet_video.model import PRESETS, build_models, count_parameters, in_channels, resolve_model_config
+
+
+def models_for(*overrides: str):
+    cfg = load_config(None, list(overrides))
+    resolve_model_config(cfg.model)
+    G, D = build_models(cfg)
+    return cfg, G.eval(), D.eval()
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu"])
+@pytest.mark.parametrize("channels", ["gray", "gray+diff"])
+def test_output_shapes(preset, channels):
+    cfg, G, D = models_for(f"model.preset={preset}", f"patches.channels={channels}")
+    c = in_channels(cfg)
+    assert c == (2 if channels == "gray+diff" else 1)
+    x = torch.rand(3, c, 45, 45) * 2 - 1
+    with torch.no_grad():
+        y = G(x)
+        logits = D(y)
+    assert y.shape == (3, c, 45, 45)
+    assert y.abs().max() <= 1.0  # tanh output, same range as the input
+    assert logits.shape == (3,)  # one logit per patch
+    # logits depend on the patch: not one constant per batch
+    assert not torch.allclose(logits, logits[0].expand(3))
+
+
+def test_paper_preset_parameter_counts():
+    _, G, D = models_for("model.preset=paper")
+    assert count_parameters(G) == pytest.approx(8.6e6, rel=0.05)
+    assert count_parameters(D) == pytest.approx(4.3e6, rel=0.05)
+
+
+def test_cpu_preset_is_much_lighter_than_paper():
+    _, Gp, Dp = models_for("model.preset=paper")
+    _, Gc, Dc = models_for("model.preset=cpu")
+    assert count_parameters(Gc) < count_parameters(Gp) / 10
+    assert count_parameters(Dc) < count_parameters(Dp) / 10
+
+
+def test_named_preset_overrides_widths_custom_keeps_them():
+    cfg = load_config(None, ["model.preset=paper", "model.g_channels=[1,2,3,4]", "model.g_arch=strided"])
+    resolve_model_config(cfg.model)
+    assert cfg.model.g_channels == PRESETS["paper"]["g_channels"]
+    assert cfg.model.g_arch == "paper"
+    cfg = load_config(None, ["model.preset=custom", "model.g_channels=[1,2,3,4]", "model.g_arch=strided"])
+    resolve_model_config(cfg.model)
+    assert cfg.model.g_channels == [1, 2, 3, 4] and cfg.model.g_arch == "strided"
+
+
+def test_discriminator_without_batchnorm():
+    _, _, D = models_for("model.preset=custom", "model.d_channels=[4,8,8,8]", "model.d_norm=none")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    assert D(torch.zeros(2, 1, 45, 45)).shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("arch", "size"),
+    [
+        ("strided", 33),
+        ("strided", 45),
+        ("strided", 32),
+        ("strided", 48),
+        ("paper", 32),
+        ("paper", 45),
+        ("paper", 48),
+    ],
+)
+def test_generator_reproduces_every_accepted_patch_size(arch, size):
+    overrides = ["model.preset=custom", f"model.g_arch={arch}", "model.g_channels=[4,8,8,8]",
+                 "model.d_channels=[4,8,8,8]", f"patches.size={size}", f"patches.stride={size}"]  # fmt: skip
+    if arch == "strided" and size % 4 != 1:
+        try:
+            cfg = load_config(None, overrides)
+        except UserError:
+            return  # rejecting an unsupported size up front is an acceptable fix
+    else:
+        cfg = load_config(None, overrides)
+    G, D = build_models(cfg)
+    x = torch.zeros(2, 1, size, size)
+    with torch.no_grad():
+        assert G.eval()(x).shape == x.shape
+        assert D.eval()(x).shape == (2,)

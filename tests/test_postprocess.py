@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ognet_video.config import ScoreConfig
+from ognet_video.postprocess import CausalSmoother, causal_smooth, fill_floor, fit_calibration, offline_smooth
+
+
+def naive_causal(x, w):
+    w = max(1, w)
+    return np.array([np.mean(x[max(0, t - w + 1) : t + 1]) for t in range(len(x))])
+
+
+def naive_offline(x, w):
+    if w <= 1:
+        return np.asarray(x, dtype=float).copy()
+    h = w // 2
+    return np.array([np.mean(x[max(0, t - h) : min(len(x), t + h + 1)]) for t in range(len(x))])
+
+
+X = np.random.default_rng(0).normal(size=37) * 3 + 1
+
+
+@pytest.mark.parametrize("w", [0, 1, 2, 5, 9, 37, 50])
+def test_causal_smooth_equals_naive_loop(w):
+    assert np.allclose(causal_smooth(X, w), naive_causal(X, w), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("w", [0, 1, 3, 4, 9, 37, 80])
+def test_offline_smooth_equals_naive_centred_loop(w):
+    assert np.allclose(offline_smooth(X, w), naive_offline(X, w), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("w", [0, 1, 4, 9, 50])
+def test_streaming_smoother_equals_causal_smooth(w):
+    sm = CausalSmoother(w)
+    stream = [sm(v) for v in X]
+    assert np.allclose(stream, causal_smooth(X, w), rtol=1e-12, atol=1e-12)
+
+
+def test_empty_input():
+    assert causal_smooth(np.array([]), 9).shape == (0,)
+    assert offline_smooth(np.array([]), 9).shape == (0,)
+
+
+def test_offline_looks_ahead_causal_does_not():
+    w = 9
+    y = X.copy()
+    y[20] += 100.0
+    c0, c1 = causal_smooth(X, w), causal_smooth(y, w)
+    o0, o1 = offline_smooth(X, w), offline_smooth(y, w)
+    # causal: frames before 20 never see the change
+    assert np.array_equal(c0[:20], c1[:20])
+    assert not np.allclose(c0[20:29], c1[20:29])
+    assert np.allclose(c0[29:], c1[29:], rtol=0, atol=1e-9)  # cumsum rounding only
+    # offline: frames 16..19 (w // 2 before) already move
+    assert not np.allclose(o0[16:20], o1[16:20])
+    assert np.array_equal(o0[:16], o1[:16])
+
+
+def test_fill_floor():
+    assert fill_floor(np.array([1.0, np.nan, 3.0]), -2.0).tolist() == [1.0, -2.0, 3.0]
+
+
+def test_fit_calibration_by_hand():
+    raw = {"b": np.array([1.0, np.nan, 3.0, 5.0]), "a": np.array([2.0, 2.0])}
+    cfg = ScoreConfig(causal_window=2, threshold_percentile=100.0)
+    cal = fit_calibration(raw, patch_floor=0.0, cfg=cfg)
+    allv = np.array([2.0, 2.0, 1.0, 0.0, 3.0, 5.0])
+    assert cal.floor == 0.0
+    assert cal.mean == pytest.approx(allv.mean())
+    assert cal.std == pytest.approx(allv.std())
+    assert cal.frames == 6 and cal.clips == ["a", "b"]
+    # smoothing is per clip (no window across clip boundaries); percentile 100 = the max
+    zb = (np.array([1.0, 0.0, 3.0, 5.0]) - allv.mean()) / allv.std()
+    assert cal.threshold == pytest.approx((zb[2] + zb[3]) / 2)
+    assert np.allclose(cal.normalize(np.array([allv.mean()])), 0.0)
+
+
+def test_fit_calibration_constant_scores_do_not_divide_by_zero():
+    cal = fit_calibration({"a": np.full(5, 2.0)}, 0.0, ScoreConfig())
+    assert cal.std == 1.0
+    assert np.all(np.isfinite(cal.normalize(np.array([1.0, 2.0, 3.0]))))
+
+
+def test_fit_calibration_percentile_threshold():
+    rng = np.random.default_rng(2)
+    raw = {"a": rng.normal(size=500), "b": rng.normal(size=300)}
+    cfg = ScoreConfig(causal_window=1, threshold_percentile=90.0)
+    cal = fit_calibration(raw, -5.0, cfg)
+    z = cal.normalize(np.concatenate([raw["a"], raw["b"]]))
+    assert np.mean(z > cal.threshold) == pytest.approx(0.10, abs=0.005)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ognet_video.config import ScoreConfig
+from ognet_video.data import read_gray
+from ognet_video.detector import Detector
+from ognet_video.scoring import FrameScorer, aggregate
+
+
+@pytest.fixture(scope="module")
+def detector(trained_run):
+    return Detector.load(trained_run.model_path)
+
+
+@pytest.fixture(scope="module")
+def clip_frames(walkway_ds):
+    return [read_gray(f) for f in walkway_ds.test[0].frames]
+
+
+def test_chunk_size_does_not_change_scores(detector, clip_frames):
+    scorer = FrameScorer(detector)
+    ref = scorer.score_clip(clip_frames, batch=16)
+    assert ref.raw.shape == (20,) and ref.patch.shape == (20, 40) and ref.motion.shape == (20, 40)
+    assert np.isfinite(ref.patch).sum() > 20  # enough moving patches for the comparison to mean something
+    for batch in (1, 7, 20):
+        fs = scorer.score_clip(clip_frames, batch=batch)
+        assert np.allclose(fs.raw, ref.raw, rtol=1e-5, atol=1e-6), batch
+        assert np.allclose(fs.patch, ref.patch, rtol=1e-5, atol=1e-6, equal_nan=True), batch
+        assert np.array_equal(fs.motion, ref.motion), batch
+
+
+def test_live_stream_one_frame_at_a_time_equals_offline(detector, clip_frames):
+    offline = FrameScorer(detector).score_clip(clip_frames)
+    live = FrameScorer(detector)
+    raw = np.concatenate([live.score([f]).raw for f in clip_frames])
+    assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6)
+
+
+def test_first_frame_is_static_and_gets_the_floor(detector, clip_frames):
+    fs = FrameScorer(detector).score_clip(clip_frames)
+    assert np.all(np.isnan(fs.patch[0])) and np.all(fs.motion[0] == 0)
+    assert fs.raw[0] == detector.calibration.floor
+    assert not np.isnan(fs.raw).any()
+
+
+def test_score_clip_resets_between_clips(detector, clip_frames):
+    scorer = FrameScorer(detector)
+    scorer.score_clip(clip_frames[::-1])
+    again = scorer.score_clip(clip_frames)
+    fresh = FrameScorer(detector).score_clip(clip_frames)
+    assert np.array_equal(again.motion, fresh.motion)
+
+
+def test_without_calibration_static_frames_are_nan(detector, clip_frames):
+    det = Detector(detector.cfg, detector.G, detector.D, calibration=None)
+    fs = FrameScorer(det).score_clip(clip_frames[:3])
+    assert np.isnan(fs.raw[0])
+
+
+def test_frame_score_is_max_of_moving_patch_scores(detector, clip_frames):
+    fs = FrameScorer(detector).score_clip(clip_frames)
+    moving = fs.motion > detector.cfg.patches.motion_threshold
+    assert np.array_equal(np.isfinite(fs.patch), moving)  # exactly the moving cells are scored
+    t = int(np.argmax(moving.sum(axis=1)))
+    assert fs.raw[t] == pytest.approx(np.nanmax(fs.patch[t]))
+
+
+def test_color_and_odd_sized_frames_are_accepted(detector, clip_frames):
+    import cv2
+
+    bgr = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR), (720, 480)) for f in clip_frames[:4]]
+    fs = FrameScorer(detector).score_clip(bgr)
+    assert fs.raw.shape == (4,) and fs.patch.shape == (4, 40)
+
+
+def test_empty_clip_scores(detector):
+    fs = FrameScorer(detector).score_clip([])
+    assert fs.raw.shape == (0,) and fs.patch.shape == (0, 40)
+
+
+def test_aggregate_max_and_topk_by_hand():
+    nan = np.nan
+    patch = np.array([[1.0, nan, 3.0, 2.0], [nan, 5.0, nan, nan], [nan, nan, nan, nan]])
+    mx = aggregate(patch, ScoreConfig(aggregate="max"))
+    assert mx[:2].tolist() == [3.0, 5.0] and np.isnan(mx[2])
+    top2 = aggregate(patch, ScoreConfig(aggregate="topk", topk=2))
+    assert top2[:2].tolist() == [2.5, 5.0] and np.isnan(top2[2])
+    top9 = aggregate(patch, ScoreConfig(aggregate="topk", topk=9))
+    assert top9[:2].tolist() == [2.0, 5.0]

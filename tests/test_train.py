@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ognet_video.train as train_mod
+from ognet_video.checkpoint import load_checkpoint
+from ognet_video.data import read_gray
+from ognet_video.detector import Detector
+from ognet_video.errors import UserError
+from ognet_video.model import build_models
+from ognet_video.postprocess import causal_smooth
+from ognet_video.scoring import FrameScorer
+from ognet_video.train import collect_patches, phase_one_step, phase_two_step, seed_everything, split_clips, train
+
+
+@pytest.fixture(scope="module")
+def batch(walkway_ds, tiny_config):
+    """16 real moving patches from the synthetic training clips."""
+    cfg = tiny_config()
+    data = collect_patches(walkway_ds.train[:2], cfg)
+    return data[:16].clone()
+
+
+def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_collect_patches_are_moving_normalised_and_capped(walkway_ds, tiny_config):
+    cfg = tiny_config()
+    data = collect_patches(walkway_ds.train[:2], cfg)
+    assert data.ndim == 4 and data.shape[1:] == (1, 45, 45)
+    assert 32 <= len(data) <= cfg.train.max_patches
+    assert data.min() >= -1.0 and data.max() <= 1.0
+    again = collect_patches(walkway_ds.train[:2], cfg)
+    assert torch.equal(data, again)  # the cap samples with the seed
+
+
+def test_phase_one_steps_reduce_reconstruction_error(batch, tiny_config):
+    cfg = tiny_config()
+    gen = seed_everything(0)
+    G, D = build_models(cfg)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d)
+    g0, d0 = state(G), state(D)
+    mse = []
+    for _ in range(20):
+        out = phase_one_step(G, D, opt_g, opt_d, batch, cfg, gen)
+        assert all(math.isfinite(v) for v in out.values())
+        mse.append(out["mse"])
+    assert mse[-1] < 0.8 * mse[0], mse
+    assert not same_state(g0, state(G)) and not same_state(d0, state(D))
+
+
+def test_phase_two_step_changes_only_d(batch, tiny_config):
+    cfg = tiny_config()
+    seed_everything(0)
+    G_n, D = build_models(cfg)
+    G_old = copy.deepcopy(G_n)
+    with torch.no_grad():  # two different generators, like G after epoch 1 and after the last epoch
+        for p in G_old.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    G_n.eval()
+    G_old.eval()
+    D.train()
+    opt = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
+    gn0, go0, d0 = state(G_n), state(G_old), state(D)
+    losses = [phase_two_step(G_n, G_old, D, opt, batch, batch.flip(0), batch.roll(3, 0)) for _ in range(3)]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses)
+    assert same_state(gn0, state(G_n))
+    assert same_state(go0, state(G_old))
+    changed = [k for k, v in state(D).items() if not torch.equal(v, d0[k])]
+    assert any(k.endswith("weight") for k in changed)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in list(G_n.parameters()) + list(G_old.parameters()))
+
+
+def test_run_folder_contents(trained_run, tiny_config):
+    run = trained_run.run_dir
+    for name in ("last.safetensors", "phase1.safetensors", "model.safetensors", "log.jsonl", "config.json"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r.get("phase") == 1] == [1, 2]
+    p2 = [r for r in rows if r.get("phase") == 2]
+    assert len(p2) == 1 and p2[0]["steps"] == 5
+    assert rows[-1]["done"] is True
+    assert json.loads((run / "config.json").read_text()) == tiny_config().to_dict()
+    _, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["epochs_done"] == 2
+    det = Detector.load(trained_run.model_path)
+    assert det.meta["phase"] == 2 and det.meta["train_patches"] == trained_run.patches
+    assert Detector.load(trained_run.phase1_path).meta["phase"] == 1
+
+
+def test_calibration_uses_only_the_held_out_normal_clip(trained_run, walkway_ds):
+    det = Detector.load(trained_run.model_path)
+    cal = det.calibration
+    held_out = walkway_ds.train[-1]
+    assert cal.clips == [held_out.name] and cal.frames == len(held_out)
+    # recompute it by hand from the held-out clip
+    det.calibration = None
+    fs = FrameScorer(det).score_clip(read_gray(f) for f in held_out.frames)
+    floor = np.nanmin(fs.patch)
+    assert cal.floor == pytest.approx(floor, rel=1e-6)
+    raw = np.where(np.isnan(fs.raw), floor, fs.raw)
+    assert cal.mean == pytest.approx(raw.mean(), rel=1e-6)
+    assert cal.std == pytest.approx(raw.std(), rel=1e-5)
+    z = (raw - raw.mean()) / raw.std()
+    want = np.percentile(causal_smooth(z, det.cfg.score.causal_window), det.cfg.score.threshold_percentile)
+    assert cal.threshold == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
+def test_split_clips_and_holdout_errors(walkway_ds):
+    train_clips, holdout = split_clips(walkway_ds, 1)
+    assert [c.name for c in train_clips] == ["01", "02"] and [c.name for c in holdout] == ["03"]
+    with pytest.raises(UserError, match="holdout"):
+        split_clips(walkway_ds, 3)
+
+
+def test_no_moving_patches_is_user_error(walkway_ds, tiny_config, tmp_path, console):
+    with pytest.raises(UserError, match="moving patches"):
+        train(tiny_config("patches.motion_threshold=255"), walkway_ds, tmp_path / "run", console=console)
+
+
+def test_zero_holdout_clips_fails_before_training(walkway_ds, tiny_config, tmp_path, console):
+    run = tmp_path / "run"
+    with pytest.raises(UserError):
+        train(tiny_config("train.holdout_clips=0"), walkway_ds, run, console=console)
+    assert not (run / "last.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# resume
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_mid_epoch_two(monkeypatch):
+    real_save, real_step = train_mod.save_checkpoint, train_mod.phase_one_step
+    seen = {"epoch1_saved": False, "steps_after": 0}
+
+    def save(path, tensors, meta):
+        out = real_save(path, tensors, meta)
+        if meta.get("epochs_done") == 1:
+            seen["epoch1_saved"] = True
+        return out
+
+    def step(*args, **kwargs):
+        if seen["epoch1_saved"]:
+            seen["steps_after"] += 1
+            if seen["steps_after"] == 2:  # one step of epoch 2 done, the second one is interrupted
+                raise Interrupted
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save)
+    monkeypatch.setattr(train_mod, "phase_one_step", step)
+    return 1
+
+
+def interrupt_in_phase_two(monkeypatch):
+    real = train_mod.phase_two_step
+    calls = {"n": 0}
+
+    def step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Interrupted
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "phase_two_step", step)
+    return 2
+
+
+@pytest.mark.parametrize("interrupt", [interrupt_mid_epoch_two, interrupt_in_phase_two])
+def test_resume_is_bit_exact(interrupt, trained_run, walkway_ds, tiny_config, tmp_path, console):
+    run = tmp_path / "tiny-b"
+    with monkeypatch_context() as mp:
+        epochs_done = interrupt(mp)
+        with pytest.raises(Interrupted):
+            train(tiny_config(), walkway_ds, run, console=console)
+    assert not (run / "model.safetensors").exists()
+    _, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["epochs_done"] == epochs_done
+
+    res = train(tiny_config(), walkway_ds, run, resume=True, console=console)
+    for name in ("model.safetensors", "phase1.safetensors"):
+        ta, ma = load_checkpoint(trained_run.run_dir / name)
+        tb, mb = load_checkpoint(res.run_dir / name)
+        assert sorted(ta) == sorted(tb)
+        diff = [k for k in ta if not torch.equal(ta[k], tb[k])]
+        assert diff == [], f"{name}: tensors differ after resume: {diff[:5]}"
+        assert ma["calibration"] == mb["calibration"]
+
+
+def test_resume_with_different_config_is_user_error(walkway_ds, tiny_config, tmp_path, console):
+    run = tmp_path / "tiny-c"
+    with monkeypatch_context() as mp:
+        interrupt_in_phase_two(mp)
+        with pytest.raises(Interrupted):
+            train(tiny_config(), walkway_ds, run, console=console)
+    with pytest.raises(UserError, match="different config"):
+        train(tiny_config("train.lr_g=0.01"), walkway_ds, run, resume=True, console=console)
+
+
+def monkeypatch_context():
+    return pytest.MonkeyPatch.context()
