@@ -26,6 +26,7 @@ class PatchConfig:
     stride: int = 45  # == size: non-overlapping grid, as in the paper
     motion_threshold: float = 2.0  # mean |frame difference| (gray levels, 0-255) for a patch to count as moving
     channels: str = "gray"  # "gray" (paper) or "gray+diff" (patch plus its frame difference)
+    diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
 
 
 @dataclass
@@ -50,6 +51,9 @@ class TrainConfig:
     noise_std: float = 0.81
     phase2_steps: int = 75
     phase2_lr: float = 5e-5
+    skip_frames: list[int] = field(default_factory=list)  # phase two: also treat G_n of "too fast" patches
+    # (frame difference taken k frames apart, k in this list; needs channels=gray+diff) as bad. [] = paper
+    skip_weight: float = 1.0
     max_patches: int = 0  # cap on training patches (0 = all moving patches), sampled with the seed
     holdout_clips: int = 2  # last N normal training clips are held out for calibration
     seed: int = 0
@@ -181,6 +185,10 @@ def validate(cfg: Config) -> None:
         raise UserError(f"score.aggregate must be 'max' or 'topk', got {cfg.score.aggregate!r}")
     if cfg.model.g_arch == "strided" and p.size % 4 != 1:
         raise UserError(f"patches.size={p.size}: the strided generator needs size % 4 == 1 (e.g. 45 or 33)")
+    if cfg.train.skip_frames and p.channels != "gray+diff":
+        raise UserError("train.skip_frames needs patches.channels=gray+diff (the skip changes only the diff channel)")
+    if any(k < 2 for k in cfg.train.skip_frames):
+        raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
     if cfg.train.holdout_clips < 1:
         raise UserError("train.holdout_clips must be >= 1: held-out normal clips calibrate the threshold")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 2:

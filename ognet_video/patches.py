@@ -77,10 +77,11 @@ class PatchExtractor:
         return motion > self.cfg.motion_threshold
 
 
-def to_tensor(gray: np.ndarray, diff: np.ndarray, channels: str) -> torch.Tensor:
+def to_tensor(gray: np.ndarray, diff: np.ndarray, cfg: PatchConfig) -> torch.Tensor:
     """uint8 cells (M, s, s) (+ int16 diffs) -> float (M, C, s, s) in [-1, 1], the model's input."""
     x = torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1)
-    if channels == "gray+diff":
-        d = torch.from_numpy(np.ascontiguousarray(diff)).float().div_(127.5).clamp_(-1.0, 1.0).unsqueeze(1)
+    if cfg.channels == "gray+diff":
+        d = torch.from_numpy(np.ascontiguousarray(diff)).float().mul_(cfg.diff_gain / 127.5).clamp_(-1.0, 1.0)
+        d = d.unsqueeze(1)
         x = torch.cat([x, d], dim=1)
     return x

@@ -64,7 +64,7 @@ class FrameScorer:
         cp = ex.extract(prepared, self.prev)
         self.prev = prepared[-1]
         moving = ex.moving(cp.motion)
-        x = to_tensor(cp.gray[moving], cp.diff[moving], self.detector.cfg.patches.channels)
+        x = to_tensor(cp.gray[moving], cp.diff[moving], self.detector.cfg.patches)
         patch = np.full(moving.shape, np.nan)
         patch[moving] = self.detector.patch_scores(x)
         raw = aggregate(patch, self.detector.cfg.score)

@@ -70,29 +70,40 @@ def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
     return np.stack([extractor.prepare(read_gray(f)) for f in clip.frames])
 
 
-def collect_patches(clips: list[Clip], cfg: Config, progress: Progress | None = None) -> torch.Tensor:
-    """All moving patches of the given clips as one float tensor (M, C, s, s) in [-1, 1]."""
+def collect_patches(clips: list[Clip], cfg: Config, progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
+
+    A fast twin keeps the patch at frame t but takes its frame difference against frame t-k (k from
+    ``train.skip_frames``): the same scene moving k times faster than anything normal.
+    """
     ex = PatchExtractor(cfg.patches)
-    parts = []
+    parts, fast = [], []
     task = progress.add_task("patches", total=len(clips), info="") if progress else None
     for clip in clips:
-        cp = ex.extract(load_clip_frames(clip, ex))
+        frames = load_clip_frames(clip, ex)
+        cp = ex.extract(frames)
         moving = ex.moving(cp.motion)
-        parts.append(to_tensor(cp.gray[moving], cp.diff[moving], cfg.patches.channels))
+        parts.append(to_tensor(cp.gray[moving], cp.diff[moving], cfg.patches))
+        for k in cfg.train.skip_frames:
+            if len(frames) > k:
+                diff_k = ex.cells(frames[k:].astype(np.int16) - frames[:-k].astype(np.int16))
+                m = moving[k:]
+                fast.append(to_tensor(cp.gray[k:][m], diff_k[m], cfg.patches))
         if progress is not None and task is not None:
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)
+    fast_data = torch.cat(fast) if fast else None
+    gen = torch.Generator().manual_seed(cfg.train.seed)
     if cfg.train.max_patches and len(data) > cfg.train.max_patches:
-        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.train.seed))[
-            : cfg.train.max_patches
-        ]
-        data = data[idx]
+        data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
+    if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
+        fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
     if len(data) < cfg.train.batch_size:
         raise UserError(
             f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "
             "lower patches.motion_threshold or add footage with motion"
         )
-    return data
+    return data, fast_data
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -121,18 +132,25 @@ def phase_one_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer,
 
 
 def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torch.optim.Optimizer,
-                   x: torch.Tensor, xi: torch.Tensor, xj: torch.Tensor) -> float:  # fmt: skip
-    """D learns good (x, G_n(x)) vs bad (G_old(x), G_n of a blend of two G_old outputs); 4 separate D calls."""
+                   x: torch.Tensor, xi: torch.Tensor, xj: torch.Tensor,
+                   x_fast: torch.Tensor | None = None, fast_weight: float = 1.0) -> float:  # fmt: skip
+    """D learns good (x, G_n(x)) vs bad (G_old(x), G_n of a blend of two G_old outputs); 4 separate D calls.
+
+    With ``x_fast`` (frame-skip twins, ours), a fifth call also marks G_n(x_fast) as bad.
+    """
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
     with torch.no_grad(), amp:
         good = G_n(x)
         bad = G_old(x)
         pseudo = G_n((G_old(xi) + G_old(xj)) / 2)
+        fast = G_n(x_fast) if x_fast is not None else None
     with amp:
         loss = (
             0.1 * bce(D(x), 0.0) + 0.9 * bce(D(good), 0.0)
             + 0.001 * bce(D(bad), 1.0) + 0.999 * bce(D(pseudo), 1.0)
         )  # fmt: skip
+        if fast is not None:
+            loss = loss + fast_weight * bce(D(fast), 1.0)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -227,7 +245,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     t0 = time.perf_counter() - elapsed
 
     with progress_bar(console) as progress:
-        data = collect_patches(train_clips, cfg, progress)
+        data, fast_data = collect_patches(train_clips, cfg, progress)
         n, bs = len(data), cfg.train.batch_size
         steps = n // bs
         # ---- phase one -------------------------------------------------------------------------
@@ -268,7 +286,10 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
         for _ in range(cfg.train.phase2_steps):
             idx = torch.randint(0, n, (3, bs), generator=gen)
             x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
-            losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj))
+            x_fast = None
+            if fast_data is not None:
+                x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
+            losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight))
             progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
         log.write(phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
                   seconds=round(time.perf_counter() - t0, 1))  # fmt: skip

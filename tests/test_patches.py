@@ -126,10 +126,10 @@ def test_boxes_for_scales_to_original_frame():
 def test_to_tensor_range_and_channels():
     gray = np.array([[[0, 255], [127, 128]]], np.uint8)
     diff = np.array([[[-255, 255], [0, 300]]], np.int16)
-    x = to_tensor(gray, diff, "gray")
+    x = to_tensor(gray, diff, PatchConfig(channels="gray"))
     assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
     assert x[0, 0, 0, 0] == -1.0 and x[0, 0, 0, 1] == 1.0
-    x2 = to_tensor(gray, diff, "gray+diff")
+    x2 = to_tensor(gray, diff, PatchConfig(channels="gray+diff"))
     assert x2.shape == (1, 2, 2, 2)
     assert torch.equal(x2[:, :1], x)
     assert x2[0, 1].tolist() == [[-1.0, 1.0], [0.0, 1.0]]  # clamped to [-1, 1]

@@ -23,7 +23,7 @@ from ognet_video.train import collect_patches, phase_one_step, phase_two_step, s
 def batch(walkway_ds, tiny_config):
     """16 real moving patches from the synthetic training clips."""
     cfg = tiny_config()
-    data = collect_patches(walkway_ds.train[:2], cfg)
+    data, _ = collect_patches(walkway_ds.train[:2], cfg)
     return data[:16].clone()
 
 
@@ -37,11 +37,11 @@ def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_collect_patches_are_moving_normalised_and_capped(walkway_ds, tiny_config):
     cfg = tiny_config()
-    data = collect_patches(walkway_ds.train[:2], cfg)
+    data, _ = collect_patches(walkway_ds.train[:2], cfg)
     assert data.ndim == 4 and data.shape[1:] == (1, 45, 45)
     assert 32 <= len(data) <= cfg.train.max_patches
     assert data.min() >= -1.0 and data.max() <= 1.0
-    again = collect_patches(walkway_ds.train[:2], cfg)
+    again, _ = collect_patches(walkway_ds.train[:2], cfg)
     assert torch.equal(data, again)  # the cap samples with the seed
 
 
