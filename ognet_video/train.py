@@ -70,7 +70,9 @@ def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
     return np.stack([extractor.prepare(read_gray(f)) for f in clip.frames])
 
 
-def collect_patches(clips: list[Clip], cfg: Config, progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def collect_patches(
+    clips: list[Clip], cfg: Config, progress: Progress | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
 
     A fast twin keeps the patch at frame t but takes its frame difference against frame t-k (k from

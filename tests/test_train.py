@@ -214,3 +214,46 @@ def test_resume_with_different_config_is_user_error(walkway_ds, tiny_config, tmp
 
 def monkeypatch_context():
     return pytest.MonkeyPatch.context()
+
+
+def test_fast_twins_take_the_difference_k_frames_apart(walkway_ds, tiny_config):
+    """A frame-skip pseudo anomaly keeps the patch at t and differences it against t-k."""
+    from ognet_video.patches import PatchExtractor
+    from ognet_video.train import load_clip_frames
+
+    cfg = tiny_config(
+        "patches.channels=gray+diff", "patches.diff_gain=4", "train.skip_frames=[3]", "train.max_patches=0"
+    )
+    clip = walkway_ds.train[0]
+    data, fast = collect_patches([clip], cfg)
+    assert fast is not None and data.shape[1] == 2 and fast.shape[1:] == data.shape[1:]
+    ex = PatchExtractor(cfg.patches)
+    frames = load_clip_frames(clip, ex).astype(np.int16)
+    moving = ex.moving(ex.extract(frames.astype(np.uint8)).motion)
+    t, cell = [(t, c) for t, c in zip(*np.nonzero(moving), strict=True) if t >= 3][0]
+    y0, x0 = ex.boxes[cell][1], ex.boxes[cell][0]
+    want = np.clip((frames[t] - frames[t - 3])[y0 : y0 + 45, x0 : x0 + 45] * 4 / 127.5, -1, 1)
+    first = int(np.sum(moving[3:t])) + int(np.sum(moving[t, :cell]))  # order: frames, then cells row-major
+    assert np.allclose(fast[first, 1].numpy(), want, atol=1e-6)
+    assert len(fast) == int(moving[3:].sum())
+    with pytest.raises(UserError):
+        tiny_config("train.skip_frames=[3]")  # gray-only input has no diff channel to skip
+
+
+def test_phase_two_with_fast_twins_pushes_their_scores_up(batch, tiny_config):
+    cfg = tiny_config("patches.channels=gray+diff")
+    _, D = build_models(cfg)
+    G = G_old = torch.nn.Identity()  # a perfect reconstructor: only the fast term separates x from x_fast
+    x = torch.cat([batch, torch.zeros_like(batch)], dim=1)
+    x_fast = torch.cat([batch, torch.ones_like(batch) * 0.8], dim=1)
+    opt = torch.optim.Adam(D.parameters(), lr=1e-3)
+    D.eval()
+    with torch.no_grad():
+        gap0 = (D(G(x_fast)) - D(G(x))).mean().item()
+    D.train()
+    for _ in range(30):
+        phase_two_step(G, G_old, D, opt, x, x, x, x_fast, fast_weight=1.0)
+    D.eval()
+    with torch.no_grad():
+        gap1 = (D(G(x_fast)) - D(G(x))).mean().item()
+    assert gap1 > gap0 + 0.5, (gap0, gap1)
