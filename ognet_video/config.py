@@ -25,7 +25,7 @@ class PatchConfig:
     width: int = 360
     stride: int = 45  # == size: non-overlapping grid, as in the paper
     motion_threshold: float = 2.0  # mean |frame difference| (gray levels, 0-255) for a patch to count as moving
-    channels: str = "gray"  # "gray" (paper) or "gray+diff" (patch plus its frame difference)
+    channels: str = "gray"  # "gray" (paper), "gray+diff" (patch plus its frame difference) or "diff" (motion only)
     diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
 
 
@@ -169,8 +169,8 @@ def validate(cfg: Config) -> None:
     p = cfg.patches
     if p.size < 8 or p.stride < 1 or p.height < p.size or p.width < p.size:
         raise UserError("patches: size must be >= 8 and fit inside height x width")
-    if p.channels not in ("gray", "gray+diff"):
-        raise UserError(f"patches.channels must be 'gray' or 'gray+diff', got {p.channels!r}")
+    if p.channels not in ("gray", "gray+diff", "diff"):
+        raise UserError(f"patches.channels must be 'gray', 'gray+diff' or 'diff', got {p.channels!r}")
     if cfg.model.d_norm not in ("batch", "none"):
         raise UserError(f"model.d_norm must be 'batch' or 'none', got {cfg.model.d_norm!r}")
     if cfg.model.g_arch not in ("paper", "strided"):
@@ -185,8 +185,8 @@ def validate(cfg: Config) -> None:
         raise UserError(f"score.aggregate must be 'max' or 'topk', got {cfg.score.aggregate!r}")
     if cfg.model.g_arch == "strided" and p.size % 4 != 1:
         raise UserError(f"patches.size={p.size}: the strided generator needs size % 4 == 1 (e.g. 45 or 33)")
-    if cfg.train.skip_frames and p.channels != "gray+diff":
-        raise UserError("train.skip_frames needs patches.channels=gray+diff (the skip changes only the diff channel)")
+    if cfg.train.skip_frames and "diff" not in p.channels:
+        raise UserError("train.skip_frames needs a diff channel (patches.channels=gray+diff or diff)")
     if any(k < 2 for k in cfg.train.skip_frames):
         raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
     if cfg.train.holdout_clips < 1:

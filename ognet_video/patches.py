@@ -79,9 +79,10 @@ class PatchExtractor:
 
 def to_tensor(gray: np.ndarray, diff: np.ndarray, cfg: PatchConfig) -> torch.Tensor:
     """uint8 cells (M, s, s) (+ int16 diffs) -> float (M, C, s, s) in [-1, 1], the model's input."""
-    x = torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1)
-    if cfg.channels == "gray+diff":
+    parts = []
+    if cfg.channels in ("gray", "gray+diff"):
+        parts.append(torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1))
+    if cfg.channels in ("gray+diff", "diff"):
         d = torch.from_numpy(np.ascontiguousarray(diff)).float().mul_(cfg.diff_gain / 127.5).clamp_(-1.0, 1.0)
-        d = d.unsqueeze(1)
-        x = torch.cat([x, d], dim=1)
-    return x
+        parts.append(d.unsqueeze(1))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ognet_video.config import load_config
-from ognet_video.model import build_models, count_parameters, resolve_model_config
+from ognet_video.model import build_models, count_parameters, in_channels, resolve_model_config
 
 
 def ms_per_frame(overrides: list[str], patches: int = 40, repeats: int = 5) -> dict:
@@ -23,7 +23,7 @@ def ms_per_frame(overrides: list[str], patches: int = 40, repeats: int = 5) -> d
     G, D = build_models(cfg)
     G.eval()
     D.eval()
-    x = torch.randn(patches, 2 if cfg.patches.channels == "gray+diff" else 1, cfg.patches.size, cfg.patches.size)
+    x = torch.randn(patches, in_channels(cfg), cfg.patches.size, cfg.patches.size)
     with torch.inference_mode():
         D(G(x))
         t0 = time.perf_counter()

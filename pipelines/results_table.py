@@ -1,7 +1,7 @@
 """Markdown tables from benchmark results files (``pipelines/results/*.json``), for the README.
 
-    python pipelines/results_table.py pipelines/results/ped2-cpu.json
-    python pipelines/results_table.py --ablation pipelines/results/ablation/*.json
+python pipelines/results_table.py pipelines/results/ped2-cpu.json
+python pipelines/results_table.py --ablation pipelines/results/ablation/*.json
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
-ROWS = (("ognet", "OGNet D(G(x)) (final model)"), ("phase1_only", "ref: phase one only"), ("max_motion", "ref: max patch motion"))
+ROWS = (
+    ("ognet", "OGNet D(G(x)) (final model)"),
+    ("phase1_only", "ref: phase one only"),
+    ("max_motion", "ref: max patch motion"),
+)
 
 
 def f(v: float | None) -> str:
