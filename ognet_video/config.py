@@ -15,6 +15,8 @@ import yaml
 
 from ognet_video.errors import UserError
 
+CHANNELS = ("gray", "gray+diff", "diff", "fg+diff")
+
 
 @dataclass
 class PatchConfig:
@@ -25,7 +27,9 @@ class PatchConfig:
     width: int = 360
     stride: int = 45  # == size: non-overlapping grid, as in the paper
     motion_threshold: float = 2.0  # mean |frame difference| (gray levels, 0-255) for a patch to count as moving
-    channels: str = "gray"  # "gray" (paper), "gray+diff" (patch plus its frame difference) or "diff" (motion only)
+    # "gray" (paper), "gray+diff" (plus the frame difference), "diff" (motion only), "fg+diff" (frame minus
+    # the fixed background estimated from training frames, plus the frame difference)
+    channels: str = "gray"
     diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
 
 
@@ -169,8 +173,8 @@ def validate(cfg: Config) -> None:
     p = cfg.patches
     if p.size < 8 or p.stride < 1 or p.height < p.size or p.width < p.size:
         raise UserError("patches: size must be >= 8 and fit inside height x width")
-    if p.channels not in ("gray", "gray+diff", "diff"):
-        raise UserError(f"patches.channels must be 'gray', 'gray+diff' or 'diff', got {p.channels!r}")
+    if p.channels not in CHANNELS:
+        raise UserError(f"patches.channels must be one of {', '.join(CHANNELS)}; got {p.channels!r}")
     if cfg.model.d_norm not in ("batch", "none"):
         raise UserError(f"model.d_norm must be 'batch' or 'none', got {cfg.model.d_norm!r}")
     if cfg.model.g_arch not in ("paper", "strided"):

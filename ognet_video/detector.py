@@ -51,8 +51,10 @@ class Detector:
     """G_n and D in eval mode: ``patch_scores`` is OGNet's D(G(x)) for a batch of patches."""
 
     def __init__(self, cfg: Config, G: Generator, D: Discriminator, calibration: Calibration | None = None,
-                 meta: dict[str, Any] | None = None, device: torch.device | None = None) -> None:  # fmt: skip
+                 meta: dict[str, Any] | None = None, device: torch.device | None = None,
+                 background: np.ndarray | None = None) -> None:  # fmt: skip
         self.cfg = cfg
+        self.background = background  # (H, W) uint8 fixed-camera background, for the "fg" channel
         self.device = device or torch.device("cpu")
         self.G = G.to(self.device).eval()
         self.D = D.to(self.device).eval()
@@ -74,6 +76,8 @@ class Detector:
         meta["config"] = self.cfg.to_dict()
         meta["calibration"] = dataclasses.asdict(self.calibration) if self.calibration else None
         tensors = {**prefixed(self.G.state_dict(), "G"), **prefixed(self.D.state_dict(), "D")}
+        if self.background is not None:
+            tensors["background"] = torch.from_numpy(self.background)
         return save_checkpoint(path, tensors, meta)
 
     @classmethod
@@ -97,7 +101,10 @@ class Detector:
         cal = meta.get("calibration")
         calibration = Calibration(**cal) if cal else None
         dev = device if isinstance(device, torch.device) else pick_device(device)
-        return cls(cfg, G, D, calibration, meta, dev)
+        bg = tensors["background"].numpy() if "background" in tensors else None
+        if "fg" in cfg.patches.channels and bg is None:
+            raise UserError(f"{path}: the model needs a background image but the checkpoint has none; it is damaged")
+        return cls(cfg, G, D, calibration, meta, dev, bg)
 
 
 def resolve_model_path(path: str | Path) -> Path:

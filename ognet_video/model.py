@@ -19,7 +19,7 @@ PRESETS: dict[str, dict] = {
 
 
 def in_channels(cfg: Config) -> int:
-    return 2 if cfg.patches.channels == "gray+diff" else 1
+    return len(cfg.patches.channels.split("+"))
 
 
 class Generator(nn.Module):

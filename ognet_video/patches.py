@@ -26,11 +26,14 @@ class ClipPatches:
     gray: np.ndarray  # (T, N, s, s) uint8
     diff: np.ndarray  # (T, N, s, s) int16, frame minus previous frame (0 for a first frame)
     motion: np.ndarray  # (T, N) float32, mean |diff| per cell
+    fg: np.ndarray | None = None  # (T, N, s, s) int16, frame minus background (when a background is set)
 
 
 class PatchExtractor:
-    def __init__(self, cfg: PatchConfig) -> None:
+    def __init__(self, cfg: PatchConfig, background: np.ndarray | None = None) -> None:
         self.cfg = cfg
+        # fixed-camera background (H, W) uint8, estimated from training frames; needed by the "fg" channels
+        self.background = background
         s, st = cfg.size, cfg.stride
         self.rows = (cfg.height - s) // st + 1
         self.cols = (cfg.width - s) // st + 1
@@ -71,18 +74,37 @@ class PatchExtractor:
         diff = f16 - before
         diff_cells = self.cells(diff)
         motion = np.abs(diff_cells).mean(axis=(2, 3), dtype=np.float32)
-        return ClipPatches(self.cells(frames), diff_cells, motion)
+        fg = None
+        if self.background is not None:
+            fg = self.cells(f16 - self.background.astype(np.int16)[None])
+        return ClipPatches(self.cells(frames), diff_cells, motion, fg)
+
+    def select(self, cp: ClipPatches, mask: np.ndarray) -> torch.Tensor:
+        """The model input (M, C, s, s) of the cells picked by a boolean (T, N) mask."""
+        return to_tensor(cp.gray[mask], cp.diff[mask], self.cfg, None if cp.fg is None else cp.fg[mask])
 
     def moving(self, motion: np.ndarray) -> np.ndarray:
         return motion > self.cfg.motion_threshold
 
 
-def to_tensor(gray: np.ndarray, diff: np.ndarray, cfg: PatchConfig) -> torch.Tensor:
-    """uint8 cells (M, s, s) (+ int16 diffs) -> float (M, C, s, s) in [-1, 1], the model's input."""
+def _signed(x: np.ndarray, gain: float) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).float().mul_(gain / 127.5).clamp_(-1.0, 1.0).unsqueeze(1)
+
+
+def to_tensor(gray: np.ndarray, diff: np.ndarray, cfg: PatchConfig, fg: np.ndarray | None = None) -> torch.Tensor:
+    """Cells (M, s, s) -> float (M, C, s, s) in [-1, 1], the model's input, channels as ``cfg.channels`` says.
+
+    gray: the cell itself; diff: frame minus previous frame; fg: frame minus the fixed background.
+    Difference channels are scaled by ``diff_gain`` so that small motions are not lost next to gray.
+    """
     parts = []
-    if cfg.channels in ("gray", "gray+diff"):
-        parts.append(torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1))
-    if cfg.channels in ("gray+diff", "diff"):
-        d = torch.from_numpy(np.ascontiguousarray(diff)).float().mul_(cfg.diff_gain / 127.5).clamp_(-1.0, 1.0)
-        parts.append(d.unsqueeze(1))
+    for name in cfg.channels.split("+"):
+        if name == "gray":
+            parts.append(torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1))
+        elif name == "diff":
+            parts.append(_signed(diff, cfg.diff_gain))
+        elif name == "fg":
+            if fg is None:
+                raise ValueError("channels with 'fg' need a background (PatchExtractor(cfg, background))")
+            parts.append(_signed(fg, cfg.diff_gain))
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Detector
-from ognet_video.patches import PatchExtractor, to_tensor
+from ognet_video.patches import PatchExtractor
 
 
 @dataclass
@@ -50,7 +50,7 @@ def aggregate(patch: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
 class FrameScorer:
     def __init__(self, detector: Detector) -> None:
         self.detector = detector
-        self.extractor = PatchExtractor(detector.cfg.patches)
+        self.extractor = PatchExtractor(detector.cfg.patches, detector.background)
         self.prev: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -64,7 +64,7 @@ class FrameScorer:
         cp = ex.extract(prepared, self.prev)
         self.prev = prepared[-1]
         moving = ex.moving(cp.motion)
-        x = to_tensor(cp.gray[moving], cp.diff[moving], self.detector.cfg.patches)
+        x = ex.select(cp, moving)
         patch = np.full(moving.shape, np.nan)
         patch[moving] = self.detector.patch_scores(x)
         raw = aggregate(patch, self.detector.cfg.score)

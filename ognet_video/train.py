@@ -70,27 +70,35 @@ def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
     return np.stack([extractor.prepare(read_gray(f)) for f in clip.frames])
 
 
+def estimate_background(clips: list[Clip], cfg: Config, every: int = 5) -> np.ndarray:
+    """Per-pixel median of every ``every``-th training frame: the fixed camera's empty scene."""
+    ex = PatchExtractor(cfg.patches)
+    frames = [ex.prepare(read_gray(f)) for clip in clips for f in clip.frames[::every]]
+    return np.median(np.stack(frames), axis=0).astype(np.uint8)
+
+
 def collect_patches(
-    clips: list[Clip], cfg: Config, progress: Progress | None = None
+    clips: list[Clip], cfg: Config, progress: Progress | None = None, background: np.ndarray | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
 
     A fast twin keeps the patch at frame t but takes its frame difference against frame t-k (k from
     ``train.skip_frames``): the same scene moving k times faster than anything normal.
     """
-    ex = PatchExtractor(cfg.patches)
+    ex = PatchExtractor(cfg.patches, background)
     parts, fast = [], []
     task = progress.add_task("patches", total=len(clips), info="") if progress else None
     for clip in clips:
         frames = load_clip_frames(clip, ex)
         cp = ex.extract(frames)
         moving = ex.moving(cp.motion)
-        parts.append(to_tensor(cp.gray[moving], cp.diff[moving], cfg.patches))
+        parts.append(ex.select(cp, moving))
         for k in cfg.train.skip_frames:
             if len(frames) > k:
                 diff_k = ex.cells(frames[k:].astype(np.int16) - frames[:-k].astype(np.int16))
                 m = moving[k:]
-                fast.append(to_tensor(cp.gray[k:][m], diff_k[m], cfg.patches))
+                fg_k = None if cp.fg is None else cp.fg[k:][m]
+                fast.append(to_tensor(cp.gray[k:][m], diff_k[m], cfg.patches, fg_k))
         if progress is not None and task is not None:
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)
@@ -247,7 +255,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     t0 = time.perf_counter() - elapsed
 
     with progress_bar(console) as progress:
-        data, fast_data = collect_patches(train_clips, cfg, progress)
+        background = estimate_background(train_clips, cfg) if "fg" in cfg.patches.channels else None
+        data, fast_data = collect_patches(train_clips, cfg, progress, background)
         n, bs = len(data), cfg.train.batch_size
         steps = n // bs
         # ---- phase one -------------------------------------------------------------------------
@@ -275,7 +284,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
                                             "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
         assert G_old is not None
         # phase-one reference model: D(G(x)) before phase two
-        p1 = Detector(cfg, copy.deepcopy(G), copy.deepcopy(D), device=device, meta={"phase": 1})
+        p1 = Detector(cfg, copy.deepcopy(G), copy.deepcopy(D), device=device, meta={"phase": 1}, background=background)
         p1.calibration = calibrate(p1, holdout)
         phase1_path = p1.save(run_dir / "phase1.safetensors")
         # ---- phase two -------------------------------------------------------------------------
@@ -295,7 +304,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
             progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
         log.write(phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
                   seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
-    det = Detector(cfg, G, D, device=device, meta={"phase": 2})
+    det = Detector(cfg, G, D, device=device, meta={"phase": 2}, background=background)
     det.calibration = calibrate(det, holdout)
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device))
