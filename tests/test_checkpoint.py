@@ -159,12 +159,10 @@ def test_failed_write_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "c.safetensors", {"a": torch.ones(3)}, {"v": 1})
     old = path.read_bytes()
 
-    def broken_save_file(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"half a file")
+    def broken_fsync(fd):  # the temp file holds data, then the disk fails before the rename
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod, "save_file", broken_save_file)
+    monkeypatch.setattr(ckpt_mod.os, "fsync", broken_fsync)
     with pytest.raises(OSError):
         save_checkpoint(path, {"a": torch.zeros(3)}, {"v": 2})
     assert path.read_bytes() == old
