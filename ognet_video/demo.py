@@ -11,9 +11,14 @@ def demo_config(seed: int = 0) -> Config:
     cfg.model.g_arch = "strided"
     cfg.model.g_channels = [8, 16, 32, 32]
     cfg.model.d_channels = [8, 16, 32, 32]
-    cfg.train.epochs = 3
+    cfg.patches.channels = "gray+diff"  # as configs/ped2-cpu.yaml
+    cfg.patches.diff_gain = 4.0
+    cfg.train.skip_frames = [2, 3, 4]
+    cfg.score.aggregate = "topk"
+    cfg.score.topk = 2
+    cfg.train.epochs = 8  # short runs undertrain: 3 epochs gave 0.71 causal AUC here, 8 give 0.86
     cfg.train.max_patches = 4000
-    cfg.train.phase2_steps = 40
+    cfg.train.phase2_steps = 100
     cfg.train.holdout_clips = 1
     cfg.train.seed = seed
     return cfg
