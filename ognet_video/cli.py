@@ -170,6 +170,7 @@ def demo(
     from ognet_video.data import load_dataset
     from ognet_video.data.synthetic import write_walkway
     from ognet_video.demo import demo_config
+    from ognet_video.detector import pick_device
     from ognet_video.train import train as run_train
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,13 +180,7 @@ def demo(
         ds = load_dataset("folder", data_dir)
         cfg = demo_config(seed)
         res = run_train(cfg, ds, base / "run", console=console)
-        _evaluate(res.model_path, ds, base / "run", pick_cpu())
-
-
-def pick_cpu():
-    import torch
-
-    return torch.device("cpu")
+        _evaluate(res.model_path, ds, base / "run", pick_device("cpu"))
 
 
 def main() -> None:
