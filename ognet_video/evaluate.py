@@ -37,7 +37,7 @@ class EvalResult:
     scores: dict[str, dict[str, np.ndarray]] = field(repr=False)  # mode -> clip -> normalised score
     raw: dict[str, np.ndarray] = field(repr=False)
     labels: dict[str, np.ndarray] = field(repr=False)
-    motion: dict[str, np.ndarray] = field(repr=False)  # clip -> max patch motion per frame (reference)
+    reference: dict[str, dict[str, np.ndarray]] = field(repr=False)  # mode -> clip -> smoothed max patch motion
 
 
 def smooth_all(z: dict[str, np.ndarray], causal_w: int, offline_w: int) -> dict[str, dict[str, np.ndarray]]:
@@ -72,8 +72,8 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
     z = {c: cal.normalize(v) for c, v in raw.items()}
     scores = smooth_all(z, sc.causal_window, sc.offline_window)
     metrics: dict = {mode: summarize(labels, scores[mode]) for mode in MODES}
-    ref = smooth_all(motion, sc.causal_window, sc.offline_window)
-    metrics["reference_max_motion"] = {mode: summarize(labels, ref[mode]) for mode in MODES}
+    reference = smooth_all(motion, sc.causal_window, sc.offline_window)
+    metrics["reference_max_motion"] = {mode: summarize(labels, reference[mode]) for mode in MODES}
     y = np.concatenate([labels[c] for c in sorted(labels)])
     flags = np.concatenate([scores["causal"][c] > cal.threshold for c in sorted(labels)])
     tp, fp = int((flags & (y == 1)).sum()), int((flags & (y == 0)).sum())
@@ -89,7 +89,7 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
     metrics["smoothing"] = {"causal_window": sc.causal_window, "offline_window": sc.offline_window}
     metrics["preset"] = detector.cfg.model.preset
     metrics["phase"] = detector.meta.get("phase")
-    result = EvalResult(metrics, scores, raw, labels, motion)
+    result = EvalResult(metrics, scores, raw, labels, reference)
     if out_dir is not None:
         write_report(result, labels, detector, out_dir, plots)
     return result
@@ -120,8 +120,7 @@ def write_report(result: EvalResult, labels: dict[str, np.ndarray], detector: De
         for m in MODES
     }
     ref = result.metrics["reference_max_motion"]["causal"]["micro_auc"]
-    w = detector.cfg.score.causal_window
-    curves["max motion, causal"] = (y, np.concatenate([causal_smooth(result.motion[c], w) for c in clips]), ref)
+    curves["max motion, causal"] = (y, np.concatenate([result.reference["causal"][c] for c in clips]), ref)
     plot_roc(out_dir / "roc.png", curves)
     tl = out_dir / "timelines"
     tl.mkdir(exist_ok=True)

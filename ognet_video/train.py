@@ -39,7 +39,7 @@ from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
-from ognet_video.patches import PatchExtractor, to_tensor
+from ognet_video.patches import ClipPatches, PatchExtractor
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
 
@@ -96,9 +96,8 @@ def collect_patches(
         for k in cfg.train.skip_frames:
             if len(frames) > k:
                 diff_k = ex.cells(frames[k:].astype(np.int16) - frames[:-k].astype(np.int16))
-                m = moving[k:]
-                fg_k = None if cp.fg is None else cp.fg[k:][m]
-                fast.append(to_tensor(cp.gray[k:][m], diff_k[m], cfg.patches, fg_k))
+                lagged = ClipPatches(cp.gray[k:], diff_k, cp.motion[k:], None if cp.fg is None else cp.fg[k:])
+                fast.append(ex.select(lagged, moving[k:]))
         if progress is not None and task is not None:
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)

@@ -16,6 +16,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.console import Console
 
@@ -23,6 +24,7 @@ from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.detector import Detector, pick_device
 from ognet_video.evaluate import evaluate, metrics_table
+from ognet_video.metrics import auc
 from ognet_video.runs import new_run_dir
 from ognet_video.train import train
 
@@ -39,17 +41,16 @@ def _row(metrics: dict, clips_subsets: dict) -> dict:
     return out
 
 
-def _subset_auc(result, clips: tuple[str, ...], mode: str) -> float | None:
-    import numpy as np
-
-    from ognet_video.metrics import auc
-
-    names = [c for c in clips if c in result.scores[mode]]
+def _subset_auc(labels: dict, scores: dict, clips: tuple[str, ...]) -> float | None:
+    names = [c for c in clips if c in scores]
     if not names:
         return None
-    y = np.concatenate([result.labels[c] for c in names])
-    s = np.concatenate([result.scores[mode][c] for c in names])
-    return auc(y, s)
+    return auc(np.concatenate([labels[c] for c in names]), np.concatenate([scores[c] for c in names]))
+
+
+def _subsets(labels: dict, scores: dict) -> dict:
+    return {f"causal_micro_auc_{tag}": _subset_auc(labels, scores, clips)
+            for tag, clips in (("01-06", SELECT), ("07-12", REPORT))}  # fmt: skip
 
 
 def main() -> None:
@@ -77,15 +78,13 @@ def main() -> None:
     for label, path in (("ognet", res.model_path), ("phase1_only", res.phase1_path)):
         det = Detector.load(path, device=device)
         out = evaluate(det, dataset.test, run_dir / ("eval" if label == "ognet" else "eval-phase1"), console)
-        subsets = {f"causal_micro_auc_{tag}": _subset_auc(out, clips, "causal")
-                   for tag, clips in (("01-06", SELECT), ("07-12", REPORT))}  # fmt: skip
-        rows[label] = _row(out.metrics, subsets) | {"ms_per_frame": out.metrics["ms_per_frame"]}
+        rows[label] = _row(out.metrics, _subsets(out.labels, out.scores["causal"])) | {
+            "ms_per_frame": out.metrics["ms_per_frame"]
+        }
         if label == "ognet":
             console.print(metrics_table(out.metrics, f"{name}: final model"))
             ref = out.metrics["reference_max_motion"]
-            ref_sub = {f"causal_micro_auc_{tag}": _subset_auc(_MotionView(out), clips, "causal")
-                       for tag, clips in (("01-06", SELECT), ("07-12", REPORT))}  # fmt: skip
-            rows["max_motion"] = _row(ref, ref_sub)
+            rows["max_motion"] = _row(ref, _subsets(out.labels, out.reference["causal"]))
             at_thr = out.metrics["at_threshold"]
     result = {
         "name": name,
@@ -106,17 +105,6 @@ def main() -> None:
     out_path.write_text(json.dumps(result, indent=2))
     console.print(f"wrote {out_path}  (train {train_min:.1f} min, "
                   f"causal micro AUC {rows['ognet']['causal']['micro_auc']:.4f})")  # fmt: skip
-
-
-class _MotionView:
-    """Lets ``_subset_auc`` read the max-motion reference like a model result."""
-
-    def __init__(self, result) -> None:
-        from ognet_video.evaluate import smooth_all
-
-        cfg = result.metrics["smoothing"]
-        self.labels = result.labels
-        self.scores = smooth_all(result.motion, cfg["causal_window"], cfg["offline_window"])
 
 
 if __name__ == "__main__":
