@@ -13,7 +13,9 @@ import numpy as np
 
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Detector
+from ognet_video.events import Event, EventTracker
 from ognet_video.patches import PatchExtractor
+from ognet_video.postprocess import CausalSmoother
 
 
 @dataclass
@@ -86,9 +88,100 @@ class FrameScorer:
             yield self.score(chunk)
 
     def score_clip(self, frames: Iterable[np.ndarray], batch: int | None = None) -> FrameScores:
+        """A whole clip from its first frame (resets first)."""
         self.reset()
         parts = list(self.score_stream(frames, batch))
         if not parts:
             n = self.extractor.num_cells
             return FrameScores(np.zeros(0), np.zeros((0, n)), np.zeros((0, n), dtype=np.float32))
         return FrameScores.concat(parts)
+
+
+@dataclass
+class FrameResult:
+    """One frame's decision, as ``watch`` and ``score`` write it."""
+
+    index: int
+    time: float | None  # seconds from the start of the source, when known
+    raw: float  # frame score before calibration
+    score: float  # calibrated (normalised) score
+    smoothed: float  # causal trailing mean of ``score``: what the threshold is applied to
+    anomalous: bool
+    worst_box: list[int] | None  # x0 y0 x1 y1 of the highest-scoring patch, in the source frame's pixels
+    patch: np.ndarray  # (N,) raw patch scores, NaN for static cells
+
+    def to_dict(self) -> dict:
+        return {
+            "frame": self.index,
+            "time": None if self.time is None else round(self.time, 4),
+            "raw": round(self.raw, 6),
+            "score": round(self.score, 6),
+            "smoothed": round(self.smoothed, 6),
+            "anomalous": self.anomalous,
+            "box": self.worst_box,
+        }
+
+
+class StreamScorer:
+    """FrameScorer + the checkpoint's calibration, causal smoothing, threshold and events.
+
+    The one streaming path behind ``watch`` and ``score``: feed frames in chunks of any size and get one
+    ``FrameResult`` per frame; closed events are returned by ``push``/``finish`` and kept in ``events``.
+    Its raw scores are ``FrameScorer``'s, so they equal ``eval``'s on the same frames.
+    """
+
+    def __init__(self, detector: Detector) -> None:
+        if detector.calibration is None:
+            raise ValueError("StreamScorer needs a calibrated detector (a finished training run)")
+        self.detector = detector
+        self.frames = FrameScorer(detector)
+        self.cal = detector.calibration
+        self.threshold = self.cal.threshold
+        self.reset()
+
+    def reset(self) -> None:
+        sc = self.detector.cfg.score
+        self.frames.reset()
+        self.smoother = CausalSmoother(sc.causal_window)
+        self.tracker = EventTracker(sc.event_frames)
+        self.index = 0
+        self.frame_shape: tuple[int, ...] | None = None
+        self._boxes: np.ndarray | None = None
+
+    @property
+    def events(self) -> list[Event]:
+        return self.tracker.closed
+
+    def _boxes_for(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self._boxes is None or shape[:2] != self.frame_shape:
+            self.frame_shape = shape[:2]
+            self._boxes = self.frames.extractor.boxes_for(shape)
+        return self._boxes
+
+    def push(self, frames: list[np.ndarray], times: list[float | None] | None = None
+             ) -> tuple[list[FrameResult], list[Event]]:  # fmt: skip
+        """Score consecutive frames: their results and any events that closed on them."""
+        if not frames:
+            return [], []
+        fs = self.frames.score(frames)
+        times = times or [None] * len(frames)
+        out, closed = [], []
+        for i, frame in enumerate(frames):
+            raw = float(fs.raw[i])
+            z = float(self.cal.normalize(np.array([raw]))[0])
+            sm = self.smoother(z)
+            row = fs.patch[i]
+            box = None
+            if np.isfinite(row).any():
+                box = [int(v) for v in self._boxes_for(frame.shape)[int(np.nanargmax(row))]]
+            res = FrameResult(self.index, times[i], raw, z, sm, sm > self.threshold, box, row)
+            ev = self.tracker.update(res.index, sm, res.anomalous, box, times[i])
+            if ev is not None:
+                closed.append(ev)
+            out.append(res)
+            self.index += 1
+        return out, closed
+
+    def finish(self) -> Event | None:
+        """End of the source: close an open event."""
+        return self.tracker.finish()

@@ -89,3 +89,26 @@ def test_aggregate_max_and_topk_by_hand():
     assert top2[:2].tolist() == [2.5, 5.0] and np.isnan(top2[2])
     top9 = aggregate(patch, ScoreConfig(aggregate="topk", topk=9))
     assert top9[:2].tolist() == [2.0, 5.0]
+
+
+def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, clip_frames):
+    from ognet_video.postprocess import causal_smooth
+    from ognet_video.scoring import StreamScorer
+
+    offline = FrameScorer(detector).score_clip(clip_frames)
+    ss = StreamScorer(detector)
+    results = []
+    for i in range(0, len(clip_frames), 3):  # odd chunking on purpose
+        res, _ = ss.push(clip_frames[i : i + 3], [j / 10 for j in range(i, min(i + 3, len(clip_frames)))])
+        results += res
+    ss.finish()
+    assert [r.index for r in results] == list(range(len(clip_frames)))
+    raw = np.array([r.raw for r in results])
+    assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6)
+    cal = detector.calibration
+    sm = causal_smooth(cal.normalize(offline.raw), detector.cfg.score.causal_window)
+    assert np.allclose([r.smoothed for r in results], sm, atol=1e-6)
+    assert [r.anomalous for r in results] == list(sm > cal.threshold)
+    moving = [r for r in results if np.isfinite(r.patch).any()]
+    assert moving and all(r.worst_box is not None and r.worst_box[2] > r.worst_box[0] for r in moving)
+    assert results[5].to_dict()["time"] == 0.5
