@@ -15,7 +15,7 @@ import yaml
 
 from ognet_video.errors import UserError
 
-CHANNELS = ("gray", "gray+diff", "diff", "fg+diff")
+CHANNELS = ("gray", "gray+diff", "diff", "fg+diff", "flow", "gray+flow", "diff+flow")
 
 
 @dataclass
@@ -28,9 +28,11 @@ class PatchConfig:
     stride: int = 45  # == size: non-overlapping grid, as in the paper
     motion_threshold: float = 2.0  # mean |frame difference| (gray levels, 0-255) for a patch to count as moving
     # "gray" (paper), "gray+diff" (plus the frame difference), "diff" (motion only), "fg+diff" (frame minus
-    # the fixed background estimated from training frames, plus the frame difference)
+    # the fixed background estimated from training frames, plus the frame difference), "flow" (dense optical
+    # flow from the previous frame, x and y: two channels), and the combinations in CHANNELS
     channels: str = "gray"
     diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
+    flow_scale: float = 4.0  # the flow channels are clamp(flow / flow_scale, -1, 1): pixels per frame at +-1
 
 
 @dataclass
@@ -189,8 +191,10 @@ def validate(cfg: Config) -> None:
         raise UserError(f"score.aggregate must be 'max' or 'topk', got {cfg.score.aggregate!r}")
     if cfg.model.g_arch == "strided" and p.size % 4 != 1:
         raise UserError(f"patches.size={p.size}: the strided generator needs size % 4 == 1 (e.g. 45 or 33)")
-    if cfg.train.skip_frames and "diff" not in p.channels:
-        raise UserError("train.skip_frames needs a diff channel (patches.channels=gray+diff or diff)")
+    if cfg.train.skip_frames and "diff" not in p.channels and "flow" not in p.channels:
+        raise UserError("train.skip_frames needs a motion channel (patches.channels with diff or flow)")
+    if p.flow_scale <= 0:
+        raise UserError("patches.flow_scale must be > 0 (pixels per frame that map to 1.0)")
     if any(k < 2 for k in cfg.train.skip_frames):
         raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
     if cfg.train.holdout_clips < 1:

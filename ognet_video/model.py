@@ -19,7 +19,8 @@ PRESETS: dict[str, dict] = {
 
 
 def in_channels(cfg: Config) -> int:
-    return len(cfg.patches.channels.split("+"))
+    """Input planes: one per channel name, two for "flow" (x and y)."""
+    return sum(2 if c == "flow" else 1 for c in cfg.patches.channels.split("+"))
 
 
 class Generator(nn.Module):

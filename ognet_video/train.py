@@ -39,7 +39,7 @@ from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
-from ognet_video.patches import ClipPatches, PatchExtractor
+from ognet_video.patches import ClipPatches, PatchExtractor, optical_flow
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
 
@@ -82,8 +82,8 @@ def collect_patches(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
 
-    A fast twin keeps the patch at frame t but takes its frame difference against frame t-k (k from
-    ``train.skip_frames``): the same scene moving k times faster than anything normal.
+    A fast twin keeps the patch at frame t but takes its frame difference (and flow) against frame t-k
+    (k from ``train.skip_frames``): the same scene moving k times faster than anything normal.
     """
     ex = PatchExtractor(cfg.patches, background)
     parts, fast = [], []
@@ -96,7 +96,8 @@ def collect_patches(
         for k in cfg.train.skip_frames:
             if len(frames) > k:
                 diff_k = ex.cells(frames[k:].astype(np.int16) - frames[:-k].astype(np.int16))
-                lagged = ClipPatches(cp.gray[k:], diff_k, cp.motion[k:], None if cp.fg is None else cp.fg[k:])
+                flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:])) if ex.uses_flow else None
+                lagged = ClipPatches(cp.gray[k:], diff_k, cp.motion[k:], None if cp.fg is None else cp.fg[k:], flow_k)
                 fast.append(ex.select(lagged, moving[k:]))
         if progress is not None and task is not None:
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")

@@ -133,3 +133,35 @@ def test_to_tensor_range_and_channels():
     assert x2.shape == (1, 2, 2, 2)
     assert torch.equal(x2[:, :1], x)
     assert x2[0, 1].tolist() == [[-1.0, 1.0], [0.0, 1.0]]  # clamped to [-1, 1]
+
+
+def _moving_square(t: int = 6, step: int = 3) -> np.ndarray:
+    """A bright 20x20 square moving ``step`` pixels right per frame on a textured background."""
+    rng = np.random.default_rng(0)
+    bg = rng.integers(40, 90, size=(225, 360)).astype(np.uint8)
+    frames = np.repeat(bg[None], t, axis=0)
+    for i in range(t):
+        frames[i, 100:120, 100 + step * i : 120 + step * i] = 220
+    return frames
+
+
+def test_flow_channels_measure_speed_and_do_not_depend_on_chunking():
+    from ognet_video.config import Config
+    from ognet_video.model import in_channels
+
+    cfg = PatchConfig(channels="gray+flow", flow_scale=4.0)
+    full = Config()
+    full.patches = cfg
+    assert in_channels(full) == 3
+    ex = PatchExtractor(cfg)
+    frames = _moving_square()
+    cp = ex.extract(frames)
+    assert cp.flow is not None and cp.flow.shape == (6, 40, 2, 45, 45)
+    assert np.all(cp.flow[0] == 0)  # first frame: no predecessor
+    cell = 2 * 8 + 2  # row 2, col 2 holds the square (y 90-135, x 90-135)
+    fx = cp.flow[3, cell, 0].astype(np.float32)
+    assert 1.5 < np.percentile(fx, 99) < 4.5  # about 3 px/frame to the right
+    later = ex.extract(frames[3:], frames[2])
+    assert np.array_equal(later.flow, cp.flow[3:])
+    x = ex.select(cp, ex.moving(cp.motion))
+    assert x.shape[1] == 3 and x[:, 1:].abs().max() <= 1.0
