@@ -183,6 +183,37 @@ def demo(
         _evaluate(res.model_path, ds, base / "run", pick_device("cpu"))
 
 
+@app.command()
+def score(
+    inputs: list[str] = typer.Argument(..., help="Video files, frame folders, folders of those, globs (quote globs)."),
+    model: Path = typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: newest finished run)."),
+    out: Path = typer.Option(None, "--out", help="Output folder; reuse it to resume (default: runs/score/NAME-N)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth."),
+    workers: int = typer.Option(2, "--workers", "-w", help="Clips decoded in parallel (one model scores them all)."),
+    timelines: bool = typer.Option(False, "--timelines", help="Also write a score-timeline PNG per clip."),
+    fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """Score an archive: per-clip scores.csv + events.jsonl, summary.csv; rerun the same command to resume.
+
+    Exit code: 0 when every clip is scored, 2 for bad arguments, 10 + the number of failed clips (at most 110).
+    """
+    from ognet_video.batch import BatchOptions, summary_table
+    from ognet_video.batch import score as run_score
+
+    opts = BatchOptions(recursive=recursive, workers=workers, timelines=timelines, fps=fps)
+    res = run_score(inputs, model, out, opts=opts, device=device, console=console)
+    console.print(summary_table(res))
+    rate = f"{res.frames / res.seconds:.0f} fps" if res.frames else "nothing to do"
+    console.print(
+        f"scored {res.scored}, skipped {res.skipped} (finished earlier) in {res.seconds:.1f} s, {rate}  |  "
+        f"{res.out}/summary.csv, clips/NAME/scores.csv, events.jsonl  |  resume: --out {res.out}"
+    )
+    if res.failed:
+        console.print(f"[red]{len(res.failed)} of {len(res.records)} clips failed[/] (reasons in summary.csv)")
+        raise typer.Exit(res.exit_code)
+
+
 def main() -> None:
     """Entry point: user mistakes become one red line and exit code 2, never a traceback."""
     try:

@@ -1,0 +1,416 @@
+"""``ognet-video score``: discovery, equality with eval's scores, resume after a kill, failures, videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from conftest import quiet_console
+
+from ognet_video import batch
+from ognet_video import cli as cli_mod
+from ognet_video.batch import BatchOptions, ClipInput, clip_names, discover, read_manifest
+from ognet_video.data import read_gray
+from ognet_video.detector import Detector
+from ognet_video.errors import UserError
+from ognet_video.postprocess import causal_smooth
+from ognet_video.scoring import FrameScorer
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def run_score(inputs, model, out, **opts) -> batch.BatchResult:
+    return batch.score([str(i) for i in inputs], model, out, opts=BatchOptions(**opts), console=quiet_console())
+
+
+def out_files(out: Path) -> dict[str, bytes]:
+    """Every visible output file (not the manifest, whose line order follows completion order)."""
+    files = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts) and p.name != "manifest.jsonl":
+            files[str(rel)] = p.read_bytes()
+    return files
+
+
+def manifest_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert vw.isOpened()
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
+    vw.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(trained_run) -> Path:
+    return trained_run.model_path
+
+
+@pytest.fixture(scope="module")
+def detector(model) -> Detector:
+    return Detector.load(model)
+
+
+@pytest.fixture(scope="module")
+def test_frames(walkway) -> Path:
+    return walkway / "testing" / "frames"
+
+
+@pytest.fixture(scope="module")
+def many_clips(tmp_path_factory, walkway) -> Path:
+    """Five frame folders (the walkway's train and test clips) in one folder."""
+    root = tmp_path_factory.mktemp("many")
+    for split in ("training", "testing"):
+        for d in sorted((walkway / split / "frames").iterdir()):
+            shutil.copytree(d, root / f"{split[:4]}{d.name}")
+    return root
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_discover_mixed_inputs_globs_recursive_and_dedup(tmp_path):
+    touch(tmp_path / "videos" / "b.mp4")
+    touch(tmp_path / "videos" / "a.avi")
+    touch(tmp_path / "videos" / "notes.txt")
+    for clip in ("c1", "c2"):
+        touch(tmp_path / "frames" / clip / "000.jpg")
+    touch(tmp_path / "frames" / "c1_gt" / "000.bmp")  # UCSD mask folder: never a clip
+    touch(tmp_path / "frames" / ".cache" / "000.jpg")  # hidden: never a clip
+    touch(tmp_path / "deep" / "x" / "y" / "clip" / "000.png")
+    touch(tmp_path / "deep" / "x" / "cam.mkv")
+    touch(tmp_path / "flat" / "000.jpg")  # a folder given directly that is itself a clip
+
+    clips = discover(
+        [
+            str(tmp_path / "videos"),
+            str(tmp_path / "frames"),
+            str(tmp_path / "videos" / "*.mp4"),  # again through a glob: de-duplicated
+            str(tmp_path / "frames" / "c1" / "*.jpg"),  # an image glob stands for its folder
+            str(tmp_path / "flat"),
+        ]
+    )
+    got = [(str(c.path.relative_to(tmp_path)), c.kind) for c in clips]
+    assert got == [
+        ("flat", "frames"),
+        ("frames/c1", "frames"),
+        ("frames/c2", "frames"),
+        ("videos/a.avi", "video"),
+        ("videos/b.mp4", "video"),
+    ]
+    with pytest.raises(UserError, match="--recursive"):
+        discover([str(tmp_path / "deep")])
+    deep = discover([str(tmp_path / "deep")], recursive=True)
+    assert [str(c.path.relative_to(tmp_path)) for c in deep] == ["deep/x/cam.mkv", "deep/x/y/clip"]
+    assert discover([str(tmp_path / "**" / "*.mkv")], recursive=True) == deep[:1]
+    # a symlink to a clip is the same clip; our own output folder is never searched
+    os.symlink(tmp_path / "frames" / "c2", tmp_path / "link")
+    touch(tmp_path / "runs" / "score" / "x-1" / "clips" / "c" / "annotated.mp4")
+    every = discover([str(tmp_path)], recursive=True, exclude=[tmp_path / "runs" / "score"])
+    assert len(every) == len({c.path for c in every}) == 7
+    assert not any("runs" in c.path.parts for c in every)
+    assert discover([str(tmp_path / "link"), str(tmp_path / "frames" / "c2")]) == [clips[2]]
+
+
+def test_discover_bad_inputs_are_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        discover([str(tmp_path / "nope")])
+    with pytest.raises(UserError, match="matched no videos"):
+        discover([str(tmp_path / "*.mp4")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no videos"):
+        discover([str(tmp_path / "empty")])
+    with pytest.raises(UserError, match="no inputs"):
+        discover([])
+
+
+def test_clip_names_are_short_unique_and_stable_for_earlier_runs():
+    clips = [ClipInput(Path(p), "video") for p in ("/a/cam1/x.mp4", "/a/cam2/x.mp4", "/b/y.mp4", "/c/a b.mp4")]
+    assert clip_names(clips) == ["cam1__x.mp4", "cam2__x.mp4", "y.mp4", "a_b.mp4"]
+    earlier = {"/z/y.mp4": batch.ClipRecord("/z/y.mp4", "video", "y.mp4", 1, 1, 1, "m", "done")}
+    assert batch._assign_names(clips, earlier)[2] == "y.mp4-2"  # another input already owns "y.mp4"
+
+
+# ---------------------------------------------------------------- scores
+
+
+def read_scores(path: Path) -> dict[str, np.ndarray]:
+    data = np.genfromtxt(path, delimiter=",", names=True, dtype=float)
+    return {k: np.atleast_1d(data[k]) for k in data.dtype.names}
+
+
+def test_scores_equal_eval_frame_scorer_on_frame_folders(tmp_path, model, detector, test_frames, walkway_ds):
+    res = run_score([test_frames], model, tmp_path / "out", workers=2, timelines=True)
+    assert res.exit_code == 0 and res.scored == 2 and res.skipped == 0
+    cal, sc = detector.calibration, detector.cfg.score
+    for clip in walkway_ds.test:
+        ref = FrameScorer(detector).score_clip(read_gray(f) for f in clip.frames)  # what eval computes
+        got = read_scores(tmp_path / "out" / "clips" / clip.name / "scores.csv")
+        assert np.array_equal(got["raw"], ref.raw), clip.name  # exact: same path, same chunks
+        assert np.array_equal(got["frame"], np.arange(len(clip)))
+        assert np.allclose(got["time"], np.arange(len(clip)) / 10.0)
+        sm = causal_smooth(cal.normalize(ref.raw), sc.causal_window)
+        assert np.allclose(got["smoothed"], sm, atol=1e-12)
+        assert np.array_equal(got["flag"].astype(bool), sm > cal.threshold)
+        assert (tmp_path / "out" / "clips" / clip.name / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+        events = [
+            json.loads(x) for x in (tmp_path / "out" / "clips" / clip.name / "events.jsonl").read_text().splitlines()
+        ]
+        rec = next(r for r in res.records if r.name == clip.name)
+        assert rec.events == len(events) and rec.frames == len(clip)
+        assert rec.max_score == pytest.approx(sm.max())
+        assert rec.anomalous_share == pytest.approx(np.mean(sm > cal.threshold))
+    summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("clip,input,kind,frames,max_score,anomalous_share,events,first_event_time")
+    assert len(summary) == 3
+    maxes = [float(line.split(",")[4]) for line in summary[1:]]
+    assert maxes == sorted(maxes, reverse=True)  # worst first
+
+
+def test_one_and_two_workers_give_identical_outputs(tmp_path, model, many_clips):
+    run_score([many_clips], model, tmp_path / "w1", workers=1)
+    run_score([many_clips], model, tmp_path / "w2", workers=2)
+    a, b = out_files(tmp_path / "w1"), out_files(tmp_path / "w2")
+    a.pop("run.json"), b.pop("run.json")
+    assert a == b and len([k for k in a if k.endswith("scores.csv")]) == 5
+
+
+# ---------------------------------------------------------------- resume and kills
+
+
+def test_rerun_skips_finished_clips_and_rescoring_changed_ones(tmp_path, model, many_clips):
+    out = tmp_path / "out"
+    first = run_score([many_clips], model, out)
+    before = out_files(out)
+    again = run_score([many_clips], model, out)
+    assert (again.scored, again.skipped, again.exit_code) == (0, 5, 0)
+    assert out_files(out) == before and len(manifest_lines(out)) == 5
+    # a changed input is scored again (and only it); asking for timelines rescored clips that lack them
+    clip = many_clips / "test01"
+    frame = sorted(clip.iterdir())[3]
+    os.utime(frame, ns=(time.time_ns(), time.time_ns()))
+    changed = run_score([many_clips], model, out)
+    assert (changed.scored, changed.skipped) == (1, 4)
+    assert out_files(out) == before
+    with_tl = run_score([many_clips], model, out, timelines=True)
+    assert with_tl.scored == 5 and (out / "clips" / "test01" / "timeline.png").is_file()
+    assert [r.name for r in first.records] == [r.name for r in with_tl.records]
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so nothing in batch.py catches it."""
+
+
+@pytest.mark.parametrize("where", ["mid-clip", "after-publish", "mid-manifest"])
+def test_kill_at_any_point_then_rerun_equals_uninterrupted(tmp_path, monkeypatch, model, many_clips, where):
+    ref = tmp_path / "ref"
+    run_score([many_clips], model, ref, workers=2)
+    out = tmp_path / "out"
+    calls = {"n": 0}
+    monkeypatch.setattr(batch.ClipWriter, "abort", lambda self: None)  # a kill cleans up nothing
+    if where == "mid-clip":  # inside the third clip, a scores.csv half written in its temp folder
+        orig = batch.ClipWriter.write
+
+        def write(self, results, images):
+            orig(self, results, images)
+            calls["n"] += 1
+            if calls["n"] == 5:
+                self.csv.flush()
+                raise Killed
+
+        monkeypatch.setattr(batch.ClipWriter, "write", write)
+    elif where == "after-publish":  # the third clip's folder is in place, its manifest line is not
+        orig_append = batch.Manifest.append
+
+        def append(self, rec):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise Killed
+            orig_append(self, rec)
+
+        monkeypatch.setattr(batch.Manifest, "append", append)
+    else:  # a torn manifest line: half of the third record written, then death
+        orig_append = batch.Manifest.append
+
+        def append(self, rec):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                self.f.write(json.dumps(batch.asdict(rec)).encode()[:40])
+                self.f.flush()
+                raise Killed
+            orig_append(self, rec)
+
+        monkeypatch.setattr(batch.Manifest, "append", append)
+    with pytest.raises(Killed):
+        run_score([many_clips], model, out, workers=2)
+    monkeypatch.undo()
+    done = [r["input"] for r in manifest_lines_tolerant(out)]
+    assert 1 <= len(done) <= 2
+    res = run_score([many_clips], model, out, workers=2)
+    assert (res.skipped, res.scored, res.exit_code) == (len(done), 5 - len(done), 0)
+    recs = manifest_lines_tolerant(out)
+    assert sorted(r["input"] for r in recs) == sorted(str(p) for p in many_clips.iterdir())  # each exactly once
+    assert not [p for p in (out / "clips").iterdir() if p.name.startswith(".")]  # no temp leftovers
+    a, b = out_files(ref), out_files(out)
+    a.pop("run.json"), b.pop("run.json")
+    assert a == b
+
+
+def manifest_lines_tolerant(out: Path) -> list[dict]:
+    return [batch.asdict(r) for r in read_manifest(out).values()]
+
+
+KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from ognet_video import batch
+from ognet_video.scoring import StreamScorer
+push = StreamScorer.push
+def slow(self, frames, times=None):
+    time.sleep(0.05)
+    return push(self, frames, times)
+StreamScorer.push = slow
+batch.score([sys.argv[1]], sys.argv[2], Path(sys.argv[3]), opts=batch.BatchOptions(workers=2))
+"""
+
+
+def test_sigkill_subprocess_then_rerun(tmp_path, model, many_clips):
+    """A real SIGKILL in the middle of a run (scoring slowed so the kill lands mid-run)."""
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    run_score([many_clips], model, ref, workers=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    args = [sys.executable, "-c", KILL_SCRIPT, str(many_clips), str(model), str(out)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "manifest.jsonl").is_file() and len(manifest_lines(out)) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(manifest_lines(out)) < 5
+    res = run_score([many_clips], model, out, workers=2)
+    assert res.skipped + res.scored == 5 and res.exit_code == 0
+    assert sorted(r["input"] for r in manifest_lines(out)) == sorted(str(p) for p in many_clips.iterdir())
+    a, b = out_files(ref), out_files(out)
+    a.pop("run.json"), b.pop("run.json")
+    assert a == b
+
+
+# ---------------------------------------------------------------- failures, videos, the model
+
+
+def test_corrupt_inputs_fail_with_reason_and_the_rest_is_scored(tmp_path, model, test_frames, walkway_ds):
+    root = tmp_path / "in"
+    for d in test_frames.iterdir():
+        shutil.copytree(d, root / d.name)
+    frames = [read_gray(f) for f in walkway_ds.test[0].frames]
+    write_mp4(root / "good.mp4", frames)
+    touch(root / "bad.mp4", os.urandom(2000))
+    broken = root / "broken"
+    shutil.copytree(test_frames / "01", broken)
+    touch(sorted(broken.iterdir())[7], b"not a jpeg")
+    res = run_score([root], model, tmp_path / "out")
+    status = {r.name: (r.status, r.reason) for r in res.records}
+    assert {k for k, (s, _) in status.items() if s == "done"} == {"01", "02", "good.mp4"}
+    assert "bad.mp4" in status["bad.mp4"][1] and "cannot" in status["bad.mp4"][1]
+    assert "007" in status["broken"][1]  # the unreadable frame is named
+    assert res.exit_code == batch.EXIT_FAILED_BASE + 2
+    assert not (tmp_path / "out" / "clips" / "broken").exists()  # no half output of a failed clip
+    rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert rows[-1].split(",")[9] == "failed" and rows[-2].split(",")[9] == "failed"
+    # failed clips are tried again; once fixed, they are scored
+    (root / "bad.mp4").unlink()
+    shutil.rmtree(broken)
+    shutil.copytree(test_frames / "02", broken)
+    again = run_score([root], model, tmp_path / "out")
+    assert (again.scored, again.exit_code) == (1, 0)  # "broken" again; bad.mp4 is no longer an input
+
+
+def test_mp4_input_scores_like_its_decoded_frames(tmp_path, model, detector, walkway_ds):
+    frames = [read_gray(f) for f in walkway_ds.test[1].frames]
+    video = write_mp4(tmp_path / "cam.mp4", frames, fps=5.0)
+    res = run_score([video], model, tmp_path / "out")
+    assert res.exit_code == 0 and res.records[0].frames == len(frames)
+    decoded = []
+    cap = cv2.VideoCapture(str(video))
+    while (ok_img := cap.read())[0]:
+        decoded.append(ok_img[1])
+    ref = FrameScorer(detector).score_clip(decoded)
+    got = read_scores(tmp_path / "out" / "clips" / "cam.mp4" / "scores.csv")
+    assert np.array_equal(got["raw"], ref.raw)
+    assert np.allclose(got["time"], np.arange(len(frames)) / 5.0, atol=1e-3)
+
+
+def test_a_different_model_for_the_same_out_is_refused(tmp_path, model, detector, test_frames):
+    run_score([test_frames], model, tmp_path / "out")
+    other = detector.save(tmp_path / "other.safetensors", extra={"note": "another model"})
+    with pytest.raises(UserError, match="another model"):
+        run_score([test_frames], other, tmp_path / "out")
+    with pytest.raises(UserError, match="--fps"):
+        run_score([test_frames], model, tmp_path / "out", fps=25.0)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@pytest.fixture
+def main_cli(monkeypatch, capsys):
+    def run(*args: str) -> SimpleNamespace:
+        monkeypatch.setattr(sys, "argv", ["ognet-video", *map(str, args)])
+        code = 0
+        try:
+            cli_mod.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
+
+
+def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_frames):
+    monkeypatch.setattr(cli_mod, "console", quiet_console())
+    monkeypatch.chdir(tmp_path)
+    proc = main_cli("score", test_frames, "--model", model.parent, "--workers", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "runs" / "score" / "frames-1" / "summary.csv").is_file()  # a numbered default run folder
+    out = cli_mod.console.file.getvalue()
+    assert "found 2 clips" in out and "worst first" in out
+    (tmp_path / "empty_run").mkdir()
+    for args, needle in (
+        ((tmp_path / "nope",), "does not exist"),
+        ((test_frames, "--model", tmp_path / "empty_run"), "no model.safetensors"),
+        ((str(tmp_path / "*.mp4"), "--model", model), "matched no videos"),
+        ((test_frames, "--model", model, "--workers", "0"), "--workers"),
+    ):
+        cli_mod.console.file.seek(0)
+        cli_mod.console.file.truncate()
+        proc = main_cli("score", *args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert needle in cli_mod.console.file.getvalue()
+    touch(tmp_path / "clips" / "bad.mp4", b"junk")
+    proc = main_cli("score", tmp_path / "clips", "--model", model, "--out", tmp_path / "o")
+    assert proc.returncode == batch.EXIT_FAILED_BASE + 1
+    assert "1 of 1 clips failed" in cli_mod.console.file.getvalue()
