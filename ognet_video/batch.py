@@ -340,8 +340,9 @@ class ClipWriter:
         self.flags = 0
         self.video_factory = video
         self.video: Any = None
+        self._boxes: tuple[tuple[int, ...], np.ndarray] | None = None
 
-    def write(self, results: list[FrameResult], images: list[np.ndarray]) -> None:
+    def write(self, results: list[FrameResult], images: list[np.ndarray], scorer: StreamScorer) -> None:
         buf = io.StringIO()
         for r in results:
             buf.write(f"{r.index},{_num(r.time)},{_num(r.raw)},{_num(r.score)},{_num(r.smoothed)},{int(r.anomalous)}\n")
@@ -353,7 +354,9 @@ class ClipWriter:
             if self.video is None:
                 self.video = self.video_factory(self.tmp / "annotated.mp4")
             for r, img in zip(results, images, strict=True):
-                self.video.write(img, r, None)
+                if self._boxes is None or self._boxes[0] != img.shape[:2]:
+                    self._boxes = (img.shape[:2], scorer.frames.extractor.boxes_for(img.shape))
+                self.video.write(img, r, self._boxes[1])
 
     def finish(self, events: list) -> dict[str, Any]:
         """Close, fsync and publish the folder; return the clip's summary numbers."""
@@ -401,7 +404,7 @@ class ClipWriter:
             self.csv.close()
         if self.video is not None:
             with contextlib.suppress(Exception):
-                self.video.close()
+                getattr(self.video, "abort", self.video.close)()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -654,7 +657,7 @@ def _score_jobs(jobs: list[_Job], detector: Detector, mid: str, clips_dir: Path,
                     frames, times = payload
                     try:
                         results, _ = scorers[slot].push(frames, times)
-                        active[job.idx][1].write(results, frames)
+                        active[job.idx][1].write(results, frames, scorers[slot])
                     except Exception as exc:
                         active[job.idx][1].abort()
                         finish(job, "failed", _reason(exc))
@@ -797,7 +800,7 @@ def _run_name(spec: str) -> str:
 def _video_writer(detector: Detector) -> Callable[[Path, float], Any]:
     try:
         from ognet_video.annotate import AnnotatedVideoWriter
-    except ImportError:
+    except ImportError:  # pragma: no cover - annotate ships with watch
         raise UserError("--save-video needs ognet_video.annotate, which this install lacks") from None
-    threshold = detector.calibration.threshold if detector.calibration else 0.0
-    return lambda path, fps: AnnotatedVideoWriter(path, fps, threshold)
+    cal = detector.calibration
+    return lambda path, fps: AnnotatedVideoWriter(path, fps, cal.threshold if cal else 0.0, cal)

@@ -191,6 +191,7 @@ def score(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth."),
     workers: int = typer.Option(2, "--workers", "-w", help="Clips decoded in parallel (one model scores them all)."),
     timelines: bool = typer.Option(False, "--timelines", help="Also write a score-timeline PNG per clip."),
+    save_video: bool = typer.Option(False, "--save-video", help="Also write an annotated MP4 per clip (slow)."),
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
@@ -201,7 +202,7 @@ def score(
     from ognet_video.batch import BatchOptions, summary_table
     from ognet_video.batch import score as run_score
 
-    opts = BatchOptions(recursive=recursive, workers=workers, timelines=timelines, fps=fps)
+    opts = BatchOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
     res = run_score(inputs, model, out, opts=opts, device=device, console=console)
     console.print(summary_table(res))
     rate = f"{res.frames / res.seconds:.0f} fps" if res.frames else "nothing to do"

@@ -231,8 +231,8 @@ def test_kill_at_any_point_then_rerun_equals_uninterrupted(tmp_path, monkeypatch
     if where == "mid-clip":  # inside the third clip, a scores.csv half written in its temp folder
         orig = batch.ClipWriter.write
 
-        def write(self, results, images):
-            orig(self, results, images)
+        def write(self, *args):
+            orig(self, *args)
             calls["n"] += 1
             if calls["n"] == 5:
                 self.csv.flush()
@@ -361,6 +361,19 @@ def test_mp4_input_scores_like_its_decoded_frames(tmp_path, model, detector, wal
     got = read_scores(tmp_path / "out" / "clips" / "cam.mp4" / "scores.csv")
     assert np.array_equal(got["raw"], ref.raw)
     assert np.allclose(got["time"], np.arange(len(frames)) / 5.0, atol=1e-3)
+
+
+def test_save_video_writes_an_annotated_mp4_per_clip(tmp_path, model, test_frames):
+    pytest.importorskip("ognet_video.annotate")
+    res = run_score([test_frames], model, tmp_path / "out", save_video=True)
+    assert res.exit_code == 0
+    for rec in res.records:
+        cap = cv2.VideoCapture(str(tmp_path / "out" / "clips" / rec.name / "annotated.mp4"))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        assert n == rec.frames and "video" in rec.extras
+    assert not [p for p in (tmp_path / "out").rglob(".*") if p.name != ".lock"]  # no partial files left
 
 
 def test_a_different_model_for_the_same_out_is_refused(tmp_path, model, detector, test_frames):
