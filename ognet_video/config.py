@@ -61,6 +61,9 @@ class TrainConfig:
     # (frame difference taken k frames apart, k in this list; needs channels=gray+diff) as bad. [] = paper
     skip_weight: float = 1.0
     max_patches: int = 0  # cap on training patches (0 = all moving patches), sampled with the seed
+    # extra training grids shifted by (dy, dx) for every dy, dx in this list, e.g. [0, 15, 30] = 9 grids
+    # (the unshifted one included); [] = the scoring grid only. Keeps G from memorising each cell's background
+    grid_offsets: list[int] = field(default_factory=list)
     holdout_clips: int = 2  # last N normal training clips are held out for calibration
     seed: int = 0
     num_threads: int = 0  # torch CPU threads (0 = torch default)
@@ -195,6 +198,8 @@ def validate(cfg: Config) -> None:
         raise UserError("train.skip_frames needs a motion channel (patches.channels with diff or flow)")
     if p.flow_scale <= 0:
         raise UserError("patches.flow_scale must be > 0 (pixels per frame that map to 1.0)")
+    if any(not 0 <= o < p.stride for o in cfg.train.grid_offsets):
+        raise UserError(f"train.grid_offsets must lie in [0, patches.stride={p.stride})")
     if any(k < 2 for k in cfg.train.skip_frames):
         raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
     if cfg.train.holdout_clips < 1:

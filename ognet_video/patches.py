@@ -45,14 +45,20 @@ def optical_flow(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 class PatchExtractor:
-    def __init__(self, cfg: PatchConfig, background: np.ndarray | None = None) -> None:
+    def __init__(
+        self, cfg: PatchConfig, background: np.ndarray | None = None, offset: tuple[int, int] = (0, 0)
+    ) -> None:
         self.cfg = cfg
         # fixed-camera background (H, W) uint8, estimated from training frames; needed by the "fg" channels
         self.background = background
+        # (dy, dx): the grid starts this far into the frame. Scoring always uses (0, 0); training may add
+        # shifted grids (train.grid_offsets) so that the networks see people at every position in a cell
+        self.offset = (int(offset[0]), int(offset[1]))
         s, st = cfg.size, cfg.stride
-        self.rows = (cfg.height - s) // st + 1
-        self.cols = (cfg.width - s) // st + 1
-        ys, xs = np.meshgrid(np.arange(self.rows) * st, np.arange(self.cols) * st, indexing="ij")
+        dy, dx = self.offset
+        self.rows = (cfg.height - dy - s) // st + 1
+        self.cols = (cfg.width - dx - s) // st + 1
+        ys, xs = np.meshgrid(np.arange(self.rows) * st + dy, np.arange(self.cols) * st + dx, indexing="ij")
         # (N, 4) boxes x0, y0, x1, y1 in the resized frame, row-major like the patch order
         self.boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + s, ys.ravel() + s], axis=1)
 
@@ -79,11 +85,17 @@ class PatchExtractor:
     def cells(self, frames: np.ndarray) -> np.ndarray:
         """(T, H, W) -> (T, N, s, s) view of the grid cells."""
         s, st = self.cfg.size, self.cfg.stride
-        win = sliding_window_view(frames, (s, s), axis=(1, 2))[:, ::st, ::st][:, : self.rows, : self.cols]
+        dy, dx = self.offset
+        win = sliding_window_view(frames[:, dy:, dx:], (s, s), axis=(1, 2))[:, ::st, ::st][:, : self.rows, : self.cols]
         return win.reshape(frames.shape[0], self.num_cells, s, s)
 
-    def extract(self, frames: np.ndarray, prev: np.ndarray | None = None) -> ClipPatches:
-        """Prepared frames (T, H, W) uint8; ``prev`` is the frame before the first one (None: no motion)."""
+    def extract(
+        self, frames: np.ndarray, prev: np.ndarray | None = None, flow: np.ndarray | None = None
+    ) -> ClipPatches:
+        """Prepared frames (T, H, W) uint8; ``prev`` is the frame before the first one (None: no motion).
+
+        ``flow``: the frames' full-frame flow from ``frame_flow``, when already computed (several grids).
+        """
         f16 = frames.astype(np.int16)
         before = np.concatenate([f16[:1] if prev is None else prev[None].astype(np.int16), f16[:-1]])
         diff = f16 - before
@@ -92,16 +104,20 @@ class PatchExtractor:
         fg = None
         if self.background is not None:
             fg = self.cells(f16 - self.background.astype(np.int16)[None])
-        flow = None
+        flow_cells = None
         if self.uses_flow:
-            flow = np.zeros((*frames.shape, 2), dtype=np.float16)
-            if prev is None:  # the first frame has no predecessor: zero flow, like its zero difference
-                if len(frames) > 1:
-                    flow[1:] = optical_flow(frames[:-1], frames[1:])
-            else:
-                flow[:] = optical_flow(np.concatenate([prev[None], frames[:-1]]), frames)
-            flow = self.flow_cells(flow)
-        return ClipPatches(self.cells(frames), diff_cells, motion, fg, flow)
+            flow_cells = self.flow_cells(self.frame_flow(frames, prev) if flow is None else flow)
+        return ClipPatches(self.cells(frames), diff_cells, motion, fg, flow_cells)
+
+    def frame_flow(self, frames: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
+        """(T, H, W, 2) flow of each frame from its predecessor; zero for a first frame (no predecessor)."""
+        flow = np.zeros((*frames.shape, 2), dtype=np.float16)
+        if prev is None:
+            if len(frames) > 1:
+                flow[1:] = optical_flow(frames[:-1], frames[1:])
+        else:
+            flow[:] = optical_flow(np.concatenate([prev[None], frames[:-1]]), frames)
+        return flow
 
     @property
     def uses_flow(self) -> bool:

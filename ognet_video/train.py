@@ -85,20 +85,31 @@ def collect_patches(
     A fast twin keeps the patch at frame t but takes its frame difference (and flow) against frame t-k
     (k from ``train.skip_frames``): the same scene moving k times faster than anything normal.
     """
-    ex = PatchExtractor(cfg.patches, background)
+    offs = sorted(set(cfg.train.grid_offsets) | {0})
+    grids = [PatchExtractor(cfg.patches, background, (dy, dx)) for dy in offs for dx in offs]
+    ex = grids[0]
+    rng = np.random.default_rng(cfg.train.seed)
     parts, fast = [], []
     task = progress.add_task("patches", total=len(clips), info="") if progress else None
     for clip in clips:
         frames = load_clip_frames(clip, ex)
-        cp = ex.extract(frames)
-        moving = ex.moving(cp.motion)
-        parts.append(ex.select(cp, moving))
+        flow = ex.frame_flow(frames) if ex.uses_flow else None
+        lag = {}  # k -> (frame difference, flow) k frames apart, full frame
         for k in cfg.train.skip_frames:
             if len(frames) > k:
-                diff_k = ex.cells(frames[k:].astype(np.int16) - frames[:-k].astype(np.int16))
-                flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:])) if ex.uses_flow else None
-                lagged = ClipPatches(cp.gray[k:], diff_k, cp.motion[k:], None if cp.fg is None else cp.fg[k:], flow_k)
-                fast.append(ex.select(lagged, moving[k:]))
+                flow_k = optical_flow(frames[:-k], frames[k:]) if ex.uses_flow else None
+                lag[k] = (frames[k:].astype(np.int16) - frames[:-k].astype(np.int16), flow_k)
+        for g in grids:
+            cp = g.extract(frames, flow=flow)
+            moving = g.moving(cp.motion)
+            if len(grids) > 1:  # each grid keeps a 1/len(grids) share: the same data volume, more positions
+                moving &= rng.random(moving.shape) < 1.0 / len(grids)
+            parts.append(g.select(cp, moving))
+            for k, (diff_k, flow_k) in lag.items():
+                fg_k = None if cp.fg is None else cp.fg[k:]
+                flow_cells = None if flow_k is None else g.flow_cells(flow_k)
+                lagged = ClipPatches(cp.gray[k:], g.cells(diff_k), cp.motion[k:], fg_k, flow_cells)
+                fast.append(g.select(lagged, moving[k:]))
         if progress is not None and task is not None:
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)

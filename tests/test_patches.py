@@ -165,3 +165,12 @@ def test_flow_channels_measure_speed_and_do_not_depend_on_chunking():
     assert np.array_equal(later.flow, cp.flow[3:])
     x = ex.select(cp, ex.moving(cp.motion))
     assert x.shape[1] == 3 and x[:, 1:].abs().max() <= 1.0
+
+
+def test_shifted_grid_cells_and_boxes():
+    frames = np.arange(2 * 225 * 360, dtype=np.int64).reshape(2, 225, 360) % 251
+    ex = PatchExtractor(PatchConfig(), offset=(15, 30))
+    assert (ex.rows, ex.cols) == (4, 7)
+    cells = ex.cells(frames)
+    assert np.array_equal(cells[1, 8], frames[1, 15 + 45 : 15 + 90, 30 + 45 : 30 + 90])  # row 1, col 1
+    assert ex.boxes[8].tolist() == [75, 60, 120, 105]

@@ -281,3 +281,11 @@ def test_background_channel_round_trips_through_the_checkpoint(walkway_ds, tiny_
     # channel 0 is frame minus background: walkers stand out from the empty path
     assert x.shape[1] == 2 and x[:, 0].abs().amax() > 0.2
     assert np.array_equal(cp.fg[5], cp.gray[5].astype(np.int16) - ex.cells(bg[None].astype(np.int16))[0])
+
+
+def test_grid_offsets_add_shifted_patches_without_more_data(walkway_ds, tiny_config):
+    base = tiny_config("train.max_patches=0")
+    shifted = tiny_config("train.max_patches=0", "train.grid_offsets=[0,15,30]")
+    data0, _ = collect_patches(walkway_ds.train, base)
+    data9, _ = collect_patches(walkway_ds.train, shifted)
+    assert 0.5 * len(data0) < len(data9) < 1.5 * len(data0)  # nine grids, each keeping a ninth
