@@ -215,6 +215,34 @@ def score(
         raise typer.Exit(res.exit_code)
 
 
+@app.command("watch")
+def watch_cmd(
+    source: str = typer.Argument(
+        ..., help="Video file, webcam index (0), rtsp:// or http:// URL, folder of frames, or a quoted glob."
+    ),
+    model: Path = typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: newest finished run)."),
+    save_video: bool = typer.Option(False, "--save-video", help="Also write annotated.mp4 (heat map, score strip)."),
+    show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (needs a display)."),
+    stride: int = typer.Option(1, "--stride", help="Score every Nth frame; motion is measured between scored frames."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many scored frames."),
+    fps: float = typer.Option(10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video)."),
+    connect_timeout: float = typer.Option(15.0, "--connect-timeout", help="Seconds to wait for a camera or stream."),
+    project: Path = typer.Option(Path("runs/watch"), "--project", help="Parent folder of numbered runs."),
+    name: str = typer.Option(None, "--name", help="Run name (default: the source's name)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """Score a recorded or live camera as it plays: scores.jsonl, events.jsonl, live panel, speed line.
+
+    Ctrl-C stops cleanly (exit code 130); a live source that is lost and does not come back exits with 1.
+    """
+    from ognet_video.watch import watch as run_watch
+
+    res = run_watch(source, model, project=project, name=name, device=device, stride=stride, save_video=save_video,
+                    show=show, max_frames=max_frames, fps=fps, connect_timeout=connect_timeout, console=console)  # fmt: skip
+    if res.exit_code:
+        raise typer.Exit(res.exit_code)
+
+
 def main() -> None:
     """Entry point: user mistakes become one red line and exit code 2, never a traceback."""
     try:

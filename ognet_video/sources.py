@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import math
+import os
 import queue
 import re
 import threading
@@ -31,6 +32,14 @@ import numpy as np
 
 from ognet_video.data.dataset import IMAGE_EXTS, image_files, read_gray
 from ognet_video.errors import UserError
+
+# OpenCV and FFmpeg print their own warnings for every source that fails to open ("moov atom not found",
+# "can't open camera by index"); our errors already say it in one line. Set these variables to see them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when the FFmpeg backend starts
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    _logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if _logging is not None and hasattr(_logging, "setLogLevel"):
+        _logging.setLogLevel(_logging.LOG_LEVEL_ERROR)
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts", ".flv"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -199,6 +208,9 @@ class FrameReader:
                  log: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.spec = spec
         self.kind = source_kind(spec)  # UserError for a path that does not exist
+        if self.kind == "video" and not Path(spec).is_file():
+            raise UserError(f"source {spec!r} does not exist: give a video file, a folder of frames, a glob, "
+                            "a webcam index or a URL")  # fmt: skip
         self.display = display_source(spec)
         self.live = self.kind in LIVE_KINDS if live is None else live
         self.stride = max(1, int(stride))
@@ -301,7 +313,7 @@ class FrameReader:
     def _check_connect_deadline(self) -> None:
         # the opener may block inside FFmpeg; this bound holds whatever the thread is doing
         if self.live and not self.connected and self.error is None:
-            if time.monotonic() - self._started_at > self.connect_timeout + 2.0:
+            if time.monotonic() - self._started_at > self.connect_timeout + 1.0:
                 self._stop.set()
                 raise UserError(self._never_connected())
 
@@ -392,8 +404,8 @@ class FrameReader:
                         raise UserError(self._never_connected())
                     return None
                 wait = min(delay, left)
-                verb = "retrying" if first else "reconnecting"
-                self.log(f"{reason}; {verb} in {wait:.1f} s (attempt {attempt + 1})")
+                if not first:  # a first connect says once that it waits (watch does), not on every try
+                    self.log(f"{reason}; reconnecting in {wait:.1f} s (attempt {attempt + 1})")
                 if self._stop.wait(wait):
                     return None
                 delay = min(delay * 2, self.backoff[1])

@@ -236,9 +236,7 @@ def display_unavailable() -> str | None:
     return None
 
 
-def _first_batch(reader: FrameReader, n: int, console: Console) -> list[Frame]:
-    if reader.live:
-        console.print(f"connecting to {reader.kind} {escape(reader.display)} (up to {reader.connect_timeout:g} s)")
+def _first_batch(reader: FrameReader, n: int) -> list[Frame]:
     while True:
         batch = reader.get_batch(n, timeout=0.2)
         if batch is None:
@@ -272,9 +270,11 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
     if show and (why := display_unavailable()):
         console.print(f"[yellow]--show:[/] {escape(why)}; continuing without a window", highlight=False)
         show = False
+    if reader.kind == "stream":
+        console.print(f"connecting to {reader.kind} {escape(reader.display)} (up to {connect_timeout:g} s)")
     reader.start()
     try:
-        pending: list[Frame] | None = _first_batch(reader, batch_max, console)
+        pending: list[Frame] | None = _first_batch(reader, batch_max)
     except BaseException:
         reader.stop()
         raise
