@@ -598,9 +598,11 @@ def run_batch(clips: list[ClipInput], detector: Detector, mid: str, out: Path, o
     if skipped:
         console.print(f"{skipped} of {len(clips)} clips already scored in {out} (skipped); {len(jobs)} to go")
     frames_done = 0
-    if jobs:
-        frames_done = _score_jobs(jobs, detector, mid, clips_dir, opts, console, manifest, records, video_writer)
-    manifest.close()
+    try:
+        if jobs:
+            frames_done = _score_jobs(jobs, detector, mid, clips_dir, opts, console, manifest, records, video_writer)
+    finally:
+        manifest.close()
     write_summary(out, read_manifest(out))
     ordered = [records[i] for i in range(len(clips))]
     return BatchResult(out, ordered, len(jobs), skipped, frames_done, time.perf_counter() - t0)
@@ -774,6 +776,10 @@ def score(inputs: list[str], model: str | Path | None = None, out: Path | None =
     mid = model_id(model_path)
     if out is None:
         out = new_run_dir(project, _run_name(inputs[0]) if name is None else name)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and not (out / RUN_INFO).is_file() and any(p.name != ".lock" for p in out.iterdir()):
+        raise UserError(f"--out {out} holds other files and no {RUN_INFO}: it is not a score folder; use another --out")
     out.mkdir(parents=True, exist_ok=True)
     console.print(
         f"model {model_path} (sha256 {mid[:12]}) on {detector.device}, {opts.workers} decode workers -> {out}"

@@ -383,6 +383,8 @@ def test_a_different_model_for_the_same_out_is_refused(tmp_path, model, detector
         run_score([test_frames], other, tmp_path / "out")
     with pytest.raises(UserError, match="--fps"):
         run_score([test_frames], model, tmp_path / "out", fps=25.0)
+    with pytest.raises(UserError, match="not a score folder"):
+        run_score([test_frames], model, model.parent)  # a training run folder by mistake
 
 
 # ---------------------------------------------------------------- the command line
