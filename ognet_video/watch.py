@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -172,16 +173,18 @@ class _Panel:
         self.ticks: deque[tuple[float, int]] = deque()
         self.events: list[Event] = []
         self.open_since: int | None = None
+        self.lock = threading.Lock()  # rich renders from its own thread while the loop updates
 
     def update(self, results: list[FrameResult], open_since: int | None) -> None:
-        self.frames += len(results)
-        self.last = results[-1]
-        self.recent.extend((r.smoothed, r.anomalous) for r in results)
-        now = time.monotonic()
-        self.ticks.append((now, self.frames))
-        while len(self.ticks) > 2 and now - self.ticks[0][0] > 2.0:
-            self.ticks.popleft()
-        self.open_since = open_since
+        with self.lock:
+            self.frames += len(results)
+            self.last = results[-1]
+            self.recent.extend((r.smoothed, r.anomalous) for r in results)
+            now = time.monotonic()
+            self.ticks.append((now, self.frames))
+            while len(self.ticks) > 2 and now - self.ticks[0][0] > 2.0:
+                self.ticks.popleft()
+            self.open_since = open_since
 
     @property
     def fps(self) -> float:
@@ -202,6 +205,10 @@ class _Panel:
         return text
 
     def __rich__(self) -> Panel:
+        with self.lock:
+            return self._render()
+
+    def _render(self) -> Panel:
         r = self.reader
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold")
@@ -260,7 +267,7 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
     console = console or Console()
     if stride < 1:
         raise UserError(f"--stride must be 1 or more, got {stride}")
-    log = lambda msg: console.print(f"[yellow]{escape(msg)}[/]", highlight=False)  # noqa: E731
+    log = lambda msg: console.print(f"[yellow]{escape(msg)}[/]", highlight=False)
     reader = FrameReader(source, stride=stride, fps=fps, opener=opener, connect_timeout=connect_timeout,
                          reconnect_timeout=reconnect_timeout, log=log)  # fmt: skip
     det, model_label = load_detector(model, device, train_project)
@@ -273,30 +280,32 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
     if reader.kind == "stream":
         console.print(f"connecting to {reader.kind} {escape(reader.display)} (up to {connect_timeout:g} s)")
     reader.start()
-    try:
+    try:  # until the loop's own try/finally takes over, stop the reader on any failure
         pending: list[Frame] | None = _first_batch(reader, batch_max)
+        run_dir = new_run_dir(project, name or source_name(source))
+        total = reader.total if max_frames is None else min(reader.total or max_frames, max_frames)
+        rate = (reader.fps or fps) / stride
+        desc = f"{reader.kind}" + (f", {reader.total} frames" if reader.total else "") + f", {rate:g} fps"
+        console.print(
+            f"watching [bold]{escape(reader.display)}[/] ({desc}) with {escape(model_label)} -> {escape(str(run_dir))}",
+            highlight=False,
+        )
+        res = WatchResult(run_dir, reader.display, reader.kind, model_label, 0, 0, 0, stride, "end")
+        threshold = scorer.threshold
+        writer = (
+            AnnotatedVideoWriter(run_dir / "annotated.mp4", rate, threshold, det.calibration) if save_video else None
+        )
+        annotator = Annotator(threshold, det.calibration) if show and writer is None else None
+        index = _SourceIndex()
+        panel = _Panel(f"ognet-video watch {reader.display}", total, threshold, reader, run_dir)
+        use_live = console.is_terminal if live_panel is None else live_panel
+        boxes_cache: dict[tuple[int, int], np.ndarray] = {}
+        push_s = out_s = 0.0
+        scores_f = open(run_dir / "scores.jsonl", "w", encoding="utf-8")  # closed in the loop's finally
+        events_f = open(run_dir / "events.jsonl", "w", encoding="utf-8")
     except BaseException:
         reader.stop()
         raise
-    run_dir = new_run_dir(project, name or source_name(source))
-    total = reader.total if max_frames is None else min(reader.total or max_frames, max_frames)
-    rate = (reader.fps or fps) / stride
-    desc = f"{reader.kind}" + (f", {reader.total} frames" if reader.total else "") + f", {rate:g} fps"
-    console.print(
-        f"watching [bold]{escape(reader.display)}[/] ({desc}) with {escape(model_label)} -> {escape(str(run_dir))}",
-        highlight=False,
-    )
-    res = WatchResult(run_dir, reader.display, reader.kind, model_label, 0, 0, 0, stride, "end")
-    threshold = scorer.threshold
-    writer = AnnotatedVideoWriter(run_dir / "annotated.mp4", rate, threshold, det.calibration) if save_video else None
-    annotator = Annotator(threshold, det.calibration) if show and writer is None else None
-    index = _SourceIndex()
-    panel = _Panel(f"ognet-video watch {reader.display}", total, threshold, reader, run_dir)
-    use_live = console.is_terminal if live_panel is None else live_panel
-    boxes_cache: dict[tuple[int, int], np.ndarray] = {}
-    push_s = out_s = 0.0
-    scores_f = open(run_dir / "scores.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
-    events_f = open(run_dir / "events.jsonl", "w", encoding="utf-8")  # noqa: SIM115
 
     def write_event(ev: Event) -> None:
         ev = index.event(ev)
