@@ -205,10 +205,12 @@ def score(
     opts = BatchOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
     res = run_score(inputs, model, out, opts=opts, device=device, console=console)
     console.print(summary_table(res))
-    rate = f"{res.frames / res.seconds:.0f} fps" if res.frames else "nothing to do"
+    rate = f" ({res.frames / res.seconds:.0f} fps)" if res.frames else ""
     console.print(
-        f"scored {res.scored}, skipped {res.skipped} (finished earlier) in {res.seconds:.1f} s, {rate}  |  "
-        f"{res.out}/summary.csv, clips/NAME/scores.csv, events.jsonl  |  resume: --out {res.out}"
+        f"scored {res.scored} clips, {res.frames} frames in {res.seconds:.1f} s{rate}; {res.skipped} skipped "
+        f"(finished earlier)\noutputs: {res.out}/summary.csv, clips/NAME/scores.csv + events.jsonl; "
+        f"to resume or add clips: the same command with --out {res.out}",
+        highlight=False,
     )
     if res.failed:
         console.print(f"[red]{len(res.failed)} of {len(res.records)} clips failed[/] (reasons in summary.csv)")
