@@ -68,7 +68,7 @@ class Annotator:
         t = "" if result.time is None else f"  {result.time:.1f}s"
         _text(img, f"#{result.index}{t}", (6, base), scale, WHITE)
         if result.anomalous:
-            (tw, _), _ = cv2.getTextSize("ANOMALY", cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
+            (tw, _), _ = cv2.getTextSize("ANOMALY", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             _text(img, "ANOMALY", (w - tw - 6, base), scale, RED)
         self.history.append((result.score, result.smoothed, result.anomalous))
         out = np.vstack([img, self.strip(w)])
@@ -157,5 +157,8 @@ class AnnotatedVideoWriter:
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int]) -> None:
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    """Text on a dark box, readable on any background (an outline stroke would be laid out wider)."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = org
+    cv2.rectangle(img, (x - 2, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
