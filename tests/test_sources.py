@@ -171,7 +171,7 @@ def test_hung_open_call_still_fails_within_the_bound():
     t = time.monotonic()
     with pytest.raises(UserError, match="did not connect"):
         list(reader)
-    assert time.monotonic() - t < 2.5
+    assert time.monotonic() - t < 3.0  # connect_timeout + 1 s grace + polling
     release.set()
     reader.stop()
 
