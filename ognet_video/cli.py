@@ -189,7 +189,7 @@ def score(
     model: Path = typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: newest finished run)."),
     out: Path = typer.Option(None, "--out", help="Output folder; reuse it to resume (default: runs/score/NAME-N)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth."),
-    workers: int = typer.Option(2, "--workers", "-w", help="Clips decoded in parallel (one model scores them all)."),
+    workers: int = typer.Option(None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU)."),
     timelines: bool = typer.Option(False, "--timelines", help="Also write a score-timeline PNG per clip."),
     save_video: bool = typer.Option(False, "--save-video", help="Also write an annotated MP4 per clip (slow)."),
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column."),

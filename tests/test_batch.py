@@ -408,11 +408,11 @@ def main_cli(monkeypatch, capsys):
 def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_frames):
     monkeypatch.setattr(cli_mod, "console", quiet_console())
     monkeypatch.chdir(tmp_path)
-    proc = main_cli("score", test_frames, "--model", model.parent, "--workers", "1")
+    proc = main_cli("score", test_frames, "--model", model.parent)  # default workers: 1 on CPU
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "runs" / "score" / "frames-1" / "summary.csv").is_file()  # a numbered default run folder
     out = cli_mod.console.file.getvalue()
-    assert "found 2 clips" in out and "worst first" in out
+    assert "found 2 clips" in out and "worst first" in out and "decode workers: 1" in out
     (tmp_path / "empty_run").mkdir()
     for args, needle in (
         ((tmp_path / "nope",), "does not exist"),
