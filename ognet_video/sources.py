@@ -222,7 +222,8 @@ class FrameReader:
         # live: a few frames of slack so several can be batched, little latency; recorded: read ahead
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size or (4 if self.live else 32))
         self.fps: float | None = fps if self.kind in ("folder", "glob") else None  # source frame rate
-        self.total: int | None = None  # frames that will be delivered, when known
+        self.length: int | None = None  # frames in the source, when known
+        self.total: int | None = None  # frames that will be delivered (every ``stride``-th), when known
         self.decoded = 0  # frames read from the source (skipped and dropped ones included)
         self.delivered = 0
         self.dropped = 0
@@ -243,11 +244,13 @@ class FrameReader:
         """Check the source and start decoding; recorded sources that cannot be read fail here."""
         if self.kind in ("folder", "glob"):
             self._files = image_list(self.spec)
-            self.total = math.ceil(len(self._files) / self.stride)
+            self.length = len(self._files)
+            self.total = math.ceil(self.length / self.stride)
         elif not self.live:
             self._cap = self.opener(self.spec)
             self.fps = self._cap.get(cv2.CAP_PROP_FPS) or None
             n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self.length = n if n > 0 else None
             self.total = math.ceil(n / self.stride) if n > 0 else None
         self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"reader:{self.display}", daemon=True)

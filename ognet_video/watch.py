@@ -285,7 +285,10 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
         run_dir = new_run_dir(project, name or source_name(source))
         total = reader.total if max_frames is None else min(reader.total or max_frames, max_frames)
         rate = (reader.fps or fps) / stride
-        desc = f"{reader.kind}" + (f", {reader.total} frames" if reader.total else "") + f", {rate:g} fps"
+        desc = (
+            f"{reader.kind}" + (f", {reader.length} frames" if reader.length else "") + f" at {reader.fps or fps:g} fps"
+        )
+        desc += f", scoring 1 frame in {stride}" if stride > 1 else ""
         console.print(
             f"watching [bold]{escape(reader.display)}[/] ({desc}) with {escape(model_label)} -> {escape(str(run_dir))}",
             highlight=False,
