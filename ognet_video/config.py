@@ -60,6 +60,10 @@ class TrainConfig:
     skip_frames: list[int] = field(default_factory=list)  # phase two: also treat G_n of "too fast" patches
     # (frame difference taken k frames apart, k in this list; needs channels=gray+diff) as bad. [] = paper
     skip_weight: float = 1.0
+    # how D's BatchNorm sees phase two: "separate" (the authors: each of the D calls is normalised on its own
+    # batch, so a difference between good and bad batches is normalised away), "frozen" (phase one's running
+    # statistics, as at test time) or "joint" (one D call over good and bad together)
+    phase2_norm: str = "separate"
     max_patches: int = 0  # cap on training patches (0 = all moving patches), sampled with the seed
     # extra training grids shifted by (dy, dx) for every dy, dx in this list, e.g. [0, 15, 30] = 9 grids
     # (the unshifted one included); [] = the scoring grid only. Keeps G from memorising each cell's background
@@ -198,6 +202,8 @@ def validate(cfg: Config) -> None:
         raise UserError("train.skip_frames needs a motion channel (patches.channels with diff or flow)")
     if p.flow_scale <= 0:
         raise UserError("patches.flow_scale must be > 0 (pixels per frame that map to 1.0)")
+    if cfg.train.phase2_norm not in ("separate", "frozen", "joint"):
+        raise UserError(f"train.phase2_norm must be 'separate', 'frozen' or 'joint', got {cfg.train.phase2_norm!r}")
     if any(not 0 <= o < p.stride for o in cfg.train.grid_offsets):
         raise UserError(f"train.grid_offsets must lie in [0, patches.stride={p.stride})")
     if any(k < 2 for k in cfg.train.skip_frames):

@@ -154,10 +154,12 @@ def phase_one_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer,
 
 def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torch.optim.Optimizer,
                    x: torch.Tensor, xi: torch.Tensor, xj: torch.Tensor,
-                   x_fast: torch.Tensor | None = None, fast_weight: float = 1.0) -> float:  # fmt: skip
+                   x_fast: torch.Tensor | None = None, fast_weight: float = 1.0,
+                   joint: bool = False) -> float:  # fmt: skip
     """D learns good (x, G_n(x)) vs bad (G_old(x), G_n of a blend of two G_old outputs); 4 separate D calls.
 
-    With ``x_fast`` (frame-skip twins, ours), a fifth call also marks G_n(x_fast) as bad.
+    With ``x_fast`` (frame-skip twins, ours), a fifth call also marks G_n(x_fast) as bad. ``joint``: one D
+    call over all groups, so BatchNorm normalises good and bad together (see ``train.phase2_norm``).
     """
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
     with torch.no_grad(), amp:
@@ -165,13 +167,15 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
         bad = G_old(x)
         pseudo = G_n((G_old(xi) + G_old(xj)) / 2)
         fast = G_n(x_fast) if x_fast is not None else None
+    groups = [(x, 0.0, 0.1), (good, 0.0, 0.9), (bad, 1.0, 0.001), (pseudo, 1.0, 0.999)]
+    if fast is not None:
+        groups.append((fast, 1.0, fast_weight))
     with amp:
-        loss = (
-            0.1 * bce(D(x), 0.0) + 0.9 * bce(D(good), 0.0)
-            + 0.001 * bce(D(bad), 1.0) + 0.999 * bce(D(pseudo), 1.0)
-        )  # fmt: skip
-        if fast is not None:
-            loss = loss + fast_weight * bce(D(fast), 1.0)
+        if joint:
+            outs = D(torch.cat([g[0] for g in groups])).split([len(g[0]) for g in groups])
+        else:
+            outs = [D(g[0]) for g in groups]
+        loss = sum(w * bce(o, t) for o, (_, t, w) in zip(outs, groups, strict=True))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -302,6 +306,10 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
         G.eval()
         G_old.eval()
         D.train()
+        if cfg.train.phase2_norm == "frozen":  # BatchNorm keeps phase one's statistics; its scale and shift still learn
+            for m in D.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         opt2 = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
         task = progress.add_task("phase 2", total=cfg.train.phase2_steps, info="")
         losses = []
@@ -311,7 +319,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
             x_fast = None
             if fast_data is not None:
                 x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
-            losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight))
+            joint = cfg.train.phase2_norm == "joint"
+            losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight, joint))
             progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
         log.write(phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
                   seconds=round(time.perf_counter() - t0, 1))  # fmt: skip

@@ -289,3 +289,34 @@ def test_grid_offsets_add_shifted_patches_without_more_data(walkway_ds, tiny_con
     data0, _ = collect_patches(walkway_ds.train, base)
     data9, _ = collect_patches(walkway_ds.train, shifted)
     assert 0.5 * len(data0) < len(data9) < 1.5 * len(data0)  # nine grids, each keeping a ninth
+
+
+def test_joint_phase_two_equals_separate_without_batchnorm(batch, tiny_config):
+    cfg = tiny_config("model.d_norm=none")
+    seed_everything(0)
+    G_n, D = build_models(cfg)
+    G_old = copy.deepcopy(G_n)
+    G_n.eval()
+    G_old.eval()
+    D2 = copy.deepcopy(D)
+    opt, opt2 = (torch.optim.Adam(d.parameters(), lr=1e-3) for d in (D, D2))
+    a = phase_two_step(G_n, G_old, D, opt, batch, batch.flip(0), batch.roll(3, 0), batch, joint=False)
+    b = phase_two_step(G_n, G_old, D2, opt2, batch, batch.flip(0), batch.roll(3, 0), batch, joint=True)
+    assert a == pytest.approx(b, rel=1e-5)
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(D.parameters(), D2.parameters(), strict=True))
+
+
+def test_frozen_phase_two_keeps_batchnorm_statistics(walkway_ds, tiny_config, tmp_path):
+    from conftest import quiet_console
+
+    from ognet_video.checkpoint import unprefixed
+
+    cfg = tiny_config("train.phase2_norm=frozen", "train.phase2_steps=3")
+    res = train(cfg, walkway_ds, tmp_path / "run", console=quiet_console())
+    p1, _ = load_checkpoint(res.phase1_path)
+    final, _ = load_checkpoint(res.model_path)
+    d1, d2 = unprefixed(p1, "D"), unprefixed(final, "D")
+    stats = [k for k in d1 if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(d1[k], d2[k]) for k in stats)
+    weights = [k for k in d1 if k.endswith("weight")]
+    assert any(not torch.equal(d1[k], d2[k]) for k in weights)  # D still learnt in phase two
