@@ -43,14 +43,16 @@ def test_override_value_types_are_coerced():
     assert cfg.patches.channels == "gray+diff"
 
 
-def test_shipped_preset_loads():
+def test_shipped_presets_load():
     from pathlib import Path
 
-    preset = Path(__file__).resolve().parents[1] / "configs" / "ped2-cpu.yaml"
-    if not preset.is_file():
-        pytest.skip("configs/ped2-cpu.yaml not present")
-    cfg = load_config(preset)
-    assert cfg.model.preset == "cpu"
+    presets = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    if not presets:
+        pytest.skip("configs/ not present")
+    for preset in presets:
+        load_config(preset)
+    default = load_config(presets[0].with_name("ped2-cpu.yaml"))
+    assert default.model.preset == "cpu" and default.patches.channels == "flow"
 
 
 def test_config_dict_round_trip():
