@@ -207,8 +207,9 @@ def main() -> None:
         "checkpoint": str(model),
         "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads, device cpu",
-        "note": "2-core machine shared with other jobs (run under nice): throughput numbers are noisy lower bounds; "
-        "eval's speed measured in the same run is the yardstick.",
+        "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
+        "note": "throughput depends on what else runs on the machine (see load_avg_at_end); eval's speed, measured "
+        "in the same run, is the yardstick.",
         "eval": {
             "ms_per_frame": round(ev.metrics["ms_per_frame"], 2),
             "fps": round(1000 / ev.metrics["ms_per_frame"], 1),
