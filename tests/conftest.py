@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -93,3 +94,21 @@ def cli():
 @pytest.fixture
 def console() -> Console:
     return quiet_console()
+
+
+@pytest.fixture
+def main_cli(monkeypatch, capsys):
+    """``ognet_video.cli.main`` in this process (no interpreter start-up): exit code, stdout, stderr, and both as ``out``."""
+    from ognet_video import cli as cli_mod
+
+    def run(*args: str) -> SimpleNamespace:
+        monkeypatch.setattr(sys, "argv", ["ognet-video", *map(str, args)])
+        code = 0
+        try:
+            cli_mod.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err, out=out.out + out.err)
+
+    return run

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -388,21 +387,6 @@ def test_a_different_model_for_the_same_out_is_refused(tmp_path, model, detector
 
 
 # ---------------------------------------------------------------- the command line
-
-
-@pytest.fixture
-def main_cli(monkeypatch, capsys):
-    def run(*args: str) -> SimpleNamespace:
-        monkeypatch.setattr(sys, "argv", ["ognet-video", *map(str, args)])
-        code = 0
-        try:
-            cli_mod.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_frames):

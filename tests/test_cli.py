@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
-from types import SimpleNamespace
 
 import pytest
-
-from ognet_video import cli as cli_mod
 
 
 def lines(proc) -> list[str]:
@@ -24,23 +20,6 @@ def assert_one_line_error(proc, *needles: str) -> str:
     for needle in needles:
         assert needle in out[0], out
     return out[0]
-
-
-@pytest.fixture
-def main_cli(monkeypatch, capsys):
-    """``ognet_video.cli.main`` in this process (no interpreter start-up): returns (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> SimpleNamespace:
-        monkeypatch.setattr(sys, "argv", ["ognet-video", *map(str, args)])
-        code = 0
-        try:
-            cli_mod.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return run
 
 
 def test_demo_end_to_end(cli, tmp_path):

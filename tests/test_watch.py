@@ -20,7 +20,6 @@ import pytest
 from conftest import quiet_console
 from rich.console import Console
 
-from ognet_video import cli as cli_mod
 from ognet_video.annotate import AnnotatedVideoWriter
 from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
@@ -262,23 +261,6 @@ def test_annotated_writer_is_atomic_and_draws_static_frames(detector, anomaly_cl
     odd.write(cv2.resize(anomaly_clip.frames[1], (101, 77)), results[1], np.zeros((40, 4), dtype=int))
     odd.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
-
-
-@pytest.fixture
-def main_cli(monkeypatch, capsys):
-    """``ognet_video.cli.main`` in this process: (exit code, stdout + stderr)."""
-
-    def run(*args: str) -> SimpleNamespace:
-        monkeypatch.setattr("sys.argv", ["ognet-video", *map(str, args)])
-        code = 0
-        try:
-            cli_mod.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, out=out.out + out.err)
-
-    return run
 
 
 def one_line_error(code: int, text: str) -> str:
