@@ -341,7 +341,6 @@ class ClipWriter:
         self.flags = 0
         self.video_factory = video
         self.video: Any = None
-        self._boxes: tuple[tuple[int, ...], np.ndarray] | None = None
 
     def write(self, results: list[FrameResult], images: list[np.ndarray], scorer: StreamScorer) -> None:
         buf = io.StringIO()
@@ -355,9 +354,7 @@ class ClipWriter:
             if self.video is None:
                 self.video = self.video_factory(self.tmp / "annotated.mp4")
             for r, img in zip(results, images, strict=True):
-                if self._boxes is None or self._boxes[0] != img.shape[:2]:
-                    self._boxes = (img.shape[:2], scorer.frames.extractor.boxes_for(img.shape))
-                self.video.write(img, r, self._boxes[1])
+                self.video.write(img, r, scorer.boxes_for(img.shape))
 
     def finish(self, events: list) -> dict[str, Any]:
         """Close, fsync and publish the folder; return the clip's summary numbers."""

@@ -152,34 +152,39 @@ class StreamScorer:
     def events(self) -> list[Event]:
         return self.tracker.closed
 
-    def _boxes_for(self, shape: tuple[int, ...]) -> np.ndarray:
+    def boxes_for(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Cell boxes in the pixels of a source frame of ``shape`` (cached for the last shape seen)."""
         if self._boxes is None or shape[:2] != self.frame_shape:
             self.frame_shape = shape[:2]
             self._boxes = self.frames.extractor.boxes_for(shape)
         return self._boxes
 
-    def push(self, frames: list[np.ndarray], times: list[float | None] | None = None
-             ) -> tuple[list[FrameResult], list[Event]]:  # fmt: skip
-        """Score consecutive frames: their results and any events that closed on them."""
+    def push(self, frames: list[np.ndarray], times: list[float | None] | None = None,
+             indices: list[int] | None = None) -> tuple[list[FrameResult], list[Event]]:  # fmt: skip
+        """Score consecutive frames: their results and any events that closed on them.
+
+        ``indices``: the frames' own numbers in their source (with a stride or dropped live frames they are
+        not consecutive); results and events carry them. Default: a count from 0 since ``reset``.
+        """
         if not frames:
             return [], []
         fs = self.frames.score(frames)
+        z = self.cal.normalize(fs.raw)
         times = times or [None] * len(frames)
+        indices = indices or list(range(self.index, self.index + len(frames)))
+        self.index += len(frames)
         out, closed = [], []
         for i, frame in enumerate(frames):
-            raw = float(fs.raw[i])
-            z = float(self.cal.normalize(np.array([raw]))[0])
-            sm = self.smoother(z)
+            sm = self.smoother(z[i])
             row = fs.patch[i]
             box = None
             if np.isfinite(row).any():
-                box = [int(v) for v in self._boxes_for(frame.shape)[int(np.nanargmax(row))]]
-            res = FrameResult(self.index, times[i], raw, z, sm, sm > self.threshold, box, row)
+                box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]
+            res = FrameResult(indices[i], times[i], float(fs.raw[i]), float(z[i]), sm, sm > self.threshold, box, row)
             ev = self.tracker.update(res.index, sm, res.anomalous, box, times[i])
             if ev is not None:
                 closed.append(ev)
             out.append(res)
-            self.index += 1
         return out, closed
 
     def finish(self) -> Event | None:

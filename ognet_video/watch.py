@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -131,32 +131,6 @@ class _TimedDetector:
             return self._det.patch_scores(x)
         finally:
             self.seconds += time.perf_counter() - t
-
-
-class _SourceIndex:
-    """Scorer frame numbers (consecutive) -> source frame numbers, kept only as far back as an open or
-    opening event can still refer to, so a camera watched for days does not grow memory."""
-
-    def __init__(self) -> None:
-        self.first = 0
-        self.src: deque[int] = deque()
-
-    def add(self, src: list[int]) -> None:
-        self.src.extend(src)
-
-    def __call__(self, i: int) -> int:
-        k = i - self.first
-        return self.src[k] if 0 <= k < len(self.src) else i
-
-    def event(self, ev: Event) -> Event:
-        return replace(ev, start=self(ev.start), end=self(ev.end), peak_frame=self(ev.peak_frame))
-
-    def prune(self, scorer: StreamScorer) -> None:
-        tr = scorer.tracker
-        keep = tr.open.start if tr.open is not None else scorer.index - tr.k - 1
-        while self.src and self.first < keep:
-            self.src.popleft()
-            self.first += 1
 
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -299,10 +273,8 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
             AnnotatedVideoWriter(run_dir / "annotated.mp4", rate, threshold, det.calibration) if save_video else None
         )
         annotator = Annotator(threshold, det.calibration) if show and writer is None else None
-        index = _SourceIndex()
         panel = _Panel(f"ognet-video watch {reader.display}", total, threshold, reader, run_dir)
         use_live = console.is_terminal if live_panel is None else live_panel
-        boxes_cache: dict[tuple[int, int], np.ndarray] = {}
         push_s = out_s = 0.0
         scores_f = open(run_dir / "scores.jsonl", "w", encoding="utf-8")  # closed in the loop's finally
         events_f = open(run_dir / "events.jsonl", "w", encoding="utf-8")
@@ -311,7 +283,6 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
         raise
 
     def write_event(ev: Event) -> None:
-        ev = index.event(ev)
         panel.events.append(ev)
         res.events.append(ev.to_dict())
         events_f.write(json.dumps(ev.to_dict()) + "\n")
@@ -338,30 +309,27 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
                         continue
                 frames = pending if max_frames is None else pending[: max_frames - res.frames]
                 pending = None
-                index.add([f.index for f in frames])
                 t = time.perf_counter()
-                results, closed = scorer.push([f.image for f in frames], [f.time for f in frames])
+                results, closed = scorer.push(
+                    [f.image for f in frames], [f.time for f in frames], [f.index for f in frames]
+                )
                 push_s += time.perf_counter() - t
                 t = time.perf_counter()
-                results = [replace(r, index=f.index) for f, r in zip(frames, results, strict=True)]
                 shown = None
                 for f, r in zip(frames, results, strict=True):
                     scores_f.write(json.dumps(r.to_dict()) + "\n")
                     scores_f.flush()
                     if writer is not None or annotator is not None:
-                        shape = f.image.shape[:2]
-                        if shape not in boxes_cache:
-                            boxes_cache[shape] = scorer.frames.extractor.boxes_for(shape)
+                        boxes = scorer.boxes_for(f.image.shape)
                         if writer is not None:
-                            shown = writer.write(f.image, r, boxes_cache[shape])
+                            shown = writer.write(f.image, r, boxes)
                         else:
-                            shown = annotator.render(f.image, r, boxes_cache[shape])  # type: ignore[union-attr]
+                            shown = annotator.render(f.image, r, boxes)  # type: ignore[union-attr]
                 res.frames += len(frames)
                 for ev in closed:
                     write_event(ev)
                 tr = scorer.tracker
-                panel.update(results, None if tr.open is None else index(tr.open.start))
-                index.prune(scorer)
+                panel.update(results, None if tr.open is None else tr.open.start)
                 if shown is not None and show:
                     cv2.imshow(WINDOW, shown)
                     if _window_quit():

@@ -112,3 +112,15 @@ def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, c
     moving = [r for r in results if np.isfinite(r.patch).any()]
     assert moving and all(r.worst_box is not None and r.worst_box[2] > r.worst_box[0] for r in moving)
     assert results[5].to_dict()["time"] == 0.5
+
+
+def test_stream_scorer_carries_source_frame_numbers_into_results_and_events(detector, clip_frames):
+    from ognet_video.scoring import StreamScorer
+
+    ss = StreamScorer(detector)
+    ss.threshold = -np.inf  # every frame above threshold: one event over the whole clip
+    idx = [10 * i for i in range(len(clip_frames))]  # e.g. a stride of 10
+    results, _ = ss.push(clip_frames, indices=idx)
+    ev = ss.finish()
+    assert [r.index for r in results] == idx
+    assert ev is not None and (ev.start, ev.end) == (0, idx[-1]) and ev.peak_frame in idx
