@@ -15,7 +15,7 @@ import yaml
 
 from ognet_video.errors import UserError
 
-CHANNELS = ("gray", "gray+diff", "diff", "fg+diff", "flow", "gray+flow", "diff+flow")
+CHANNELS = ("gray", "gray+diff", "diff", "fg+diff", "flow", "gray+flow", "diff+flow", "fg+flow")
 
 
 @dataclass

@@ -259,11 +259,12 @@ def test_phase_two_with_fast_twins_pushes_their_scores_up(batch, tiny_config):
     assert gap1 > gap0 + 0.5, (gap0, gap1)
 
 
-def test_background_channel_round_trips_through_the_checkpoint(walkway_ds, tiny_config, tmp_path):
-    """fg+diff: the estimated background travels in the checkpoint and gives the same scores after loading."""
+@pytest.mark.parametrize("channels,planes", [("fg+diff", 2), ("fg+flow", 3)])
+def test_background_channel_round_trips_through_the_checkpoint(walkway_ds, tiny_config, tmp_path, channels, planes):
+    """fg channels: the estimated background travels in the checkpoint and gives the same scores after loading."""
     from ognet_video.train import estimate_background
 
-    cfg = tiny_config("patches.channels=fg+diff", "patches.diff_gain=2")
+    cfg = tiny_config(f"patches.channels={channels}", "patches.diff_gain=2")
     bg = estimate_background(split_clips(walkway_ds, cfg.train.holdout_clips)[0], cfg)  # held-out clips stay out
     assert bg.shape == (cfg.patches.height, cfg.patches.width) and bg.dtype == np.uint8
     res = train(cfg, walkway_ds, tmp_path / "fg-1", console=None)
@@ -279,7 +280,7 @@ def test_background_channel_round_trips_through_the_checkpoint(walkway_ds, tiny_
     cp = ex.extract(np.stack([ex.prepare(read_gray(f)) for f in clip.frames]))
     x = ex.select(cp, ex.moving(cp.motion))
     # channel 0 is frame minus background: walkers stand out from the empty path
-    assert x.shape[1] == 2 and x[:, 0].abs().amax() > 0.2
+    assert x.shape[1] == planes and x[:, 0].abs().amax() > 0.2
     assert np.array_equal(cp.fg[5], cp.gray[5].astype(np.int16) - ex.cells(bg[None].astype(np.int16))[0])
 
 
