@@ -15,6 +15,7 @@ import yaml
 
 from ognet_video.errors import UserError
 
+FLOW_PRESETS = ("ultrafast", "fast", "medium")
 CHANNELS = ("gray", "gray+diff", "diff", "fg+diff", "flow", "gray+flow", "diff+flow", "fg+flow")
 
 
@@ -33,6 +34,8 @@ class PatchConfig:
     channels: str = "gray"
     diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
     flow_scale: float = 4.0  # the flow channels are clamp(flow / flow_scale, -1, 1): pixels per frame at +-1
+    # OpenCV DIS preset: "ultrafast" (~1 ms per frame, smooth), "fast" (~2 ms, finer: limbs vs rigid bodies), "medium"
+    flow_preset: str = "ultrafast"
 
 
 @dataclass
@@ -200,6 +203,8 @@ def validate(cfg: Config) -> None:
         raise UserError(f"patches.size={p.size}: the strided generator needs size % 4 == 1 (e.g. 45 or 33)")
     if cfg.train.skip_frames and "diff" not in p.channels and "flow" not in p.channels:
         raise UserError("train.skip_frames needs a motion channel (patches.channels with diff or flow)")
+    if p.flow_preset not in FLOW_PRESETS:
+        raise UserError(f"patches.flow_preset must be one of {', '.join(FLOW_PRESETS)}; got {p.flow_preset!r}")
     if p.flow_scale <= 0:
         raise UserError("patches.flow_scale must be > 0 (pixels per frame that map to 1.0)")
     if cfg.train.phase2_norm not in ("separate", "frozen", "joint"):

@@ -35,9 +35,16 @@ class ClipPatches:
     flow: np.ndarray | None = None  # (T, N, 2, s, s) float16 optical flow x, y (when channels include "flow")
 
 
-def optical_flow(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def optical_flow(before: np.ndarray, after: np.ndarray, preset: str = "ultrafast") -> np.ndarray:
     """Dense flow (T, H, W, 2) float16 from each ``before`` frame to the matching ``after`` frame."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
     out = np.empty((*after.shape, 2), dtype=np.float16)
     for i, (a, b) in enumerate(zip(before, after, strict=True)):
         out[i] = dis.calc(np.ascontiguousarray(a), np.ascontiguousarray(b), None)
@@ -114,9 +121,9 @@ class PatchExtractor:
         flow = np.zeros((*frames.shape, 2), dtype=np.float16)
         if prev is None:
             if len(frames) > 1:
-                flow[1:] = optical_flow(frames[:-1], frames[1:])
+                flow[1:] = optical_flow(frames[:-1], frames[1:], self.cfg.flow_preset)
         else:
-            flow[:] = optical_flow(np.concatenate([prev[None], frames[:-1]]), frames)
+            flow[:] = optical_flow(np.concatenate([prev[None], frames[:-1]]), frames, self.cfg.flow_preset)
         return flow
 
     @property

@@ -97,7 +97,7 @@ def collect_patches(
         lag = {}  # k -> (frame difference, flow) k frames apart, full frame
         for k in cfg.train.skip_frames:
             if len(frames) > k:
-                flow_k = optical_flow(frames[:-k], frames[k:]) if ex.uses_flow else None
+                flow_k = optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset) if ex.uses_flow else None
                 lag[k] = (frames[k:].astype(np.int16) - frames[:-k].astype(np.int16), flow_k)
         for g in grids:
             cp = g.extract(frames, flow=flow)

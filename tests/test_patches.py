@@ -145,11 +145,12 @@ def _moving_square(t: int = 6, step: int = 3) -> np.ndarray:
     return frames
 
 
-def test_flow_channels_measure_speed_and_do_not_depend_on_chunking():
+@pytest.mark.parametrize("preset", ["ultrafast", "fast"])
+def test_flow_channels_measure_speed_and_do_not_depend_on_chunking(preset):
     from ognet_video.config import Config
     from ognet_video.model import in_channels
 
-    cfg = PatchConfig(channels="gray+flow", flow_scale=4.0)
+    cfg = PatchConfig(channels="gray+flow", flow_scale=4.0, flow_preset=preset)
     full = Config()
     full.patches = cfg
     assert in_channels(full) == 3
