@@ -34,7 +34,8 @@ class PatchConfig:
     channels: str = "gray"
     diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
     flow_scale: float = 4.0  # the flow channels are clamp(flow / flow_scale, -1, 1): pixels per frame at +-1
-    # OpenCV DIS preset: "ultrafast" (~1 ms per frame, smooth), "fast" (~2 ms, finer: limbs vs rigid bodies), "medium"
+    # OpenCV DIS preset: "ultrafast" (~1 ms per frame), "fast" (~2 ms, adds variational refinement: sharper
+    # edges), "medium" (finer still, slower)
     flow_preset: str = "ultrafast"
 
 

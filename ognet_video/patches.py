@@ -6,8 +6,8 @@ vertical squeeze), then cut into ``size x size`` cells every ``stride`` pixels. 
 Motion of a cell = mean |frame - previous frame| over the cell, in gray levels (0-255); a cell is
 "moving" when that exceeds ``motion_threshold``. Only moving cells are trained on and scored.
 
-Optional "flow" channels: dense optical flow from the previous frame (OpenCV DIS, ultrafast preset,
-~3 ms per 225x360 frame on one core). Unlike a frame difference, whose size grows with texture and
+Optional "flow" channels: dense optical flow from the previous frame (OpenCV DIS, ``flow_preset``
+ultrafast or fast, 1-3 ms per frame on one core). Unlike a frame difference, whose size grows with texture and
 contrast as much as with speed, flow measures speed in pixels per frame, which is what tells a
 cyclist from a walker.
 """
