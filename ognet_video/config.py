@@ -64,6 +64,9 @@ class TrainConfig:
     skip_frames: list[int] = field(default_factory=list)  # phase two: also treat G_n of "too fast" patches
     # (frame difference taken k frames apart, k in this list; needs channels=gray+diff) as bad. [] = paper
     skip_weight: float = 1.0
+    # share of those twins replaced by "rigid" twins (flow channels only): a normal patch whose moving pixels all
+    # take the patch's mean flow, i.e. something gliding (board, bike, cart) instead of walking. 0 = none
+    rigid_twins: float = 0.0
     # how D's BatchNorm sees phase two: "separate" (the authors: each of the D calls is normalised on its own
     # batch, so a difference between good and bad batches is normalised away), "frozen" (phase one's running
     # statistics, as at test time) or "joint" (one D call over good and bad together)
@@ -212,6 +215,12 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.phase2_norm must be 'separate', 'frozen' or 'joint', got {cfg.train.phase2_norm!r}")
     if any(not 0 <= o < p.stride for o in cfg.train.grid_offsets):
         raise UserError(f"train.grid_offsets must lie in [0, patches.stride={p.stride})")
+    if not 0.0 <= cfg.train.rigid_twins <= 1.0:
+        raise UserError(f"train.rigid_twins must be a share between 0 and 1, got {cfg.train.rigid_twins}")
+    if cfg.train.rigid_twins and not (cfg.train.skip_frames and "flow" in p.channels.split("+")):
+        raise UserError(
+            "train.rigid_twins replaces frame-skip twins of flow patches: set train.skip_frames and a flow channel"
+        )
     if any(k < 2 for k in cfg.train.skip_frames):
         raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
     if cfg.train.holdout_clips < 1:

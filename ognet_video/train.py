@@ -119,12 +119,37 @@ def collect_patches(
         data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
     if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
         fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
+    if fast_data is not None and cfg.train.rigid_twins > 0:
+        n = int(round(len(fast_data) * cfg.train.rigid_twins))
+        where = torch.randperm(len(fast_data), generator=gen)[:n]
+        fast_data[where] = rigid(data[torch.randint(0, len(data), (n,), generator=gen)], cfg.patches.channels)
     if len(data) < cfg.train.batch_size:
         raise UserError(
             f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "
             "lower patches.motion_threshold or add footage with motion"
         )
     return data, fast_data
+
+
+def rigid(x: torch.Tensor, channels: str, min_speed: float = 0.1) -> torch.Tensor:
+    """Patches whose moving flow pixels (|flow| > ``min_speed``, scaled units) all take the patch's mean flow.
+
+    Walking is articulated (legs and arms move against the body); a board, bike or cart glides as one piece.
+    Other channels are left as they are.
+    """
+    out = x.clone()
+    planes, i = [], 0
+    for name in channels.split("+"):
+        if name == "flow":
+            planes = [i, i + 1]
+        i += 2 if name == "flow" else 1
+    if not planes:
+        return out
+    f = out[:, planes]
+    moving = (f.pow(2).sum(1, keepdim=True).sqrt() > min_speed).float()
+    mean = (f * moving).sum((2, 3), keepdim=True) / moving.sum((2, 3), keepdim=True).clamp(min=1.0)
+    out[:, planes] = torch.where(moving.bool(), mean.expand_as(f), f)
+    return out
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:

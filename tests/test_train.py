@@ -321,3 +321,39 @@ def test_frozen_phase_two_keeps_batchnorm_statistics(walkway_ds, tiny_config, tm
     assert stats and all(torch.equal(d1[k], d2[k]) for k in stats)
     weights = [k for k in d1 if k.endswith("weight")]
     assert any(not torch.equal(d1[k], d2[k]) for k in weights)  # D still learnt in phase two
+
+
+def test_rigid_twins_glide_as_one_piece():
+    """A walker-like flow field (parts moving differently) becomes one uniform motion; static pixels and the
+    non-flow plane stay as they were."""
+    from ognet_video.train import rigid
+
+    x = torch.zeros(2, 3, 9, 9)
+    x[:, 0] = 0.7  # fg plane: untouched
+    x[0, 1, 2:7, 3:6] = torch.linspace(0.2, 0.6, 5).view(5, 1)  # flow x varies down the body
+    x[0, 2, 2:7, 3:6] = -0.3
+    x[1, 1, 0, 0] = 0.05  # below min_speed: counts as static
+    out = rigid(x, "fg+flow")
+    body = out[0, 1:, 2:7, 3:6]
+    assert torch.allclose(body[0], torch.full_like(body[0], 0.4)) and torch.allclose(
+        body[1], torch.full_like(body[1], -0.3)
+    )
+    assert torch.equal(out[:, 0], x[:, 0]) and torch.equal(out[1], x[1])
+    assert torch.equal(out[0, 1:, 0, 0], x[0, 1:, 0, 0])  # background pixel keeps its (zero) flow
+    assert torch.equal(rigid(x, "gray+diff"), x)  # no flow plane: nothing to do
+
+
+def test_rigid_twins_replace_a_share_of_the_frame_skip_twins(walkway_ds, tiny_config):
+    base = tiny_config("patches.channels=flow", "train.skip_frames=[2,3]", "train.max_patches=0")
+    mixed = tiny_config(
+        "patches.channels=flow", "train.skip_frames=[2,3]", "train.max_patches=0", "train.rigid_twins=0.5"
+    )
+    data0, fast0 = collect_patches(walkway_ds.train, base)
+    data1, fast1 = collect_patches(walkway_ds.train, mixed)
+    assert torch.equal(data0, data1) and fast0.shape == fast1.shape
+    changed = (fast0 != fast1).flatten(1).any(1).float().mean().item()
+    assert 0.3 < changed < 0.51  # half of them, less any that happened to be rigid already
+    with pytest.raises(UserError, match="rigid_twins"):
+        tiny_config("patches.channels=gray+diff", "train.skip_frames=[2]", "train.rigid_twins=0.5")
+    with pytest.raises(UserError, match="rigid_twins"):
+        tiny_config("patches.channels=flow", "train.skip_frames=[2]", "train.rigid_twins=2")
