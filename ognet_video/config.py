@@ -62,7 +62,7 @@ class TrainConfig:
     phase2_steps: int = 75
     phase2_lr: float = 5e-5
     skip_frames: list[int] = field(default_factory=list)  # phase two: also treat G_n of "too fast" patches
-    # (frame difference taken k frames apart, k in this list; needs channels=gray+diff) as bad. [] = paper
+    # (frame difference or flow taken k frames apart, k in this list; needs a diff or flow channel) as bad. [] = paper
     skip_weight: float = 1.0
     # share of those twins replaced by "rigid" twins (flow channels only): a normal patch whose moving pixels all
     # take the patch's mean flow, i.e. something gliding (board, bike, cart) instead of walking. 0 = none
