@@ -15,7 +15,7 @@ import yaml
 
 from ognet_video.errors import UserError
 
-FLOW_PRESETS = ("ultrafast", "fast", "medium")
+FLOW_PRESETS = ("ultrafast", "fast", "medium", "full")
 CHANNELS = ("gray", "gray+diff", "diff", "fg+diff", "flow", "gray+flow", "diff+flow", "fg+flow")
 
 
@@ -34,8 +34,10 @@ class PatchConfig:
     channels: str = "gray"
     diff_gain: float = 1.0  # the diff channel is clamp(gain * diff / 127.5, -1, 1): >1 stretches small motions
     flow_scale: float = 4.0  # the flow channels are clamp(flow / flow_scale, -1, 1): pixels per frame at +-1
-    # OpenCV DIS preset: "ultrafast" (~1 ms per frame), "fast" (~2 ms, adds variational refinement: sharper
-    # edges), "medium" (finer still, slower)
+    # OpenCV DIS preset at 232x348: "ultrafast" (~1 ms per frame; flow solved at 1/4 resolution, blobs),
+    # "fast" (~2 ms; adds variational refinement), "medium" (~11 ms; solved at 1/2 resolution: one flow
+    # field per walker instead of one per group, the Ped2 default), "full" (medium solved at full resolution,
+    # ~36 ms)
     flow_preset: str = "ultrafast"
 
 

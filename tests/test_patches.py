@@ -145,7 +145,7 @@ def _moving_square(t: int = 6, step: int = 3) -> np.ndarray:
     return frames
 
 
-@pytest.mark.parametrize("preset", ["ultrafast", "fast"])
+@pytest.mark.parametrize("preset", ["ultrafast", "fast", "medium", "full"])
 def test_flow_channels_measure_speed_and_do_not_depend_on_chunking(preset):
     from ognet_video.config import Config
     from ognet_video.model import in_channels
