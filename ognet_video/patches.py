@@ -7,9 +7,9 @@ Motion of a cell = mean |frame - previous frame| over the cell, in gray levels (
 "moving" when that exceeds ``motion_threshold``. Only moving cells are trained on and scored.
 
 Optional "flow" channels: dense optical flow from the previous frame (OpenCV DIS, ``flow_preset``
-ultrafast, fast, medium or full: 1, 2, 11 or 36 ms per 232x348 frame on 2 cores). Unlike a frame difference, whose size grows with texture and
-contrast as much as with speed, flow measures speed in pixels per frame, which is what tells a
-cyclist from a walker.
+ultrafast, fast, medium or full: 1, 2, 11 or 36 ms per 232x348 frame on 2 cores). Unlike a frame
+difference, whose size grows with texture and contrast as much as with speed, flow measures speed in
+pixels per frame, which is what tells a cyclist from a walker.
 """
 
 from __future__ import annotations
