@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ognet_video.config import Config, ModelConfig
+from ognet_video.patches import channel_planes
 
 PRESETS: dict[str, dict] = {
     "paper": {"g_arch": "paper", "g_channels": [64, 128, 256, 512], "d_channels": [64, 128, 256, 512]},
@@ -20,7 +21,7 @@ PRESETS: dict[str, dict] = {
 
 def in_channels(cfg: Config) -> int:
     """Input planes: one per channel name, two for "flow" (x and y)."""
-    return sum(2 if c == "flow" else 1 for c in cfg.patches.channels.split("+"))
+    return max(sl.stop for sl in channel_planes(cfg.patches.channels).values())
 
 
 class Generator(nn.Module):

@@ -148,6 +148,16 @@ class PatchExtractor:
         return motion > self.cfg.motion_threshold
 
 
+def channel_planes(channels: str) -> dict[str, slice]:
+    """Where each named channel sits in the model input (``to_tensor``'s order): "flow" takes two planes, x and y."""
+    out, i = {}, 0
+    for name in channels.split("+"):
+        width = 2 if name == "flow" else 1
+        out[name] = slice(i, i + width)
+        i += width
+    return out
+
+
 def _signed(x: np.ndarray, gain: float) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).float().mul_(gain / 127.5).clamp_(-1.0, 1.0).unsqueeze(1)
 

@@ -39,7 +39,7 @@ from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
-from ognet_video.patches import ClipPatches, PatchExtractor, optical_flow
+from ognet_video.patches import ClipPatches, PatchExtractor, channel_planes, optical_flow
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
 
@@ -138,12 +138,8 @@ def rigid(x: torch.Tensor, channels: str, min_speed: float = 0.1) -> torch.Tenso
     Other channels are left as they are.
     """
     out = x.clone()
-    planes, i = [], 0
-    for name in channels.split("+"):
-        if name == "flow":
-            planes = [i, i + 1]
-        i += 2 if name == "flow" else 1
-    if not planes:
+    planes = channel_planes(channels).get("flow")
+    if planes is None:
         return out
     f = out[:, planes]
     moving = (f.pow(2).sum(1, keepdim=True).sqrt() > min_speed).float()
