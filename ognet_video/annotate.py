@@ -85,6 +85,7 @@ class Annotator:
         hist = list(self.history)[-n:]
         scores = np.array([h[0] for h in hist])
         smooth = np.array([h[1] for h in hist])
+        scores = np.where(np.isfinite(scores), scores, smooth)  # an unscored frame (a stream's first) has no raw score
         lo = min(float(np.min(smooth, initial=self.threshold)), self.threshold - 2.0)
         hi = max(float(np.max(smooth, initial=self.threshold)), self.threshold + 1.0)
         y = lambda v: np.clip(np.round((hgt - 4) - (v - lo) / (hi - lo) * (hgt - 8)), 0, hgt - 1).astype(np.int32)

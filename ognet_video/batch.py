@@ -324,7 +324,7 @@ def check_run_info(out: Path, info: dict[str, Any]) -> None:
 
 
 def _num(v: float | None) -> str:
-    return "" if v is None else repr(float(v))
+    return "" if v is None or not np.isfinite(v) else repr(float(v))
 
 
 class ClipWriter:

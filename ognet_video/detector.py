@@ -35,6 +35,11 @@ class Calibration:
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         return (np.asarray(raw, dtype=np.float64) - self.mean) / self.std
 
+    @property
+    def empty(self) -> float:
+        """Normalised score of a frame with nothing to judge: that of a frame where nothing moved."""
+        return float(self.normalize(self.floor))
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":

@@ -40,11 +40,13 @@ class EvalResult:
     reference: dict[str, dict[str, np.ndarray]] = field(repr=False)  # mode -> clip -> smoothed max patch motion
 
 
-def smooth_all(z: dict[str, np.ndarray], causal_w: int, offline_w: int) -> dict[str, dict[str, np.ndarray]]:
+def smooth_all(z: dict[str, np.ndarray], causal_w: int, offline_w: int,
+               empty: float = 0.0) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
+    """The three smoothings; unscored (NaN) frames are left out of windows and read as ``empty`` alone."""
     return {
-        "none": z,
-        "causal": {c: causal_smooth(v, causal_w) for c, v in z.items()},
-        "offline": {c: offline_smooth(v, offline_w) for c, v in z.items()},
+        "none": {c: np.where(np.isfinite(v), v, empty) for c, v in z.items()},
+        "causal": {c: causal_smooth(v, causal_w, empty) for c, v in z.items()},
+        "offline": {c: offline_smooth(v, offline_w, empty) for c, v in z.items()},
     }
 
 
@@ -70,7 +72,7 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
             n_frames += len(clip)
     seconds = time.perf_counter() - t0
     z = {c: cal.normalize(v) for c, v in raw.items()}
-    scores = smooth_all(z, sc.causal_window, sc.offline_window)
+    scores = smooth_all(z, sc.causal_window, sc.offline_window, cal.empty)
     metrics: dict = {mode: summarize(labels, scores[mode]) for mode in MODES}
     reference = smooth_all(motion, sc.causal_window, sc.offline_window)
     metrics["reference_max_motion"] = {mode: summarize(labels, reference[mode]) for mode in MODES}

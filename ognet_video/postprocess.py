@@ -15,39 +15,45 @@ from ognet_video.config import ScoreConfig
 from ognet_video.detector import Calibration
 
 
-def causal_smooth(x: np.ndarray, window: int) -> np.ndarray:
-    """Mean of x[max(0, t-w+1) .. t] for each t."""
+def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) -> np.ndarray:
+    """Mean of the finite x[lo:hi] for each pair; ``empty`` where a window holds no finite value.
+
+    NaN marks a frame with no score (the first frame of a clip or stream has no predecessor, so no motion
+    is known): it is left out of its neighbours' means instead of pulling them towards any made-up value.
+    """
+    ok = np.isfinite(x)
+    c = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
+    n = np.concatenate([[0], np.cumsum(ok)])
+    count = n[hi] - n[lo]
+    return np.where(count > 0, (c[hi] - c[lo]) / np.maximum(count, 1), empty)
+
+
+def causal_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
+    """Mean of the scored frames among x[max(0, t-w+1) .. t] for each t (``empty`` if there are none)."""
     x = np.asarray(x, dtype=np.float64)
-    if window <= 1 or len(x) == 0:
-        return x.copy()
-    c = np.concatenate([[0.0], np.cumsum(x)])
     t = np.arange(1, len(x) + 1)
-    lo = np.maximum(0, t - window)
-    return (c[t] - c[lo]) / (t - lo)
+    return _window_mean(x, np.maximum(0, t - max(1, window)), t, empty)
 
 
-def offline_smooth(x: np.ndarray, window: int) -> np.ndarray:
-    """Mean over a centred window, shrunk at the clip ends. Uses future frames."""
+def offline_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
+    """Mean of the scored frames in a centred window, shrunk at the clip ends. Uses future frames."""
     x = np.asarray(x, dtype=np.float64)
-    if window <= 1 or len(x) == 0:
-        return x.copy()
-    half = window // 2
-    c = np.concatenate([[0.0], np.cumsum(x)])
+    half = max(1, window) // 2
     t = np.arange(len(x))
-    lo = np.maximum(0, t - half)
-    hi = np.minimum(len(x), t + half + 1)
-    return (c[hi] - c[lo]) / (hi - lo)
+    return _window_mean(x, np.maximum(0, t - half), np.minimum(len(x), t + half + 1), empty)
 
 
 class CausalSmoother:
     """Streaming twin of ``causal_smooth``: same numbers, one frame at a time."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, empty: float = np.nan) -> None:
         self.buf: deque[float] = deque(maxlen=max(1, window))
+        self.empty = empty
 
     def __call__(self, value: float) -> float:
         self.buf.append(float(value))
-        return float(np.mean(self.buf))
+        vals = [v for v in self.buf if np.isfinite(v)]
+        return float(np.mean(vals)) if vals else self.empty
 
 
 def fill_floor(raw: np.ndarray, floor: float) -> np.ndarray:
@@ -55,12 +61,23 @@ def fill_floor(raw: np.ndarray, floor: float) -> np.ndarray:
 
 
 def fit_calibration(raw_clips: dict[str, np.ndarray], patch_floor: float, cfg: ScoreConfig) -> Calibration:
-    """Fit normalisation and threshold on raw frame scores of held-out normal clips (NaN = static frame)."""
-    filled = {k: fill_floor(v, patch_floor) for k, v in raw_clips.items()}
+    """Fit normalisation and threshold on raw frame scores of held-out normal clips.
+
+    ``raw_clips`` as ``FrameScorer.score_clip`` gives them without a calibration: NaN for a static frame
+    (it gets the floor) and for each clip's first frame, which has no predecessor and stays unscored.
+    """
+    filled = {}
+    for k, v in raw_clips.items():
+        f = fill_floor(v, patch_floor)
+        f[:1] = np.nan
+        filled[k] = f
     allv = np.concatenate(list(filled.values()))
+    allv = allv[np.isfinite(allv)]
+    if allv.size == 0:
+        raise ValueError("no scored frame in the calibration clips")
     mean = float(allv.mean())
     std = float(allv.std()) or 1.0
     cal = Calibration(patch_floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(raw_clips))
-    smoothed = np.concatenate([causal_smooth(cal.normalize(v), cfg.causal_window) for v in filled.values()])
+    smoothed = np.concatenate([causal_smooth(cal.normalize(v), cfg.causal_window, cal.empty) for v in filled.values()])
     cal.threshold = float(np.percentile(smoothed, cfg.threshold_percentile))
     return cal

@@ -22,7 +22,7 @@ from ognet_video.postprocess import CausalSmoother
 class FrameScores:
     """Scores of T consecutive frames."""
 
-    raw: np.ndarray  # (T,) raw frame score; NaN where no patch moved and no calibration gives a floor
+    raw: np.ndarray  # (T,) raw frame score; NaN: unscored (a clip's first frame), or static with no calibration
     patch: np.ndarray  # (T, N) D(G(x)) per cell, NaN for static cells
     motion: np.ndarray  # (T, N) mean |frame difference| per cell
 
@@ -60,9 +60,14 @@ class FrameScorer:
         self.prev = None
 
     def score(self, frames: list[np.ndarray]) -> FrameScores:
-        """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass."""
+        """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass.
+
+        A frame with no predecessor (the first after ``reset``) has no motion to judge: its raw score is
+        NaN, which the smoothers leave out, rather than the floor of a frame where nothing moved.
+        """
         ex = self.extractor
         prepared = np.stack([ex.prepare(f) for f in frames])
+        first = self.prev is None
         cp = ex.extract(prepared, self.prev)
         self.prev = prepared[-1]
         moving = ex.moving(cp.motion)
@@ -73,6 +78,8 @@ class FrameScorer:
         cal = self.detector.calibration
         if cal is not None:
             raw = np.where(np.isnan(raw), cal.floor, raw)
+        if first:
+            raw[0] = np.nan
         return FrameScores(raw, patch, cp.motion)
 
     def score_stream(self, frames: Iterable[np.ndarray], batch: int | None = None) -> Iterator[FrameScores]:
@@ -103,8 +110,8 @@ class FrameResult:
 
     index: int
     time: float | None  # seconds from the start of the source, when known
-    raw: float  # frame score before calibration
-    score: float  # calibrated (normalised) score
+    raw: float  # frame score before calibration; NaN for an unscored frame (the first of a stream)
+    score: float  # calibrated (normalised) score; NaN where raw is
     smoothed: float  # causal trailing mean of ``score``: what the threshold is applied to
     anomalous: bool
     worst_box: list[int] | None  # x0 y0 x1 y1 of the highest-scoring patch, in the source frame's pixels
@@ -114,12 +121,17 @@ class FrameResult:
         return {
             "frame": self.index,
             "time": None if self.time is None else round(self.time, 4),
-            "raw": round(self.raw, 6),
-            "score": round(self.score, 6),
+            "raw": _finite(self.raw),
+            "score": _finite(self.score),
             "smoothed": round(self.smoothed, 6),
             "anomalous": self.anomalous,
             "box": self.worst_box,
         }
+
+
+def _finite(v: float) -> float | None:
+    """JSON has no NaN: an unscored value is written as null."""
+    return round(v, 6) if np.isfinite(v) else None
 
 
 class StreamScorer:
@@ -142,11 +154,16 @@ class StreamScorer:
     def reset(self) -> None:
         sc = self.detector.cfg.score
         self.frames.reset()
-        self.smoother = CausalSmoother(sc.causal_window)
+        self.smoother = CausalSmoother(sc.causal_window, self.cal.empty)
         self.tracker = EventTracker(sc.event_frames)
         self.index = 0
         self.frame_shape: tuple[int, ...] | None = None
         self._boxes: np.ndarray | None = None
+
+    def break_motion(self) -> None:
+        """The next frame does not follow the last one (a stream came back after a gap): score it as a
+        first frame. Smoothing and open events carry on."""
+        self.frames.reset()
 
     @property
     def events(self) -> list[Event]:

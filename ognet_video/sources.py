@@ -51,6 +51,7 @@ class Frame:
     index: int  # position in the source, counting dropped frames
     time: float | None  # seconds from the start (frame index / fps for files and folders)
     image: np.ndarray  # uint8, BGR or gray, as decoded
+    link: int = 0  # which connection delivered it: 0, then +1 per reconnect (a gap lies between links)
 
 
 def source_kind(spec: str) -> str:
@@ -358,7 +359,7 @@ class FrameReader:
                 return
             self.fps = self._cap.get(cv2.CAP_PROP_FPS) or None
         self.connected = True
-        index, t0 = 0, None
+        index, t0, link = 0, None, 0
         while not self._stop.is_set():
             t = time.perf_counter()
             keep = index % self.stride == 0
@@ -380,6 +381,7 @@ class FrameReader:
                     if not self._stop.is_set():
                         self.lost = f"{self.kind} {self.display!r} lost; no frames for {self.reconnect_timeout:g} s"
                     return
+                link += 1
                 continue
             self.decoded += 1
             if keep:
@@ -389,7 +391,7 @@ class FrameReader:
                     ts: float | None = now - t0
                 else:
                     ts = index / self.fps if self.fps else _pos_seconds(self._cap)
-                self._put(Frame(index, ts, img))
+                self._put(Frame(index, ts, img, link))
             index += 1
 
     def _connect(self, budget: float, first: bool) -> Capture | None:

@@ -256,6 +256,7 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
     reader.start()
     try:  # until the loop's own try/finally takes over, stop the reader on any failure
         pending: list[Frame] | None = _first_batch(reader, batch_max)
+        last_link = 0  # connection of the last scored frame: a new one means a gap, so motion restarts
         run_dir = new_run_dir(project, name or source_name(source))
         total = reader.total if max_frames is None else min(reader.total or max_frames, max_frames)
         rate = (reader.fps or fps) / stride
@@ -310,9 +311,16 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
                 frames = pending if max_frames is None else pending[: max_frames - res.frames]
                 pending = None
                 t = time.perf_counter()
-                results, closed = scorer.push(
-                    [f.image for f in frames], [f.time for f in frames], [f.index for f in frames]
-                )
+                results, closed = [], []
+                for part in _split_at_gaps(frames, last_link):
+                    if part[0].link != last_link:
+                        scorer.break_motion()
+                        last_link = part[0].link
+                    r_part, c_part = scorer.push(
+                        [f.image for f in part], [f.time for f in part], [f.index for f in part]
+                    )
+                    results += r_part
+                    closed += c_part
                 push_s += time.perf_counter() - t
                 t = time.perf_counter()
                 shown = None
@@ -376,6 +384,17 @@ class _nullctx:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _split_at_gaps(frames: list[Frame], link: int) -> list[list[Frame]]:
+    """Runs of frames from one connection each (``link``: that of the frame before these)."""
+    parts: list[list[Frame]] = []
+    for f in frames:
+        if f.link != link or not parts:
+            parts.append([])
+            link = f.link
+        parts[-1].append(f)
+    return parts
 
 
 def _window_quit() -> bool:

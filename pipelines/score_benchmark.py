@@ -177,7 +177,7 @@ def main() -> None:
         assert np.array_equal(got["raw"], got1["raw"])
         diffs.append(float(np.max(np.abs(got["raw"] - ev.raw[clip.name]))))
         labels[clip.name], z[clip.name], sm[clip.name] = clip.labels, got["score"], got["smoothed"]
-        ref_sm = causal_smooth(cal.normalize(ev.raw[clip.name]), sc.causal_window)
+        ref_sm = causal_smooth(cal.normalize(ev.raw[clip.name]), sc.causal_window, cal.empty)
         flags_match &= bool(np.array_equal(got["flag"].astype(bool), ref_sm > cal.threshold))
     ours = {"none": summarize(labels, z), "causal": summarize(labels, sm)}
     equality = {

@@ -41,9 +41,11 @@ def test_scores_are_calibrated_then_smoothed(evaluation):
     cal, sc = det.calibration, det.cfg.score
     for c, raw in res.raw.items():
         z = (raw - cal.mean) / cal.std
-        assert np.allclose(res.scores["none"][c], z)
-        assert np.allclose(res.scores["causal"][c], causal_smooth(z, sc.causal_window))
-        assert np.allclose(res.scores["offline"][c], offline_smooth(z, sc.offline_window))
+        assert np.isnan(z[0]) and np.isfinite(z[1:]).all()  # first frame: no predecessor, unscored
+        assert np.allclose(res.scores["none"][c], np.where(np.isnan(z), cal.empty, z))
+        assert np.allclose(res.scores["causal"][c], causal_smooth(z, sc.causal_window, cal.empty))
+        assert np.allclose(res.scores["offline"][c], offline_smooth(z, sc.offline_window, cal.empty))
+        assert res.scores["causal"][c][0] == pytest.approx(cal.empty)
 
 
 def test_metrics_match_scores(evaluation):

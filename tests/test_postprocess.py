@@ -39,6 +39,29 @@ def test_streaming_smoother_equals_causal_smooth(w):
     assert np.allclose(stream, causal_smooth(X, w), rtol=1e-12, atol=1e-12)
 
 
+def naive_nan_causal(x, w, empty):
+    out = []
+    for t in range(len(x)):
+        win = x[max(0, t - max(1, w) + 1) : t + 1]
+        win = win[np.isfinite(win)]
+        out.append(win.mean() if win.size else empty)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("w", [1, 3, 9])
+def test_unscored_frames_are_left_out_of_windows(w):
+    x = X.copy()
+    x[[0, 1, 10]] = np.nan  # unscored: a stream's first frame, a reconnect
+    want = naive_nan_causal(x, w, -7.0)
+    assert np.allclose(causal_smooth(x, w, empty=-7.0), want, rtol=1e-12, atol=1e-12)
+    sm = CausalSmoother(w, empty=-7.0)
+    assert np.allclose([sm(v) for v in x], want, rtol=1e-12, atol=1e-12)
+    assert causal_smooth(x, w, empty=-7.0)[0] == -7.0  # nothing scored yet: the empty value
+    assert np.isfinite(offline_smooth(x, w, empty=-7.0)).all()
+    # without a fill value an all-unscored window stays NaN
+    assert np.isnan(causal_smooth(x, w)[0])
+
+
 def test_empty_input():
     assert causal_smooth(np.array([]), 9).shape == (0,)
     assert offline_smooth(np.array([]), 9).shape == (0,)
@@ -64,9 +87,10 @@ def test_fill_floor():
 
 
 def test_fit_calibration_by_hand():
-    raw = {"b": np.array([1.0, np.nan, 3.0, 5.0]), "a": np.array([2.0, 2.0])}
+    raw = {"b": np.array([7.0, 1.0, np.nan, 3.0, 5.0]), "a": np.array([9.0, 2.0, 2.0])}
     cfg = ScoreConfig(causal_window=2, threshold_percentile=100.0)
     cal = fit_calibration(raw, patch_floor=0.0, cfg=cfg)
+    # each clip's first frame (no predecessor) is left out; a static frame (NaN later on) is the floor
     allv = np.array([2.0, 2.0, 1.0, 0.0, 3.0, 5.0])
     assert cal.floor == 0.0
     assert cal.mean == pytest.approx(allv.mean())
@@ -76,6 +100,7 @@ def test_fit_calibration_by_hand():
     zb = (np.array([1.0, 0.0, 3.0, 5.0]) - allv.mean()) / allv.std()
     assert cal.threshold == pytest.approx((zb[2] + zb[3]) / 2)
     assert np.allclose(cal.normalize(np.array([allv.mean()])), 0.0)
+    assert cal.empty == pytest.approx((0.0 - allv.mean()) / allv.std())
 
 
 def test_fit_calibration_constant_scores_do_not_divide_by_zero():

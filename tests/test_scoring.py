@@ -26,7 +26,7 @@ def test_chunk_size_does_not_change_scores(detector, clip_frames):
     assert np.isfinite(ref.patch).sum() > 20  # enough moving patches for the comparison to mean something
     for batch in (1, 7, 20):
         fs = scorer.score_clip(clip_frames, batch=batch)
-        assert np.allclose(fs.raw, ref.raw, rtol=1e-5, atol=1e-6), batch
+        assert np.allclose(fs.raw, ref.raw, rtol=1e-5, atol=1e-6, equal_nan=True), batch
         assert np.allclose(fs.patch, ref.patch, rtol=1e-5, atol=1e-6, equal_nan=True), batch
         assert np.array_equal(fs.motion, ref.motion), batch
 
@@ -35,14 +35,22 @@ def test_live_stream_one_frame_at_a_time_equals_offline(detector, clip_frames):
     offline = FrameScorer(detector).score_clip(clip_frames)
     live = FrameScorer(detector)
     raw = np.concatenate([live.score([f]).raw for f in clip_frames])
-    assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6)
+    assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
-def test_first_frame_is_static_and_gets_the_floor(detector, clip_frames):
-    fs = FrameScorer(detector).score_clip(clip_frames)
-    assert np.all(np.isnan(fs.patch[0])) and np.all(fs.motion[0] == 0)
-    assert fs.raw[0] == detector.calibration.floor
-    assert not np.isnan(fs.raw).any()
+def test_first_frame_is_unscored_and_a_static_frame_gets_the_floor(detector, clip_frames):
+    frames = [clip_frames[0], clip_frames[0], *clip_frames[1:]]  # frame 1 repeats frame 0: nothing moves
+    scorer = FrameScorer(detector)
+    fs = scorer.score_clip(frames)
+    assert np.all(np.isnan(fs.patch[:2])) and np.all(fs.motion[:2] == 0)
+    assert np.isnan(fs.raw[0])  # no predecessor: no motion is known, so no score
+    assert fs.raw[1] == detector.calibration.floor  # a predecessor, nothing moved: the floor
+    assert np.isfinite(fs.raw[1:]).all()
+    # streaming on after the first chunk: no frame is unscored again until a reset
+    more = scorer.score(clip_frames[:3])
+    assert np.isfinite(more.raw).all()
+    scorer.reset()
+    assert np.isnan(scorer.score(clip_frames[:3]).raw[0])
 
 
 def test_score_clip_resets_between_clips(detector, clip_frames):
@@ -104,9 +112,11 @@ def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, c
     ss.finish()
     assert [r.index for r in results] == list(range(len(clip_frames)))
     raw = np.array([r.raw for r in results])
-    assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6)
+    assert np.isnan(raw[0]) and np.isnan(offline.raw[0])  # no predecessor: unscored
+    assert results[0].to_dict()["raw"] is None and not results[0].anomalous
+    assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6, equal_nan=True)
     cal = detector.calibration
-    sm = causal_smooth(cal.normalize(offline.raw), detector.cfg.score.causal_window)
+    sm = causal_smooth(cal.normalize(offline.raw), detector.cfg.score.causal_window, cal.empty)
     assert np.allclose([r.smoothed for r in results], sm, atol=1e-6)
     assert [r.anomalous for r in results] == list(sm > cal.threshold)
     moving = [r for r in results if np.isfinite(r.patch).any()]
