@@ -79,6 +79,9 @@ class TrainConfig:
     grid_offsets: list[int] = field(default_factory=list)
     holdout_clips: int = 2  # last N normal training clips are held out for calibration
     seed: int = 0
+    # independently trained (G, D) pairs whose patch scores are averaged; member i uses seed + 1000 * i, so
+    # member 0 is the one-member model of the same seed. Costs N x the training and the model's scoring time
+    members: int = 1
     num_threads: int = 0  # torch CPU threads (0 = torch default)
 
 
@@ -225,6 +228,8 @@ def validate(cfg: Config) -> None:
         )
     if any(k < 2 for k in cfg.train.skip_frames):
         raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
+    if cfg.train.members < 1:
+        raise UserError(f"train.members must be >= 1, got {cfg.train.members}")
     if cfg.train.holdout_clips < 1:
         raise UserError("train.holdout_clips must be >= 1: held-out normal clips calibrate the threshold")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 2:

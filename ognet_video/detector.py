@@ -52,17 +52,30 @@ def pick_device(name: str = "auto") -> torch.device:
         raise UserError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
-class Detector:
-    """G_n and D in eval mode: ``patch_scores`` is OGNet's D(G(x)) for a batch of patches."""
+Member = tuple[Generator, Discriminator]
 
-    def __init__(self, cfg: Config, G: Generator, D: Discriminator, calibration: Calibration | None = None,
+
+def member_prefix(i: int) -> str:
+    """Checkpoint key prefix of ensemble member ``i``: "" for the first, so a one-member file is plain G. / D."""
+    return "" if i == 0 else f"m{i}."
+
+
+class Detector:
+    """G_n and D pairs in eval mode: ``patch_scores`` is OGNet's D(G(x)) for a batch of patches.
+
+    With several members (``train.members``: the same recipe trained from different seeds) it is the mean
+    of their scores: one GAN pair's ranking of rare patches varies from seed to seed, the mean less so.
+    """
+
+    def __init__(self, cfg: Config, members: list[Member], calibration: Calibration | None = None,
                  meta: dict[str, Any] | None = None, device: torch.device | None = None,
                  background: np.ndarray | None = None) -> None:  # fmt: skip
+        if not members:
+            raise ValueError("a Detector needs at least one (G, D) member")
         self.cfg = cfg
         self.background = background  # (H, W) uint8 fixed-camera background, for the "fg" channel
         self.device = device or torch.device("cpu")
-        self.G = G.to(self.device).eval()
-        self.D = D.to(self.device).eval()
+        self.members = [(G.to(self.device).eval(), D.to(self.device).eval()) for G, D in members]
         self.calibration = calibration
         self.meta = meta or {}
 
@@ -71,16 +84,23 @@ class Detector:
         if x.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         x = x.to(self.device, non_blocking=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            logit = self.D(self.G(x)).float()
-        out = torch.sigmoid(logit) if self.cfg.score.output == "prob" else logit
-        return out.cpu().numpy()
+        total = None
+        for G, D in self.members:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                logit = D(G(x)).float()
+            out = torch.sigmoid(logit) if self.cfg.score.output == "prob" else logit
+            total = out if total is None else total + out
+        assert total is not None
+        return (total / len(self.members)).cpu().numpy()
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         meta = {**self.meta, **(extra or {})}
         meta["config"] = self.cfg.to_dict()
         meta["calibration"] = dataclasses.asdict(self.calibration) if self.calibration else None
-        tensors = {**prefixed(self.G.state_dict(), "G"), **prefixed(self.D.state_dict(), "D")}
+        tensors: dict[str, torch.Tensor] = {}
+        for i, (G, D) in enumerate(self.members):
+            p = member_prefix(i)
+            tensors.update({**prefixed(G.state_dict(), f"{p}G"), **prefixed(D.state_dict(), f"{p}D")})
         if self.background is not None:
             tensors["background"] = torch.from_numpy(self.background)
         return save_checkpoint(path, tensors, meta)
@@ -95,21 +115,25 @@ class Detector:
             raise UserError(
                 f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching checkpoint"
             )
-        G, D = build_models(cfg)
-        try:
-            G.load_state_dict(unprefixed(tensors, "G"))
-            D.load_state_dict(unprefixed(tensors, "D"))
-        except RuntimeError:
-            raise UserError(
-                f"{path}: weights do not match the {cfg.model.preset!r} preset in its metadata; the file is damaged"
-            ) from None
+        members = []
+        while not members or any(k.startswith(member_prefix(len(members)) + "G.") for k in tensors):
+            G, D = build_models(cfg)
+            p = member_prefix(len(members))
+            try:
+                G.load_state_dict(unprefixed(tensors, f"{p}G"))
+                D.load_state_dict(unprefixed(tensors, f"{p}D"))
+            except RuntimeError:
+                raise UserError(
+                    f"{path}: weights do not match the {cfg.model.preset!r} preset in its metadata; the file is damaged"
+                ) from None
+            members.append((G, D))
         cal = meta.get("calibration")
         calibration = Calibration(**cal) if cal else None
         dev = device if isinstance(device, torch.device) else pick_device(device)
         bg = tensors["background"].numpy() if "background" in tensors else None
         if "fg" in cfg.patches.channels and bg is None:
             raise UserError(f"{path}: the model needs a background image but the checkpoint has none; it is damaged")
-        return cls(cfg, G, D, calibration, meta, dev, bg)
+        return cls(cfg, members, calibration, meta, dev, bg)
 
 
 def resolve_model_path(path: str | Path) -> Path:

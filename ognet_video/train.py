@@ -80,7 +80,7 @@ def estimate_background(clips: list[Clip], cfg: Config, every: int = 5) -> np.nd
 def collect_patches(
     clips: list[Clip], cfg: Config, progress: Progress | None = None, background: np.ndarray | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
+    """All moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
 
     A fast twin keeps the patch at frame t but takes its frame difference (and flow) against frame t-k
     (k from ``train.skip_frames``): the same scene moving k times faster than anything normal.
@@ -114,20 +114,27 @@ def collect_patches(
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)
     fast_data = torch.cat(fast) if fast else None
-    gen = torch.Generator().manual_seed(cfg.train.seed)
-    if cfg.train.max_patches and len(data) > cfg.train.max_patches:
-        data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
-    if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
-        fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
-    if fast_data is not None and cfg.train.rigid_twins > 0:
-        n = int(round(len(fast_data) * cfg.train.rigid_twins))
-        where = torch.randperm(len(fast_data), generator=gen)[:n]
-        fast_data[where] = rigid(data[torch.randint(0, len(data), (n,), generator=gen)], cfg.patches.channels)
     if len(data) < cfg.train.batch_size:
         raise UserError(
             f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "
             "lower patches.motion_threshold or add footage with motion"
         )
+    return data, fast_data
+
+
+def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Config,
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """One member's training set: at most ``train.max_patches`` of each kind, drawn with its seed."""
+    gen = torch.Generator().manual_seed(seed)
+    if cfg.train.max_patches and len(data) > cfg.train.max_patches:
+        data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
+    if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
+        fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
+    if fast_data is not None and cfg.train.rigid_twins > 0:
+        fast_data = fast_data.clone()
+        n = int(round(len(fast_data) * cfg.train.rigid_twins))
+        where = torch.randperm(len(fast_data), generator=gen)[:n]
+        fast_data[where] = rigid(data[torch.randint(0, len(data), (n,), generator=gen)], cfg.patches.channels)
     return data, fast_data
 
 
@@ -250,32 +257,94 @@ def _state_tensors(G, D, G_old, opt_g, opt_d) -> tuple[dict[str, torch.Tensor], 
     return t, {"opt_g_groups": gg, "opt_d_groups": gd}
 
 
+@dataclass
+class _Finished:
+    """A trained member: G_n, D after phase two, and D after phase one (for the phase-one reference)."""
+
+    G: Generator
+    D: Discriminator
+    D1: Discriminator
+
+    def tensors(self, i: int) -> dict[str, torch.Tensor]:
+        return {**prefixed(self.G.state_dict(), f"done{i}.G"), **prefixed(self.D.state_dict(), f"done{i}.D"),
+                **prefixed(self.D1.state_dict(), f"done{i}.D1")}  # fmt: skip
+
+    @classmethod
+    def from_tensors(cls, cfg: Config, tensors: dict[str, torch.Tensor], i: int) -> _Finished:
+        G, D = build_models(cfg)
+        D1 = copy.deepcopy(D)
+        for m, name in ((G, "G"), (D, "D"), (D1, "D1")):
+            m.load_state_dict(unprefixed(tensors, f"done{i}.{name}"))
+        return cls(G, D, D1)
+
+
+def member_seed(cfg: Config, i: int) -> int:
+    return cfg.train.seed + 1000 * i
+
+
 def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, device: torch.device | None = None,
           console: Console | None = None) -> TrainResult:  # fmt: skip
-    """Train both phases into ``run_dir``; with ``resume`` continue from its ``last.safetensors``."""
+    """Train both phases into ``run_dir`` (each of ``train.members``); ``resume`` continues ``last.safetensors``."""
     console = console or Console()
     device = device or torch.device("cpu")
     resolve_model_config(cfg.model)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    gen = seed_everything(cfg.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _Log(run_dir / "log.jsonl")
     train_clips, holdout = split_clips(dataset, cfg.train.holdout_clips)
 
+    last = run_dir / "last.safetensors"
+    state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+    finished: list[_Finished] = []
+    if resume and last.is_file():
+        state = load_checkpoint(last)
+        if state[1]["config"] != cfg.to_dict():
+            raise UserError(
+                f"{run_dir} was trained with a different config; resume without overrides or start a new run"
+            )
+        finished = [_Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
+        console.print(f"resuming {run_dir} at member {len(finished) + 1}, after epoch {state[1]['epochs_done']}")
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    t0 = time.perf_counter() - (state[1]["elapsed_s"] if state else 0.0)
+
+    with progress_bar(console) as progress:
+        background = estimate_background(train_clips, cfg) if "fg" in cfg.patches.channels else None
+        all_data, all_fast = collect_patches(train_clips, cfg, progress, background)
+        n = 0
+        for i in range(len(finished), cfg.train.members):
+            data, fast_data = sample_patches(all_data, all_fast, cfg, member_seed(cfg, i))
+            n = len(data)
+            member_state = state if state is not None and state[1].get("member", 0) == i else None
+            finished.append(_train_member(cfg, i, data, fast_data, device, progress, log, last, finished,
+                                          member_state, t0))  # fmt: skip
+    # phase-one reference model: D(G(x)) before phase two
+    p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1},
+                  background=background)  # fmt: skip
+    p1.calibration = calibrate(p1, holdout)
+    phase1_path = p1.save(run_dir / "phase1.safetensors")
+    det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2}, background=background)
+    det.calibration = calibrate(det, holdout)
+    minutes = (time.perf_counter() - t0) / 60
+    det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device))
+    model_path = det.save(run_dir / "model.safetensors")
+    log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
+    return TrainResult(run_dir, model_path, phase1_path, minutes, n)
+
+
+def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch.Tensor | None,
+                  device: torch.device, progress: Progress, log: _Log, last: Path, finished: list[_Finished],
+                  state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, t0: float) -> _Finished:  # fmt: skip
+    """Both phases of one (G, D) pair, from its own seed; ``last`` is rewritten after every phase-one epoch."""
+    gen = seed_everything(member_seed(cfg, member))
     G, D = build_models(cfg)
     G, D = G.to(device), D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d)
     G_old: Generator | None = None
-    start_epoch, elapsed = 0, 0.0
-    last = run_dir / "last.safetensors"
-    if resume and last.is_file():
-        tensors, meta = load_checkpoint(last)
-        if meta["config"] != cfg.to_dict():
-            raise UserError(
-                f"{run_dir} was trained with a different config; resume without overrides or start a new run"
-            )
+    start_epoch = 0
+    if state is not None:
+        tensors, meta = state
         G.load_state_dict(unprefixed(tensors, "G"))
         D.load_state_dict(unprefixed(tensors, "D"))
         if any(k.startswith("G_old.") for k in tensors):
@@ -285,70 +354,57 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
         optimizer_from_tensors(opt_d, tensors, "opt_d", meta["opt_d_groups"])
         torch.set_rng_state(tensors["rng.torch"])
         gen.set_state(tensors["rng.gen"])
-        start_epoch, elapsed = meta["epochs_done"], meta["elapsed_s"]
-        console.print(f"resuming {run_dir} after epoch {start_epoch}")
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    t0 = time.perf_counter() - elapsed
-
-    with progress_bar(console) as progress:
-        background = estimate_background(train_clips, cfg) if "fg" in cfg.patches.channels else None
-        data, fast_data = collect_patches(train_clips, cfg, progress, background)
-        n, bs = len(data), cfg.train.batch_size
-        steps = n // bs
-        # ---- phase one -------------------------------------------------------------------------
-        for epoch in range(start_epoch, cfg.train.epochs):
-            G.train()
-            D.train()
-            order = torch.randperm(n, generator=gen)
-            task = progress.add_task(f"phase 1 epoch {epoch + 1}/{cfg.train.epochs}", total=steps, info="")
-            sums = {"loss_d": 0.0, "loss_g": 0.0, "mse": 0.0}
-            for i in range(steps):
-                x = data[order[i * bs : (i + 1) * bs]].to(device, non_blocking=True)
-                out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen)
-                for k in sums:
-                    sums[k] += out[k]
-                if i % 10 == 0:
-                    progress.update(task, completed=i + 1, info=f"D {out['loss_d']:.3f} G {out['loss_g']:.3f}")
-            progress.update(task, completed=steps)
-            if epoch == 0:
-                G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch generator
-            log.write(phase=1, epoch=epoch + 1, **{k: v / steps for k, v in sums.items()},
-                      seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
-            tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
-            tensors["rng.gen"] = gen.get_state()
-            save_checkpoint(last, tensors, {"config": cfg.to_dict(), "epochs_done": epoch + 1,
-                                            "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
-        assert G_old is not None
-        # phase-one reference model: D(G(x)) before phase two
-        p1 = Detector(cfg, copy.deepcopy(G), copy.deepcopy(D), device=device, meta={"phase": 1}, background=background)
-        p1.calibration = calibrate(p1, holdout)
-        phase1_path = p1.save(run_dir / "phase1.safetensors")
-        # ---- phase two -------------------------------------------------------------------------
-        G.eval()
-        G_old.eval()
+        start_epoch = meta["epochs_done"]
+    tag = f"member {member + 1}/{cfg.train.members} " if cfg.train.members > 1 else ""
+    n, bs = len(data), cfg.train.batch_size
+    steps = n // bs
+    # ---- phase one -------------------------------------------------------------------------
+    for epoch in range(start_epoch, cfg.train.epochs):
+        G.train()
         D.train()
-        if cfg.train.phase2_norm == "frozen":  # BatchNorm keeps phase one's statistics; its scale and shift still learn
-            for m in D.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        opt2 = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
-        task = progress.add_task("phase 2", total=cfg.train.phase2_steps, info="")
-        losses = []
-        for _ in range(cfg.train.phase2_steps):
-            idx = torch.randint(0, n, (3, bs), generator=gen)
-            x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
-            x_fast = None
-            if fast_data is not None:
-                x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
-            joint = cfg.train.phase2_norm == "joint"
-            losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight, joint))
-            progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
-        log.write(phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
+        order = torch.randperm(n, generator=gen)
+        task = progress.add_task(f"{tag}phase 1 epoch {epoch + 1}/{cfg.train.epochs}", total=steps, info="")
+        sums = {"loss_d": 0.0, "loss_g": 0.0, "mse": 0.0}
+        for i in range(steps):
+            x = data[order[i * bs : (i + 1) * bs]].to(device, non_blocking=True)
+            out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen)
+            for k in sums:
+                sums[k] += out[k]
+            if i % 10 == 0:
+                progress.update(task, completed=i + 1, info=f"D {out['loss_d']:.3f} G {out['loss_g']:.3f}")
+        progress.update(task, completed=steps)
+        if epoch == 0:
+            G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch generator
+        log.write(member=member, phase=1, epoch=epoch + 1, **{k: v / steps for k, v in sums.items()},
                   seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
-    det = Detector(cfg, G, D, device=device, meta={"phase": 2}, background=background)
-    det.calibration = calibrate(det, holdout)
-    minutes = (time.perf_counter() - t0) / 60
-    det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device))
-    model_path = det.save(run_dir / "model.safetensors")
-    log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
-    return TrainResult(run_dir, model_path, phase1_path, minutes, n)
+        tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
+        tensors["rng.gen"] = gen.get_state()
+        for j, done in enumerate(finished):
+            tensors.update(done.tensors(j))
+        save_checkpoint(last, tensors, {"config": cfg.to_dict(), "member": member, "epochs_done": epoch + 1,
+                                        "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
+    assert G_old is not None
+    D1 = copy.deepcopy(D).eval()
+    # ---- phase two -------------------------------------------------------------------------
+    G.eval()
+    G_old.eval()
+    D.train()
+    if cfg.train.phase2_norm == "frozen":  # BatchNorm keeps phase one's statistics; its scale and shift still learn
+        for m in D.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    opt2 = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
+    task = progress.add_task(f"{tag}phase 2", total=cfg.train.phase2_steps, info="")
+    losses = []
+    joint = cfg.train.phase2_norm == "joint"
+    for _ in range(cfg.train.phase2_steps):
+        idx = torch.randint(0, n, (3, bs), generator=gen)
+        x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
+        x_fast = None
+        if fast_data is not None:
+            x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
+        losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight, joint))
+        progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
+    log.write(member=member, phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
+              seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
+    return _Finished(G, D, D1)

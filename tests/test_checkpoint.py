@@ -32,7 +32,7 @@ def make_detector(cfg, seed: int = 0) -> Detector:
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
     cal = Calibration(floor=-1.5, mean=0.25, std=0.5, threshold=2.0, percentile=99.0, frames=20, clips=["03"])
-    return Detector(cfg, G, D, cal, meta={"phase": 2, "note": "unit test"})
+    return Detector(cfg, [(G, D)], cal, meta={"phase": 2, "note": "unit test"})
 
 
 @pytest.fixture
@@ -56,6 +56,24 @@ def test_detector_round_trip_is_bitwise_identical(tmp_path, tiny_config, patches
     # and a second detector really differs, so the equality above is not vacuous
     other = make_detector(tiny_config(f"score.output={output}"), seed=1)
     assert not np.array_equal(other.patch_scores(patches), before)
+
+
+@pytest.mark.parametrize("output", ["logit", "prob"])
+def test_ensemble_scores_are_the_mean_of_its_members_and_round_trip(tmp_path, tiny_config, patches, output):
+    cfg = tiny_config(f"score.output={output}")
+    a, b = make_detector(cfg, seed=0), make_detector(cfg, seed=1)
+    both = Detector(cfg, a.members + b.members, a.calibration)
+    want = (a.patch_scores(patches) + b.patch_scores(patches)) / 2
+    assert np.allclose(both.patch_scores(patches), want, rtol=1e-6, atol=1e-7)
+    path = both.save(tmp_path / "ens.safetensors")
+    tensors, _ = load_checkpoint(path)
+    assert any(k.startswith("G.") for k in tensors) and any(k.startswith("m1.D.") for k in tensors)
+    loaded = Detector.load(path)
+    assert len(loaded.members) == 2
+    assert np.array_equal(loaded.patch_scores(patches), both.patch_scores(patches))
+    # the first member is stored under the one-member names: a one-member reader sees model a
+    single = Detector(cfg, loaded.members[:1], a.calibration)
+    assert np.array_equal(single.patch_scores(patches), a.patch_scores(patches))
 
 
 def test_trained_model_round_trip(tmp_path, trained_run, patches):

@@ -62,7 +62,7 @@ def test_score_clip_resets_between_clips(detector, clip_frames):
 
 
 def test_without_calibration_static_frames_are_nan(detector, clip_frames):
-    det = Detector(detector.cfg, detector.G, detector.D, calibration=None)
+    det = Detector(detector.cfg, detector.members, calibration=None)
     fs = FrameScorer(det).score_clip(clip_frames[:3])
     assert np.isnan(fs.raw[0])
 

@@ -16,7 +16,15 @@ from ognet_video.errors import UserError
 from ognet_video.model import build_models
 from ognet_video.postprocess import causal_smooth
 from ognet_video.scoring import FrameScorer
-from ognet_video.train import collect_patches, phase_one_step, phase_two_step, seed_everything, split_clips, train
+from ognet_video.train import (
+    collect_patches,
+    phase_one_step,
+    phase_two_step,
+    sample_patches,
+    seed_everything,
+    split_clips,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +44,15 @@ def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_collect_patches_are_moving_normalised_and_capped(walkway_ds, tiny_config):
-    cfg = tiny_config()
-    data, _ = collect_patches(walkway_ds.train[:2], cfg)
+    cfg = tiny_config("train.max_patches=100")
+    everything, _ = collect_patches(walkway_ds.train[:2], cfg)
+    assert len(everything) > cfg.train.max_patches  # so that the cap below has something to do
+    data, _ = sample_patches(everything, None, cfg, seed=0)
     assert data.ndim == 4 and data.shape[1:] == (1, 45, 45)
-    assert 32 <= len(data) <= cfg.train.max_patches
+    assert 32 <= len(data) == cfg.train.max_patches
     assert data.min() >= -1.0 and data.max() <= 1.0
-    again, _ = collect_patches(walkway_ds.train[:2], cfg)
-    assert torch.equal(data, again)  # the cap samples with the seed
+    assert torch.equal(data, sample_patches(everything, None, cfg, seed=0)[0])  # the cap samples with the seed
+    assert not torch.equal(data, sample_patches(everything, None, cfg, seed=1000)[0])  # another member, another draw
 
 
 def test_phase_one_steps_reduce_reconstruction_error(batch, tiny_config):
@@ -351,12 +361,69 @@ def test_rigid_twins_replace_a_share_of_the_frame_skip_twins(walkway_ds, tiny_co
     mixed = tiny_config(
         "patches.channels=flow", "train.skip_frames=[2,3]", "train.max_patches=0", "train.rigid_twins=0.5"
     )
-    data0, fast0 = collect_patches(walkway_ds.train, base)
-    data1, fast1 = collect_patches(walkway_ds.train, mixed)
+    data0, fast0 = sample_patches(*collect_patches(walkway_ds.train, base), base, seed=0)
+    all1, all_fast1 = collect_patches(walkway_ds.train, mixed)
+    data1, fast1 = sample_patches(all1, all_fast1, mixed, seed=0)
     assert torch.equal(data0, data1) and fast0.shape == fast1.shape
+    assert torch.equal(all_fast1, fast0)  # the collected twins are left alone: each member draws its own
     changed = (fast0 != fast1).flatten(1).any(1).float().mean().item()
     assert 0.3 < changed < 0.51  # half of them, less any that happened to be rigid already
     with pytest.raises(UserError, match="rigid_twins"):
         tiny_config("patches.channels=gray+diff", "train.skip_frames=[2]", "train.rigid_twins=0.5")
     with pytest.raises(UserError, match="rigid_twins"):
         tiny_config("patches.channels=flow", "train.skip_frames=[2]", "train.rigid_twins=2")
+
+
+# ---------------------------------------------------------------------------------------------------
+# ensembles (train.members)
+
+
+def test_members_train_from_their_own_seeds_and_the_first_is_the_single_model(trained_run, walkway_ds, tiny_config,
+                                                                               tmp_path, console):  # fmt: skip
+    res = train(tiny_config("train.members=2"), walkway_ds, tmp_path / "ens", console=console)
+    one, _ = load_checkpoint(trained_run.model_path)
+    two, meta = load_checkpoint(res.model_path)
+    assert sorted(k for k in two if not k.startswith("m1.")) == sorted(one)
+    assert all(torch.equal(one[k], two[k]) for k in one)  # member 0 = the one-member model of the same seed
+    assert any(not torch.equal(one[k], two[f"m1.{k}"]) for k in one)  # member 1: another seed, another model
+    assert len(Detector.load(res.model_path).members) == 2 and len(Detector.load(res.phase1_path).members) == 2
+    rows = [json.loads(line) for line in (res.run_dir / "log.jsonl").read_text().splitlines()]
+    assert [(r["member"], r["phase"]) for r in rows if "phase" in r] == [(0, 1), (0, 1), (0, 2), (1, 1), (1, 1), (1, 2)]
+    assert meta["calibration"]["frames"] > 0
+
+
+def test_resume_inside_the_second_member_is_bit_exact(walkway_ds, tiny_config, tmp_path, console):
+    cfg = lambda: tiny_config("train.members=2")  # noqa: E731
+    whole = train(cfg(), walkway_ds, tmp_path / "whole", console=console)
+    real_save, real_step = train_mod.save_checkpoint, train_mod.phase_one_step
+    seen = {"saved": False}
+
+    def save(path, tensors, meta):
+        out = real_save(path, tensors, meta)
+        seen["saved"] |= meta.get("member") == 1 and meta.get("epochs_done") == 1
+        return out
+
+    def step(*args, **kwargs):
+        if seen["saved"]:
+            raise Interrupted
+        return real_step(*args, **kwargs)
+
+    run = tmp_path / "cut"
+    with monkeypatch_context() as mp:
+        mp.setattr(train_mod, "save_checkpoint", save)
+        mp.setattr(train_mod, "phase_one_step", step)
+        with pytest.raises(Interrupted):
+            train(cfg(), walkway_ds, run, console=console)
+    _, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["member"] == 1 and meta["epochs_done"] == 1
+    res = train(cfg(), walkway_ds, run, resume=True, console=console)
+    for name in ("model.safetensors", "phase1.safetensors"):
+        ta, ma = load_checkpoint(whole.run_dir / name)
+        tb, mb = load_checkpoint(res.run_dir / name)
+        assert sorted(ta) == sorted(tb) and all(torch.equal(ta[k], tb[k]) for k in ta), name
+        assert ma["calibration"] == mb["calibration"]
+
+
+def test_members_must_be_at_least_one(tiny_config):
+    with pytest.raises(UserError, match="members"):
+        tiny_config("train.members=0")
