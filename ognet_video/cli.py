@@ -156,7 +156,7 @@ def info(model: Path = typer.Argument(..., help="Run folder or checkpoint.")) ->
     from ognet_video.detector import Detector, resolve_model_path
 
     det = Detector.load(resolve_model_path(model))
-    meta = {k: v for k, v in det.meta.items() if k not in ("config",)}
+    meta = {k: v for k, v in det.meta.items() if k not in ("config",)} | {"members": len(det.members)}
     console.print_json(json.dumps(meta))
     console.print_json(json.dumps(det.cfg.to_dict()))
 

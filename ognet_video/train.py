@@ -304,7 +304,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
                 f"{run_dir} was trained with a different config; resume without overrides or start a new run"
             )
         finished = [_Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
-        console.print(f"resuming {run_dir} at member {len(finished) + 1}, after epoch {state[1]['epochs_done']}")
+        where = f" of member {len(finished) + 1}/{cfg.train.members}" if cfg.train.members > 1 else ""
+        console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{where}")
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     t0 = time.perf_counter() - (state[1]["elapsed_s"] if state else 0.0)
 

@@ -60,7 +60,7 @@ def watch_all(sources: dict[str, str], det: Detector, project: Path, save_video:
         res = watch(src, det, project=project, name=f"{clip}-{'video' if save_video else 'plain'}",
                     save_video=save_video, console=quiet(), live_panel=False)  # fmt: skip
         rows = [json.loads(line) for line in (res.run_dir / "scores.jsonl").read_text().splitlines()]
-        raw[clip] = np.array([r["raw"] for r in rows])
+        raw[clip] = np.array([np.nan if r["raw"] is None else r["raw"] for r in rows])  # null: unscored first frame
         smoothed[clip] = np.array([r["smoothed"] for r in rows])
         frames += res.frames
         seconds += res.seconds
@@ -77,16 +77,19 @@ def watch_all(sources: dict[str, str], det: Detector, project: Path, save_video:
 
 
 def consistency(watch_raw: dict[str, np.ndarray], eval_raw: dict[str, np.ndarray]) -> dict:
+    """Differences over the scored frames; both sides must leave the same frames unscored (NaN)."""
     a = np.concatenate([watch_raw[c] for c in sorted(eval_raw)])
     b = np.concatenate([eval_raw[c] for c in sorted(eval_raw)])
-    d = np.abs(a - b)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = np.abs(a - b)[ok]
     return {
         "frames": int(len(a)),
+        "unscored_frames_match": bool(np.array_equal(np.isnan(a), np.isnan(b))),
         "max_abs_diff": float(d.max()),
         "mean_abs_diff": float(d.mean()),
         "share_within_0.01": float((d <= 0.01).mean()),
-        "correlation": float(np.corrcoef(a, b)[0, 1]),
-        "per_clip_max_abs_diff": {c: float(np.abs(watch_raw[c] - eval_raw[c]).max()) for c in sorted(eval_raw)},
+        "correlation": float(np.corrcoef(a[ok], b[ok])[0, 1]),
+        "per_clip_max_abs_diff": {c: float(np.nanmax(np.abs(watch_raw[c] - eval_raw[c]))) for c in sorted(eval_raw)},
     }
 
 
