@@ -42,17 +42,18 @@ def main_table(path: Path) -> str:
 
 def ablation_table(paths: list[Path]) -> str:
     lines = [
-        "| variant (overrides of the defaults) | causal micro AUC | offline micro AUC | causal macro AUC | causal EER | causal 01-06 | causal 07-12 | phase one only, causal | train min |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant (overrides of the defaults) | causal micro AUC | offline micro AUC | causal macro AUC | causal EER | causal 01-06 | causal 07-12 | phase one only, causal | train min | ms/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in paths:
         r = json.loads(p.read_text())
         o = r["rows"]["ognet"]
         ov = " ".join(r["overrides"]) or "defaults"
+        ms = f"{o['ms_per_frame']:.1f}" if o.get("ms_per_frame") else "-"
         lines.append(
             f"| `{r['name']}`: {ov} | {f(o['causal']['micro_auc'])} | {f(o['offline']['micro_auc'])} | "
             f"{f(o['causal']['macro_auc'])} | {f(o['causal']['eer'])} | {f(o['causal_micro_auc_01-06'])} | "
-            f"{f(o['causal_micro_auc_07-12'])} | {f(r['rows']['phase1_only']['causal']['micro_auc'])} | {r['train_minutes']:.1f} |"
+            f"{f(o['causal_micro_auc_07-12'])} | {f(r['rows']['phase1_only']['causal']['micro_auc'])} | {r['train_minutes']:.1f} | {ms} |"
         )
     return "\n".join(lines)
 
