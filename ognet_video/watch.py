@@ -13,6 +13,7 @@ Frame numbers in the outputs are the source's own (they skip with ``--stride`` a
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -312,10 +313,11 @@ def watch(source: str, model: str | Path | Detector | None = None, *, project: P
                 pending = None
                 t = time.perf_counter()
                 results, closed = [], []
-                for part in _split_at_gaps(frames, last_link):
-                    if part[0].link != last_link:
+                for link, run in itertools.groupby(frames, key=lambda f: f.link):  # one run per connection
+                    part = list(run)
+                    if link != last_link:
                         scorer.break_motion()
-                        last_link = part[0].link
+                        last_link = link
                     r_part, c_part = scorer.push(
                         [f.image for f in part], [f.time for f in part], [f.index for f in part]
                     )
@@ -384,17 +386,6 @@ class _nullctx:
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-def _split_at_gaps(frames: list[Frame], link: int) -> list[list[Frame]]:
-    """Runs of frames from one connection each (``link``: that of the frame before these)."""
-    parts: list[list[Frame]] = []
-    for f in frames:
-        if f.link != link or not parts:
-            parts.append([])
-            link = f.link
-        parts[-1].append(f)
-    return parts
 
 
 def _window_quit() -> bool:
