@@ -1,12 +1,15 @@
-"""Cost of each network preset: parameters and milliseconds per Ped2 frame (all 40 patches moving).
+"""Cost of each network preset: parameters, and model time per Ped2 frame with every cell moving.
 
-    python pipelines/model_cost.py            # writes pipelines/results/model_cost.json
+    python pipelines/model_cost.py                      # CPU: writes pipelines/results/model_cost.json
+    python pipelines/model_cost.py --device cuda --out pipelines/results/model_cost-cuda.json
 
-"All 40 patches" is the worst case; on Ped2 about a fifth of the cells move in a typical frame.
+"Every cell moving" is the worst case; on Ped2 about a fifth of the cells move in a typical frame. On CUDA
+the networks run in bfloat16 autocast, as ``Detector`` runs them, on ``--frames`` frames per call.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -14,37 +17,64 @@ from pathlib import Path
 import torch
 
 from ognet_video.config import load_config
+from ognet_video.detector import pick_device
 from ognet_video.model import build_models, count_parameters, in_channels, resolve_model_config
 
 
-def ms_per_frame(overrides: list[str], patches: int = 40, repeats: int = 5) -> dict:
-    cfg = load_config(None, overrides)
+def _cells(cfg) -> int:
+    p = cfg.patches
+    return ((p.height - p.size) // p.stride + 1) * ((p.width - p.size) // p.stride + 1)
+
+
+def ms_per_frame(config: str | None, overrides: list[str], device: torch.device, frames: int = 1,
+                 repeats: int = 5) -> dict:  # fmt: skip
+    cfg = load_config(config, overrides)
     resolve_model_config(cfg.model)
     G, D = build_models(cfg)
-    G.eval()
-    D.eval()
-    x = torch.randn(patches, in_channels(cfg), cfg.patches.size, cfg.patches.size)
-    with torch.inference_mode():
-        D(G(x))
+    G, D = G.to(device).eval(), D.to(device).eval()
+    cells = _cells(cfg)
+    x = torch.randn(frames * cells, in_channels(cfg), cfg.patches.size, cfg.patches.size, device=device)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.inference_mode(), amp:
+        for _ in range(2 if device.type == "cuda" else 1):
+            D(G(x))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(repeats):
             D(G(x))
-    ms = 1000 * (time.perf_counter() - t0) / repeats
-    return {"G_params": count_parameters(G), "D_params": count_parameters(D), "ms_per_frame_40_patches": round(ms, 1)}
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    ms = 1000 * (time.perf_counter() - t0) / (repeats * frames)
+    return {"G_params": count_parameters(G), "D_params": count_parameters(D), "patches_per_frame": cells,
+            "frames_per_call": frames, "ms_per_frame": round(ms, 3), "frames_per_s": round(1000 / ms, 1)}  # fmt: skip
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--frames", type=int, default=None, help="frames per call (default: 1 on CPU, 64 on CUDA)")
+    ap.add_argument("--out", default="pipelines/results/model_cost.json")
+    args = ap.parse_args()
+    device = pick_device(args.device)
+    frames = args.frames or (64 if device.type == "cuda" else 1)
+    reps = 2 if device.type == "cpu" else 20  # the paper preset takes seconds per frame on a CPU
     rows = {
-        "paper (1 ch)": ms_per_frame(["model.preset=paper"], repeats=2),
-        "cpu (1 ch)": ms_per_frame(["model.preset=cpu"]),
-        "cpu (gray+diff)": ms_per_frame(["model.preset=cpu", "patches.channels=gray+diff"]),
+        "paper (45 px gray, paper.yaml)": ms_per_frame("configs/ped2-paper.yaml", [], device, frames, reps),
+        "paper (29 px flow, cpu.yaml)": ms_per_frame(
+            "configs/ped2-cpu.yaml", ["model.preset=paper"], device, frames, reps
+        ),
+        "cpu (29 px flow, cpu.yaml)": ms_per_frame("configs/ped2-cpu.yaml", [], device, frames, 5 * reps),
     }
-    info = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows}
-    out = Path("pipelines/results/model_cost.json")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    info = {"device": name, "torch": torch.__version__, "rows": rows}
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=2))
+    print(f"{name}, torch {torch.__version__}, {frames} frame(s) per call")
     for k, v in rows.items():
-        print(f"{k:18s} G {v['G_params']:>9,}  D {v['D_params']:>9,}  {v['ms_per_frame_40_patches']:>7.1f} ms/frame")
+        print(f"{k:32s} G {v['G_params']:>9,}  D {v['D_params']:>9,}  {v['patches_per_frame']:>3} patches "
+              f"{v['ms_per_frame']:>9.3f} ms/frame  {v['frames_per_s']:>9.1f} frames/s")  # fmt: skip
 
 
 if __name__ == "__main__":
