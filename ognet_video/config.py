@@ -73,6 +73,12 @@ class TrainConfig:
     # batch, so a difference between good and bad batches is normalised away), "frozen" (phase one's running
     # statistics, as at test time) or "joint" (one D call over good and bad together)
     phase2_norm: str = "separate"
+    # decay of an exponential moving average of G's weights over phase one (0 = off). The average, not the last
+    # step's G, becomes G_old (after epoch 1) and G_n: what phase two and scoring see
+    phase1_ema: float = 0.0
+    # decay of an exponential moving average of D's weights over phase two (0 = off: D as the last step left it).
+    # Phase two is noisy: the same phase-one networks give test AUCs a point apart depending on where it stops
+    phase2_ema: float = 0.0
     max_patches: int = 0  # cap on training patches (0 = all moving patches), sampled with the seed
     # extra training grids shifted by (dy, dx) for every dy, dx in this list, e.g. [0, 15, 30] = 9 grids
     # (the unshifted one included); [] = the scoring grid only. Keeps G from memorising each cell's background
@@ -226,6 +232,9 @@ def validate(cfg: Config) -> None:
         raise UserError(
             "train.rigid_twins replaces frame-skip twins of flow patches: set train.skip_frames and a flow channel"
         )
+    for key in ("phase1_ema", "phase2_ema"):
+        if not 0.0 <= getattr(cfg.train, key) < 1.0:
+            raise UserError(f"train.{key} must be a decay in [0, 1), got {getattr(cfg.train, key)}")
     if any(k < 2 for k in cfg.train.skip_frames):
         raise UserError("train.skip_frames entries must be >= 2 (1 is the normal frame step)")
     if cfg.train.members < 1:

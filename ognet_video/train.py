@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ognet_video.checkpoint import (
     load_checkpoint,
@@ -278,6 +279,17 @@ class _Finished:
         return cls(G, D, D1)
 
 
+def _ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights (None when ``decay`` is 0).
+
+    GAN weights wander from step to step, so the networks a phase happens to stop on are one noisy draw; the
+    average is steadier. Buffers are averaged too, so BatchNorm statistics stay consistent with the weights.
+    """
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def member_seed(cfg: Config, i: int) -> int:
     return cfg.train.seed + 1000 * i
 
@@ -343,6 +355,7 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d)
     G_old: Generator | None = None
+    g_avg = _ema(G, cfg.train.phase1_ema)
     start_epoch = 0
     if state is not None:
         tensors, meta = state
@@ -351,6 +364,8 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         if any(k.startswith("G_old.") for k in tensors):
             G_old = copy.deepcopy(G)
             G_old.load_state_dict(unprefixed(tensors, "G_old"))
+        if g_avg is not None:
+            g_avg.load_state_dict(unprefixed(tensors, "G_ema"))
         optimizer_from_tensors(opt_g, tensors, "opt_g", meta["opt_g_groups"])
         optimizer_from_tensors(opt_d, tensors, "opt_d", meta["opt_d_groups"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -369,22 +384,28 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         for i in range(steps):
             x = data[order[i * bs : (i + 1) * bs]].to(device, non_blocking=True)
             out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen)
+            if g_avg is not None:
+                g_avg.update_parameters(G)
             for k in sums:
                 sums[k] += out[k]
             if i % 10 == 0:
                 progress.update(task, completed=i + 1, info=f"D {out['loss_d']:.3f} G {out['loss_g']:.3f}")
         progress.update(task, completed=steps)
         if epoch == 0:
-            G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch generator
+            G_old = copy.deepcopy(G if g_avg is None else g_avg.module).eval()  # "old is gold": the low-epoch G
         log.write(member=member, phase=1, epoch=epoch + 1, **{k: v / steps for k, v in sums.items()},
                   seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
         tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
+        if g_avg is not None:
+            tensors.update(prefixed(g_avg.state_dict(), "G_ema"))
         tensors["rng.gen"] = gen.get_state()
         for j, done in enumerate(finished):
             tensors.update(done.tensors(j))
         save_checkpoint(last, tensors, {"config": cfg.to_dict(), "member": member, "epochs_done": epoch + 1,
                                         "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
     assert G_old is not None
+    if g_avg is not None:
+        G = g_avg.module
     D1 = copy.deepcopy(D).eval()
     # ---- phase two -------------------------------------------------------------------------
     G.eval()
@@ -395,6 +416,7 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
     opt2 = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
+    d_avg = _ema(D, cfg.train.phase2_ema)
     task = progress.add_task(f"{tag}phase 2", total=cfg.train.phase2_steps, info="")
     losses = []
     joint = cfg.train.phase2_norm == "joint"
@@ -405,7 +427,9 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         if fast_data is not None:
             x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
         losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight, joint))
+        if d_avg is not None:
+            d_avg.update_parameters(D)
         progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
     log.write(member=member, phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
               seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
-    return _Finished(G, D, D1)
+    return _Finished(G, D if d_avg is None else d_avg.module, D1)

@@ -427,3 +427,57 @@ def test_resume_inside_the_second_member_is_bit_exact(walkway_ds, tiny_config, t
 def test_members_must_be_at_least_one(tiny_config):
     with pytest.raises(UserError, match="members"):
         tiny_config("train.members=0")
+
+
+# ---------------------------------------------------------------------------------------------------
+# train.phase2_ema
+
+
+def _final_d(cfg, ds, run_dir) -> dict[str, torch.Tensor]:
+    from conftest import quiet_console
+
+    res = train(cfg, ds, run_dir, console=quiet_console())
+    return Detector.load(res.model_path).members[0][1].state_dict()
+
+
+def test_phase1_ema_hands_the_averaged_g_to_phase_two(walkway_ds, tiny_config, tmp_path):
+    from conftest import quiet_console
+
+    def g_of(*extra: str) -> dict[str, torch.Tensor]:
+        res = train(tiny_config(*extra), walkway_ds, tmp_path / f"g{len(list(tmp_path.iterdir()))}-1",
+                    console=quiet_console())  # fmt: skip
+        return Detector.load(res.model_path).members[0][0].state_dict()
+
+    plain, last, slow = g_of(), g_of("train.phase1_ema=1e-9"), g_of("train.phase1_ema=0.9")
+    weights = [k for k, v in plain.items() if v.is_floating_point()]
+    assert all(torch.allclose(plain[k], last[k], atol=1e-6) for k in weights)
+    assert not all(torch.allclose(plain[k], slow[k], atol=1e-6) for k in weights)
+
+
+def test_resume_with_both_averages_is_bit_exact(walkway_ds, tiny_config, tmp_path, console):
+    cfg = lambda: tiny_config("train.phase1_ema=0.9", "train.phase2_ema=0.9")  # noqa: E731
+    whole = train(cfg(), walkway_ds, tmp_path / "whole", console=console)
+    run = tmp_path / "cut"
+    with monkeypatch_context() as mp:
+        interrupt_mid_epoch_two(mp)
+        with pytest.raises(Interrupted):
+            train(cfg(), walkway_ds, run, console=console)
+    tensors, _ = load_checkpoint(run / "last.safetensors")
+    assert any(k.startswith("G_ema.") for k in tensors)  # the average survives the interruption
+    res = train(cfg(), walkway_ds, run, resume=True, console=console)
+    for name in ("model.safetensors", "phase1.safetensors"):
+        ta, _ = load_checkpoint(whole.run_dir / name)
+        tb, _ = load_checkpoint(res.run_dir / name)
+        assert sorted(ta) == sorted(tb) and all(torch.equal(ta[k], tb[k]) for k in ta), name
+
+
+def test_phase2_ema_averages_d_over_phase_two(walkway_ds, tiny_config, tmp_path):
+    plain = _final_d(tiny_config(), walkway_ds, tmp_path / "plain-1")
+    # a decay of ~0 follows D step by step: the average is the last D, so the wiring changes nothing else
+    last = _final_d(tiny_config("train.phase2_ema=1e-9"), walkway_ds, tmp_path / "last-1")
+    slow = _final_d(tiny_config("train.phase2_ema=0.9"), walkway_ds, tmp_path / "slow-1")
+    weights = [k for k, v in plain.items() if v.is_floating_point()]
+    assert all(torch.allclose(plain[k], last[k], atol=1e-6) for k in weights)
+    assert not all(torch.allclose(plain[k], slow[k], atol=1e-6) for k in weights)
+    with pytest.raises(UserError, match="phase2_ema"):
+        tiny_config("train.phase2_ema=1")
