@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OGNet at the paper's network width on one CUDA GPU: the README's GPU rows.
 #
-#   bash pipelines/gpu_benchmark.sh smoke                    # train/score/watch on synthetic clips, ~1 min
+#   bash pipelines/gpu_benchmark.sh smoke                    # train/score/watch on synthetic clips
 #   bash pipelines/gpu_benchmark.sh ped2 DATA [RESULTS_DIR]  # the GPU rows (~6 min on one H100)
 #
 # ped2 runs, at once: configs/ped2-cpu.yaml with model.preset=paper for seeds 0, 1, 2, and the paper's own
@@ -11,16 +11,17 @@
 set -uo pipefail
 mode=${1:?usage: gpu_benchmark.sh smoke | ped2 DATA [RESULTS_DIR]}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4} PYTHONUNBUFFERED=1
-[ "${DEVICE:-cuda}" = cpu ] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || exit 1
+device=${DEVICE:-cuda}  # DEVICE=cpu PRESET=cpu runs the smoke test without a GPU
+[ "$device" = cpu ] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || exit 1
 
 if [ "$mode" = smoke ]; then
     tmp=$(mktemp -d)
     python -c "from ognet_video.data.synthetic import write_walkway; write_walkway('$tmp/w', 4, 2, 40)" || exit 1
     set -e
-    ognet-video train folder --data "$tmp/w" --device "${DEVICE:-cuda}" --project "$tmp/runs" "model.preset=${PRESET:-paper}" \
+    ognet-video train folder --data "$tmp/w" --device "$device" --project "$tmp/runs" "model.preset=${PRESET:-paper}" \
         patches.channels=flow train.epochs=1 train.max_patches=1000 train.phase2_steps=20 train.holdout_clips=1
-    ognet-video score "$tmp"/w/testing/frames/* -m "$tmp/runs/folder-1" --device "${DEVICE:-cuda}" --workers 2 --out "$tmp/score"
-    ognet-video watch "$tmp/w/testing/frames/01" -m "$tmp/runs/folder-1" --device "${DEVICE:-cuda}" --project "$tmp/watch"
+    ognet-video score "$tmp"/w/testing/frames/* -m "$tmp/runs/folder-1" --device "$device" --workers 2 --out "$tmp/score"
+    ognet-video watch "$tmp/w/testing/frames/01" -m "$tmp/runs/folder-1" --device "$device" --project "$tmp/watch"
     echo "smoke: ok"
     exit 0
 fi

@@ -19,11 +19,7 @@ import torch
 from ognet_video.config import load_config
 from ognet_video.detector import pick_device
 from ognet_video.model import build_models, count_parameters, in_channels, resolve_model_config
-
-
-def _cells(cfg) -> int:
-    p = cfg.patches
-    return ((p.height - p.size) // p.stride + 1) * ((p.width - p.size) // p.stride + 1)
+from ognet_video.patches import PatchExtractor
 
 
 def ms_per_frame(config: str | None, overrides: list[str], device: torch.device, frames: int = 1,
@@ -32,7 +28,7 @@ def ms_per_frame(config: str | None, overrides: list[str], device: torch.device,
     resolve_model_config(cfg.model)
     G, D = build_models(cfg)
     G, D = G.to(device).eval(), D.to(device).eval()
-    cells = _cells(cfg)
+    cells = PatchExtractor(cfg.patches).num_cells
     x = torch.randn(frames * cells, in_channels(cfg), cfg.patches.size, cfg.patches.size, device=device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     with torch.inference_mode(), amp:

@@ -443,12 +443,12 @@ def _final_d(cfg, ds, run_dir) -> dict[str, torch.Tensor]:
 def test_phase1_ema_hands_the_averaged_g_to_phase_two(walkway_ds, tiny_config, tmp_path):
     from conftest import quiet_console
 
-    def g_of(*extra: str) -> dict[str, torch.Tensor]:
-        res = train(tiny_config(*extra), walkway_ds, tmp_path / f"g{len(list(tmp_path.iterdir()))}-1",
-                    console=quiet_console())  # fmt: skip
+    def g_of(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        res = train(tiny_config(*extra), walkway_ds, tmp_path / name, console=quiet_console())
         return Detector.load(res.model_path).members[0][0].state_dict()
 
-    plain, last, slow = g_of(), g_of("train.phase1_ema=1e-9"), g_of("train.phase1_ema=0.9")
+    plain, last = g_of("plain"), g_of("last", "train.phase1_ema=1e-9")
+    slow = g_of("slow", "train.phase1_ema=0.9")
     weights = [k for k, v in plain.items() if v.is_floating_point()]
     assert all(torch.allclose(plain[k], last[k], atol=1e-6) for k in weights)
     assert not all(torch.allclose(plain[k], slow[k], atol=1e-6) for k in weights)
