@@ -39,6 +39,9 @@ class PatchConfig:
     # field per walker instead of one per group, the Ped2 default), "full" (medium solved at full resolution,
     # ~36 ms)
     flow_preset: str = "ultrafast"
+    # flow is measured from frame t - flow_step to t and divided by flow_step (still pixels per frame): Ped2's
+    # walkers move under 1 px per frame, so a two-frame baseline doubles the displacement DIS has to resolve
+    flow_step: int = 1
 
 
 @dataclass
@@ -220,6 +223,8 @@ def validate(cfg: Config) -> None:
         raise UserError("train.skip_frames needs a motion channel (patches.channels with diff or flow)")
     if p.flow_preset not in FLOW_PRESETS:
         raise UserError(f"patches.flow_preset must be one of {', '.join(FLOW_PRESETS)}; got {p.flow_preset!r}")
+    if not 1 <= p.flow_step <= 8:
+        raise UserError(f"patches.flow_step must be 1-8 frames, got {p.flow_step}")
     if p.flow_scale <= 0:
         raise UserError("patches.flow_scale must be > 0 (pixels per frame that map to 1.0)")
     if cfg.train.phase2_norm not in ("separate", "frozen", "joint"):

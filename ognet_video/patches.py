@@ -104,12 +104,15 @@ class PatchExtractor:
     def extract(
         self, frames: np.ndarray, prev: np.ndarray | None = None, flow: np.ndarray | None = None
     ) -> ClipPatches:
-        """Prepared frames (T, H, W) uint8; ``prev`` is the frame before the first one (None: no motion).
+        """Prepared frames (T, H, W) uint8 and the frames before them.
 
+        ``prev``: the frame before the first one (H, W), or the last few (k, H, W), oldest first; the flow
+        needs ``flow_step`` of them (``history_frames``). None: a clip's start, no motion for frame 0.
         ``flow``: the frames' full-frame flow from ``frame_flow``, when already computed (several grids).
         """
+        history = _history(prev)
         f16 = frames.astype(np.int16)
-        before = np.concatenate([f16[:1] if prev is None else prev[None].astype(np.int16), f16[:-1]])
+        before = np.concatenate([f16[:1] if history is None else history[-1:].astype(np.int16), f16[:-1]])
         diff = f16 - before
         diff_cells = self.cells(diff)
         motion = np.abs(diff_cells).mean(axis=(2, 3), dtype=np.float32)
@@ -118,17 +121,30 @@ class PatchExtractor:
             fg = self.cells(f16 - self.background.astype(np.int16)[None])
         flow_cells = None
         if self.uses_flow:
-            flow_cells = self.flow_cells(self.frame_flow(frames, prev) if flow is None else flow)
+            flow_cells = self.flow_cells(self.frame_flow(frames, history) if flow is None else flow)
         return ClipPatches(self.cells(frames), diff_cells, motion, fg, flow_cells)
 
+    @property
+    def history_frames(self) -> int:
+        """How many past frames ``extract`` needs to see for the next call's first frame."""
+        return self.cfg.flow_step if self.uses_flow else 1
+
     def frame_flow(self, frames: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
-        """(T, H, W, 2) flow of each frame from its predecessor; zero for a first frame (no predecessor)."""
+        """(T, H, W, 2) flow of each frame, in pixels per frame; zero for a clip's first frame.
+
+        Frame t's flow is measured from frame t - ``flow_step`` (or from the oldest frame there is, at a
+        clip's start) and divided by the gap.
+        """
+        history = _history(prev)
+        past = 0 if history is None else len(history)
+        seq = frames if history is None else np.concatenate([history, frames])
         flow = np.zeros((*frames.shape, 2), dtype=np.float16)
-        if prev is None:
-            if len(frames) > 1:
-                flow[1:] = optical_flow(frames[:-1], frames[1:], self.cfg.flow_preset)
-        else:
-            flow[:] = optical_flow(np.concatenate([prev[None], frames[:-1]]), frames, self.cfg.flow_preset)
+        t = np.arange(len(frames)) + past  # index of each frame in seq
+        gap = np.minimum(t, self.cfg.flow_step)
+        for g in np.unique(gap[gap > 0]):
+            idx = t[gap == g]
+            f = optical_flow(seq[idx - g], seq[idx], self.cfg.flow_preset)
+            flow[idx - past] = f if g == 1 else (f.astype(np.float32) / g).astype(np.float16)
         return flow
 
     @property
@@ -146,6 +162,13 @@ class PatchExtractor:
 
     def moving(self, motion: np.ndarray) -> np.ndarray:
         return motion > self.cfg.motion_threshold
+
+
+def _history(prev: np.ndarray | None) -> np.ndarray | None:
+    """Past frames as (k, H, W), oldest first; a single (H, W) frame is k = 1."""
+    if prev is None:
+        return None
+    return prev[None] if prev.ndim == 2 else prev
 
 
 def channel_planes(channels: str) -> dict[str, slice]:

@@ -53,7 +53,7 @@ class FrameScorer:
     def __init__(self, detector: Detector) -> None:
         self.detector = detector
         self.extractor = PatchExtractor(detector.cfg.patches, detector.background)
-        self.prev: np.ndarray | None = None
+        self.prev: np.ndarray | None = None  # the last frames seen (k, H, W), as many as the flow needs
 
     def reset(self) -> None:
         """Start a new clip: the next frame has no predecessor, so it counts as static."""
@@ -69,7 +69,9 @@ class FrameScorer:
         prepared = np.stack([ex.prepare(f) for f in frames])
         first = self.prev is None
         cp = ex.extract(prepared, self.prev)
-        self.prev = prepared[-1]
+        k = ex.history_frames
+        seen = prepared if first or len(prepared) >= k else np.concatenate([self.prev, prepared])
+        self.prev = seen[-k:].copy()
         moving = ex.moving(cp.motion)
         x = ex.select(cp, moving)
         patch = np.full(moving.shape, np.nan)

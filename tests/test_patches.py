@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ognet_video.config import PatchConfig
-from ognet_video.patches import PatchExtractor, to_tensor
+from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
 
 
 def random_frames(t: int, h: int = 225, w: int = 360, seed: int = 0) -> np.ndarray:
@@ -166,6 +166,28 @@ def test_flow_channels_measure_speed_and_do_not_depend_on_chunking(preset):
     assert np.array_equal(later.flow, cp.flow[3:])
     x = ex.select(cp, ex.moving(cp.motion))
     assert x.shape[1] == 3 and x[:, 1:].abs().max() <= 1.0
+
+
+def test_flow_step_measures_over_a_longer_baseline_in_pixels_per_frame_and_streams_exactly():
+    frames = _moving_square(t=8, step=1)  # 1 px per frame: the slow case a longer baseline is for
+    ex1 = PatchExtractor(PatchConfig(channels="flow", flow_preset="medium"))
+    ex3 = PatchExtractor(PatchConfig(channels="flow", flow_preset="medium", flow_step=3))
+    assert (ex1.history_frames, ex3.history_frames) == (1, 3)
+    f3 = ex3.frame_flow(frames)
+    assert np.all(f3[0] == 0)
+    one = optical_flow(frames[:1], frames[1:2], "medium")
+    assert np.array_equal(f3[1], one[0])  # frame 1 has one predecessor: a one-frame gap
+    three = optical_flow(frames[2:3], frames[5:6], "medium").astype(np.float32) / 3
+    assert np.array_equal(f3[5], three[0].astype(np.float16))  # frame 5: from frame 2, divided by 3
+    square = f3[5, 102:118, 106:120, 0].astype(np.float32)
+    assert 0.5 < np.median(square) < 1.5  # still about 1 px per frame
+    assert not np.array_equal(f3[5], ex1.frame_flow(frames)[5])
+    # scoring feeds frames in chunks with the last flow_step frames as history: same flow as one pass
+    whole = ex3.extract(frames)
+    for cut in (1, 2, 4):
+        later = ex3.extract(frames[cut:], frames[max(0, cut - 3) : cut])
+        assert np.array_equal(later.flow, whole.flow[cut:]), cut
+        assert np.array_equal(later.motion, whole.motion[cut:]), cut
 
 
 def test_shifted_grid_cells_and_boxes():

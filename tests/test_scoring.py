@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ognet_video.config import ScoreConfig
 from ognet_video.data import read_gray
@@ -134,3 +135,27 @@ def test_stream_scorer_carries_source_frame_numbers_into_results_and_events(dete
     ev = ss.finish()
     assert [r.index for r in results] == idx
     assert ev is not None and (ev.start, ev.end) == (0, idx[-1]) and ev.peak_frame in idx
+
+
+class _FlowSpeed(torch.nn.Module):
+    """A stand-in "D(G(x))": the patch's mean flow x, so the score moves with every flow value."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0].mean(dim=(1, 2))
+
+
+def test_flow_step_model_scores_the_same_in_chunks_as_in_one_pass(clip_frames):
+    """With flow over several frames the scorer must carry that many frames across chunk borders."""
+    from ognet_video.config import Config
+
+    cfg = Config()
+    cfg.patches.channels = "flow"
+    cfg.patches.flow_step = 2
+    cfg.patches.flow_scale = 1.0
+    det = Detector(cfg, [(torch.nn.Identity(), _FlowSpeed())], device=torch.device("cpu"))
+    scorer = FrameScorer(det)
+    ref = scorer.score_clip(clip_frames, batch=len(clip_frames))
+    assert np.isfinite(ref.patch).sum() > 20 and np.nanstd(ref.patch) > 0.05
+    for batch in (1, 3):
+        fs = scorer.score_clip(clip_frames, batch=batch)
+        assert np.allclose(fs.patch, ref.patch, rtol=1e-5, atol=1e-6, equal_nan=True), batch
