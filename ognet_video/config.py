@@ -72,6 +72,9 @@ class TrainConfig:
     # share of those twins replaced by "rigid" twins (flow channels only): a normal patch whose moving pixels all
     # take the patch's mean flow, i.e. something gliding (board, bike, cart) instead of walking. 0 = none
     rigid_twins: float = 0.0
+    # share of the training patches (and of their frame-skip twins) mirrored left-right, flow's x negated: the
+    # walkway is crossed both ways, so a mirrored walker is still a normal walker. 0 = none
+    mirror: float = 0.0
     # how D's BatchNorm sees phase two: "separate" (the authors: each of the D calls is normalised on its own
     # batch, so a difference between good and bad batches is normalised away), "frozen" (phase one's running
     # statistics, as at test time) or "joint" (one D call over good and bad together)
@@ -233,6 +236,8 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.grid_offsets must lie in [0, patches.stride={p.stride})")
     if not 0.0 <= cfg.train.rigid_twins <= 1.0:
         raise UserError(f"train.rigid_twins must be a share between 0 and 1, got {cfg.train.rigid_twins}")
+    if not 0.0 <= cfg.train.mirror <= 1.0:
+        raise UserError(f"train.mirror must be a share between 0 and 1, got {cfg.train.mirror}")
     if cfg.train.rigid_twins and not (cfg.train.skip_frames and "flow" in p.channels.split("+")):
         raise UserError(
             "train.rigid_twins replaces frame-skip twins of flow patches: set train.skip_frames and a flow channel"

@@ -136,7 +136,27 @@ def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Conf
         n = int(round(len(fast_data) * cfg.train.rigid_twins))
         where = torch.randperm(len(fast_data), generator=gen)[:n]
         fast_data[where] = rigid(data[torch.randint(0, len(data), (n,), generator=gen)], cfg.patches.channels)
+    if cfg.train.mirror > 0:
+        data = mirror_share(data, cfg.train.mirror, cfg.patches.channels, gen)
+        fast_data = None if fast_data is None else mirror_share(fast_data, cfg.train.mirror, cfg.patches.channels, gen)
     return data, fast_data
+
+
+def mirror(x: torch.Tensor, channels: str) -> torch.Tensor:
+    """Patches (M, C, s, s) mirrored left-right: every plane flipped, and flow's x component negated with it."""
+    out = x.flip(-1)
+    planes = channel_planes(channels).get("flow")
+    if planes is not None:
+        out[:, planes.start] = -out[:, planes.start]
+    return out
+
+
+def mirror_share(x: torch.Tensor, share: float, channels: str, gen: torch.Generator) -> torch.Tensor:
+    """A copy of ``x`` with a random ``share`` of its patches mirrored (``mirror``)."""
+    out = x.clone()
+    where = torch.randperm(len(x), generator=gen)[: int(round(len(x) * share))]
+    out[where] = mirror(x[where], channels)
+    return out
 
 
 def rigid(x: torch.Tensor, channels: str, min_speed: float = 0.1) -> torch.Tensor:

@@ -374,6 +374,40 @@ def test_rigid_twins_replace_a_share_of_the_frame_skip_twins(walkway_ds, tiny_co
         tiny_config("patches.channels=flow", "train.skip_frames=[2]", "train.rigid_twins=2")
 
 
+def test_mirror_flips_every_plane_and_negates_flow_x():
+    """A walker going right, mirrored, is a walker going left: same shape flipped, x velocity reversed."""
+    from ognet_video.train import mirror
+
+    x = torch.zeros(1, 3, 5, 5)
+    x[0, 0, :, 0] = 0.9  # gray: a bright column at the left edge
+    x[0, 1, 2, 1] = 0.5  # flow x: moving right, one pixel left of the centre
+    x[0, 2, 2, 1] = -0.2  # flow y
+    out = mirror(x, "gray+flow")
+    assert torch.equal(out[0, 0, :, 4], torch.full((5,), 0.9)) and out[0, 0, :, :4].abs().sum() == 0
+    assert out[0, 1, 2, 3] == -0.5 and out[0, 2, 2, 3] == -0.2
+    assert out[0, 1:].abs().sum() == pytest.approx(0.7)  # nothing else moved
+    assert torch.equal(mirror(out, "gray+flow"), x)
+    assert torch.equal(mirror(x[:, :1], "gray"), x[:, :1].flip(-1))  # no flow plane: a plain flip
+
+
+def test_mirror_share_of_the_training_patches(walkway_ds, tiny_config):
+    base = tiny_config("patches.channels=flow", "train.skip_frames=[2]", "train.max_patches=0")
+    mixed = tiny_config("patches.channels=flow", "train.skip_frames=[2]", "train.max_patches=0", "train.mirror=0.5")
+    collected = collect_patches(walkway_ds.train, base)
+    data0, fast0 = sample_patches(*collected, base, seed=0)
+    data1, fast1 = sample_patches(*collected, mixed, seed=0)
+    for before, after in ((data0, data1), (fast0, fast1)):
+        changed = (before != after).flatten(1).any(1)
+        assert 0.3 < changed.float().mean().item() <= 0.5  # half, less any patch that is its own mirror
+        assert torch.equal(after[~changed], before[~changed])
+        # each changed patch is its original mirrored: flipped left-right, flow x negated
+        flipped = before[changed].flip(-1)
+        flipped[:, 0] = -flipped[:, 0]
+        assert torch.equal(after[changed], flipped)
+    with pytest.raises(UserError, match="train.mirror"):
+        tiny_config("train.mirror=1.5")
+
+
 # ---------------------------------------------------------------------------------------------------
 # ensembles (train.members)
 
