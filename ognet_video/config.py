@@ -234,10 +234,10 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.phase2_norm must be 'separate', 'frozen' or 'joint', got {cfg.train.phase2_norm!r}")
     if any(not 0 <= o < p.stride for o in cfg.train.grid_offsets):
         raise UserError(f"train.grid_offsets must lie in [0, patches.stride={p.stride})")
-    if not 0.0 <= cfg.train.rigid_twins <= 1.0:
-        raise UserError(f"train.rigid_twins must be a share between 0 and 1, got {cfg.train.rigid_twins}")
-    if not 0.0 <= cfg.train.mirror <= 1.0:
-        raise UserError(f"train.mirror must be a share between 0 and 1, got {cfg.train.mirror}")
+    for name in ("rigid_twins", "mirror"):
+        share = getattr(cfg.train, name)
+        if not 0.0 <= share <= 1.0:
+            raise UserError(f"train.{name} must be a share between 0 and 1, got {share}")
     if cfg.train.rigid_twins and not (cfg.train.skip_frames and "flow" in p.channels.split("+")):
         raise UserError(
             "train.rigid_twins replaces frame-skip twins of flow patches: set train.skip_frames and a flow channel"

@@ -133,13 +133,17 @@ def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Conf
         fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
     if fast_data is not None and cfg.train.rigid_twins > 0:
         fast_data = fast_data.clone()
-        n = int(round(len(fast_data) * cfg.train.rigid_twins))
-        where = torch.randperm(len(fast_data), generator=gen)[:n]
-        fast_data[where] = rigid(data[torch.randint(0, len(data), (n,), generator=gen)], cfg.patches.channels)
+        where = pick_share(len(fast_data), cfg.train.rigid_twins, gen)
+        fast_data[where] = rigid(data[torch.randint(0, len(data), (len(where),), generator=gen)], cfg.patches.channels)
     if cfg.train.mirror > 0:
         data = mirror_share(data, cfg.train.mirror, cfg.patches.channels, gen)
         fast_data = None if fast_data is None else mirror_share(fast_data, cfg.train.mirror, cfg.patches.channels, gen)
     return data, fast_data
+
+
+def pick_share(n: int, share: float, gen: torch.Generator) -> torch.Tensor:
+    """Indices of a random ``share`` of ``n`` items (rounded), drawn with ``gen``."""
+    return torch.randperm(n, generator=gen)[: int(round(n * share))]
 
 
 def mirror(x: torch.Tensor, channels: str) -> torch.Tensor:
@@ -154,7 +158,7 @@ def mirror(x: torch.Tensor, channels: str) -> torch.Tensor:
 def mirror_share(x: torch.Tensor, share: float, channels: str, gen: torch.Generator) -> torch.Tensor:
     """A copy of ``x`` with a random ``share`` of its patches mirrored (``mirror``)."""
     out = x.clone()
-    where = torch.randperm(len(x), generator=gen)[: int(round(len(x) * share))]
+    where = pick_share(len(x), share, gen)
     out[where] = mirror(x[where], channels)
     return out
 
