@@ -39,6 +39,7 @@ from ognet_video.config import Config
 from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
+from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.patches import ClipPatches, PatchExtractor, channel_planes, optical_flow
 from ognet_video.postprocess import fit_calibration
@@ -363,7 +364,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2}, background=background)
     det.calibration = calibrate(det, holdout)
     minutes = (time.perf_counter() - t0) / 60
-    det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device))
+    det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
+                    environment=host_info())  # fmt: skip
     model_path = det.save(run_dir / "model.safetensors")
     log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
     return TrainResult(run_dir, model_path, phase1_path, minutes, n)

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.detector import Detector, pick_device
 from ognet_video.evaluate import evaluate, metrics_table
+from ognet_video.host import host_info, host_line
 from ognet_video.metrics import auc
 from ognet_video.runs import new_run_dir
 from ognet_video.train import train
@@ -91,7 +90,8 @@ def main() -> None:
         "config": cfg.to_dict(),
         "overrides": args.overrides,
         "device": str(device),
-        "host": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "host": host_line(),
+        "environment": host_info(),
         "train_minutes": round(train_min, 2),
         "train_patches": res.patches,
         "run_dir": str(run_dir),

@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -27,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 
 from ognet_video.batch import BatchOptions
@@ -35,6 +33,7 @@ from ognet_video.batch import score as batch_score
 from ognet_video.data import load_dataset
 from ognet_video.detector import Detector, resolve_model_path
 from ognet_video.evaluate import evaluate
+from ognet_video.host import host_info, host_line
 from ognet_video.metrics import summarize
 from ognet_video.postprocess import causal_smooth
 from ognet_video.sources import iter_frames
@@ -208,8 +207,8 @@ def main() -> None:
     result = {
         "what": "ognet-video score on the 12 Ped2 test clips given as frame folders",
         "checkpoint": str(model),
-        "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch threads, device cpu",
+        "host": f"{host_line()}, device cpu",
+        "environment": host_info(),
         "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
         "note": "throughput depends on what else runs on the machine (see load_avg_at_end); eval's speed, measured "
         "in the same run, is the yardstick.",

@@ -21,7 +21,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from ognet_video.checkpoint import atomic_write_text
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.detector import Detector, resolve_model_path
 from ognet_video.evaluate import evaluate
+from ognet_video.host import host_info
 from ognet_video.metrics import summarize
 from ognet_video.watch import watch
 
@@ -139,10 +139,7 @@ def main() -> None:
         "clips": len(clips),
         "frames": ev.metrics["frames"],
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cores": os.cpu_count(),
+            **host_info(),
             "load_avg_before": [round(x, 2) for x in load_before],
             "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         },  # fmt: skip

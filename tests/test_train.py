@@ -4,6 +4,7 @@ import copy
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -107,6 +108,8 @@ def test_run_folder_contents(trained_run, tiny_config):
     assert meta["epochs_done"] == 2
     det = Detector.load(trained_run.model_path)
     assert det.meta["phase"] == 2 and det.meta["train_patches"] == trained_run.patches
+    env = det.meta["environment"]  # a seeded run repeats only on the same software: the checkpoint names it
+    assert env["opencv"] == cv2.__version__ and env["torch"] == torch.__version__ and env["cpu"]
     assert Detector.load(trained_run.phase1_path).meta["phase"] == 1
 
 
