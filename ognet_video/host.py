@@ -1,8 +1,8 @@
 """What a measurement ran on, recorded next to it.
 
 A seeded GAN run is only repeatable on the same software and hardware: OpenCV's optical flow changes
-between releases (5.0 vs 4.14 differ by up to 0.1 px on Ped2) and the CPU's kernels round differently,
-and either redraws the trained networks. So every result and checkpoint names its host.
+between releases (5.0 vs 4.14 differ by up to 0.1 px on Ped2 frames, which alone redraws the trained
+networks), and another CPU can take other float kernels. So every result and checkpoint names its host.
 """
 
 from __future__ import annotations
