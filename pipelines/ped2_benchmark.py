@@ -85,13 +85,14 @@ def main() -> None:
             ref = out.metrics["reference_max_motion"]
             rows["max_motion"] = _row(ref, _subsets(out.labels, out.reference["causal"]))
             at_thr = out.metrics["at_threshold"]
+    env = host_info()  # once: it reads /proc/cpuinfo
     result = {
         "name": name,
         "config": cfg.to_dict(),
         "overrides": args.overrides,
         "device": str(device),
-        "host": host_line(),
-        "environment": host_info(),
+        "host": host_line(env),
+        "environment": env,
         "train_minutes": round(train_min, 2),
         "train_patches": res.patches,
         "run_dir": str(run_dir),

@@ -204,11 +204,12 @@ def main() -> None:
     kill = kill_and_resume(frames, model, work / "killed", work / "w2", args.seed)
     console.print(kill)
 
+    env = host_info()  # once: it reads /proc/cpuinfo
     result = {
         "what": "ognet-video score on the 12 Ped2 test clips given as frame folders",
         "checkpoint": str(model),
-        "host": f"{host_line()}, device cpu",
-        "environment": host_info(),
+        "host": f"{host_line(env)}, device cpu",
+        "environment": env,
         "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],
         "note": "throughput depends on what else runs on the machine (see load_avg_at_end); eval's speed, measured "
         "in the same run, is the yardstick.",
