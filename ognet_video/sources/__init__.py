@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from ognet_video.data.dataset import IMAGE_EXTS, image_files, read_gray
 from ognet_video.errors import UserError
+from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray
 
 # OpenCV and FFmpeg print their own warnings for every source that fails to open ("moov atom not found",
 # "can't open camera by index"); our errors already say it in one line. Set these variables to see them.
