@@ -4,14 +4,17 @@ Built only on the package's public API. Writes ``pipelines/results/<name>.json``
 model's AUCs (three smoothings), the two reference rows measured on the same frames (max patch
 motion; phase one alone, D(G(x)) before phase two), train minutes and ms per frame.
 
-    python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --data ../shared/data/ped2
+    python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --data PED2_ROOT
     python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --name variant-x patches.channels=gray+diff
+
+``--data`` defaults to the OGNET_PED2 setting (``pipelines/settings.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +29,10 @@ from ognet_video.host import host_info, host_line
 from ognet_video.metrics import auc
 from ognet_video.runs import new_run_dir
 from ognet_video.train import train
+
+# run as ``python pipelines/ped2_benchmark.py``: the repo root is not on sys.path, pipelines/ is
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipelines.settings import PED2  # noqa: E402
 
 SELECT = ("01", "02", "03", "04", "05", "06")  # variants are chosen on these clips only
 REPORT = ("07", "08", "09", "10", "11", "12")
@@ -55,7 +62,7 @@ def _subsets(labels: dict, scores: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/ped2-cpu.yaml")
-    ap.add_argument("--data", default="../shared/data/ped2")
+    ap.add_argument("--data", default=str(PED2), help="Ped2 root (default: the OGNET_PED2 setting)")
     ap.add_argument("--name", default=None, help="results file name (default: the config's stem)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--results", default="pipelines/results")

@@ -7,11 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ognet_video.data import load_dataset, read_gray
+from ognet_video.data import LOADERS, load_dataset, read_gray
 from ognet_video.data.ped2 import TEST_GT, TRAIN_FRAMES, ped2_labels, verify_ped2
 from ognet_video.errors import UserError
+from pipelines.settings import PED2
 
-SHARED_PED2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ped2"
+needs_ped2 = pytest.mark.skipif(not PED2.is_dir(), reason=f"no Ped2 at {PED2} (set OGNET_PED2 to a Ped2 root)")
 
 # ---------------------------------------------------------------------------------------------------
 # built-in Ped2 labels
@@ -31,10 +32,10 @@ def test_ped2_builtin_labels_counts():
     assert labels["03"][:146].all() and labels["03"][146:].sum() == 0
 
 
-def test_ped2_builtin_labels_match_shared_copy():
-    path = SHARED_PED2 / "testing" / "labels.json"
+def test_ped2_builtin_labels_match_labels_json_on_disk():
+    path = PED2 / "testing" / "labels.json"
     if not path.is_file():
-        pytest.skip(f"{path} not present")
+        pytest.skip(f"no {path} (set OGNET_PED2 to a frames-layout Ped2 root)")
     disk = json.loads(path.read_text())
     builtin = ped2_labels()
     assert sorted(disk) == sorted(builtin)
@@ -42,11 +43,10 @@ def test_ped2_builtin_labels_match_shared_copy():
         assert list(disk[clip]) == lab.tolist(), clip
 
 
+@needs_ped2
 def test_real_ped2_layout_and_labels():
-    if not SHARED_PED2.is_dir():
-        pytest.skip(f"{SHARED_PED2} not present")
-    ds = load_dataset("ped2", SHARED_PED2)
-    assert ds.layout == "frames"
+    ds = load_dataset("ped2", PED2)
+    assert ds.layout in ("frames", "ucsd")
     assert [len(c) for c in ds.train] == TRAIN_FRAMES
     assert [c.name for c in ds.test] == [f"{i:02d}" for i in range(1, 13)]
     assert all(c.labels is not None and len(c.labels) == len(c) for c in ds.test)
@@ -55,13 +55,12 @@ def test_real_ped2_layout_and_labels():
     assert img.shape == (240, 360) and img.dtype == np.uint8
 
 
+@needs_ped2
 def test_real_ped2_verify_quick():
-    if not SHARED_PED2.is_dir():
-        pytest.skip(f"{SHARED_PED2} not present")
-    info = verify_ped2(SHARED_PED2, read_frames=False)
+    info = verify_ped2(PED2, read_frames=False)
     assert info["train_clips"] == 16 and info["test_clips"] == 12
     assert info["anomalous_frames"] == 1648
-    manifest = SHARED_PED2 / "MANIFEST.sha256"
+    manifest = PED2 / "MANIFEST.sha256"
     if manifest.is_file():
         assert info["manifest_files_checked"] == len(manifest.read_text().splitlines())
 
@@ -198,6 +197,24 @@ def test_missing_root_is_user_error(tmp_path):
         load_dataset("folder", tmp_path / "nope")
     with pytest.raises(UserError, match="download ped2"):
         load_dataset("ped2", tmp_path / "nope")
+
+
+def test_unknown_dataset_name_is_user_error_naming_the_known_ones(tmp_path):
+    assert sorted(LOADERS) == ["folder", "ped2"]
+    with pytest.raises(UserError, match="unknown dataset 'avenue'.*'folder', 'ped2'"):
+        load_dataset("avenue", tmp_path)
+
+
+def test_generic_reader_imports_no_dataset_module():
+    """dataset.py is the generic part: dataset modules import it, never the other way (no import cycle)."""
+    import ast
+
+    import ognet_video.data.dataset as generic
+
+    tree = ast.parse(Path(generic.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m == "ognet_video.data" or m.startswith("ognet_video.data.")}
 
 
 def test_unrecognised_layout_is_user_error(tmp_path):

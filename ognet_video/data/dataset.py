@@ -1,11 +1,12 @@
-"""Clip-of-frames datasets in two layouts.
+"""Clip-of-frames datasets in two layouts; nothing here knows any particular dataset.
 
-* frames layout (ano_pred_cvpr2018, MNAD, ../shared/data/ped2): ``training/frames/01/000.jpg``,
+* frames layout (as in ano_pred_cvpr2018 and MNAD): ``training/frames/01/000.jpg``,
   ``testing/frames/01/...``, optional ``testing/labels.json`` ({clip: [0/1 per frame]}).
 * original UCSD layout: ``UCSDped2/Train/Train001/001.tif``, ``Test/Test001`` (1-based, ``*_gt``
   mask folders skipped).
 
-For Ped2 the frame labels ship with the package (``ped2.py``); a labels.json found on disk must agree.
+``load_folder`` reads any such dataset with the labels of its labels.json. A dataset with labels of
+its own (``ped2.py``) finds its clips with ``find_clips`` and attaches them with ``attach_labels``.
 """
 
 from __future__ import annotations
@@ -62,17 +63,19 @@ def _find_ucsd(root: Path, subset: str) -> Path | None:
     return None
 
 
-def load_dataset(name: str, root: str | Path) -> Dataset:
-    """Find the clips of a dataset under ``root`` in either layout and attach test labels."""
-    root = Path(root).expanduser()
+def find_clips(root: Path, ucsd_subset: str = "", missing_hint: str = "") -> tuple[str, list[Clip], list[Clip]]:
+    """``(layout, train, test)`` under ``root`` in either layout, test clips unlabelled.
+
+    ``ucsd_subset`` names the folder of the UCSD layout to look for below ``root`` (e.g. ``UCSDped2``);
+    ``missing_hint`` is appended to the error for a ``root`` that does not exist.
+    """
     if not root.exists():
-        hint = " (get it with: ognet-video data download ped2 --root DIR)" if name == "ped2" else ""
-        raise UserError(f"dataset folder not found: {root}{hint}")
+        raise UserError(f"dataset folder not found: {root}{missing_hint}")
     if (root / "training" / "frames").is_dir() and (root / "testing" / "frames").is_dir():
         layout = "frames"
         train = _clips_from(root / "training" / "frames")
         test = _clips_from(root / "testing" / "frames")
-    elif (ucsd := _find_ucsd(root, "UCSDped2" if name == "ped2" else "")) is not None:
+    elif (ucsd := _find_ucsd(root, ucsd_subset)) is not None:
         layout = "ucsd"
         train = _clips_from(ucsd / "Train", "Train")
         test = _clips_from(ucsd / "Test", "Test")
@@ -85,28 +88,11 @@ def load_dataset(name: str, root: str | Path) -> Dataset:
         raise UserError(f"{root}: no training clips found")
     if not test:
         raise UserError(f"{root}: no test clips found")
-    disk_labels = _read_labels_json(root, layout)
-    if name == "ped2":
-        from ognet_video.data.ped2 import check_ped2, ped2_labels
-
-        check_ped2(root, train, test)
-        labels = ped2_labels()
-        if disk_labels is not None:
-            for clip, lab in labels.items():
-                if clip in disk_labels and list(disk_labels[clip]) != lab.tolist():
-                    raise UserError(f"{root}: labels.json disagrees with the UCSD ground truth for clip {clip}")
-    else:
-        labels = {k: np.asarray(v, dtype=np.int64) for k, v in (disk_labels or {}).items()}
-    for clip in test:
-        if clip.name in labels:
-            lab = labels[clip.name]
-            if len(lab) != len(clip):
-                raise UserError(f"{root}: clip {clip.name} has {len(clip)} frames but {len(lab)} labels")
-            clip.labels = lab
-    return Dataset(name, root, layout, train, test)
+    return layout, train, test
 
 
-def _read_labels_json(root: Path, layout: str) -> dict[str, list[int]] | None:
+def read_labels_json(root: Path, layout: str) -> dict[str, list[int]] | None:
+    """The frames layout's ``testing/labels.json`` ({clip: [0/1 per frame]}), or None when there is none."""
     path = root / "testing" / "labels.json"
     if layout != "frames" or not path.is_file():
         return None
@@ -117,3 +103,23 @@ def _read_labels_json(root: Path, layout: str) -> dict[str, list[int]] | None:
     if not isinstance(data, dict):
         raise UserError(f"{path} must map clip names to lists of 0/1 frame labels")
     return data
+
+
+def attach_labels(root: Path, test: list[Clip], labels: dict[str, np.ndarray]) -> None:
+    """Give each test clip named in ``labels`` its frame labels; their count must be the clip's."""
+    for clip in test:
+        if clip.name in labels:
+            lab = labels[clip.name]
+            if len(lab) != len(clip):
+                raise UserError(f"{root}: clip {clip.name} has {len(clip)} frames but {len(lab)} labels")
+            clip.labels = lab
+
+
+def load_folder(root: str | Path, name: str = "folder") -> Dataset:
+    """Any dataset in either layout; test clips get the labels of ``testing/labels.json`` if present."""
+    root = Path(root).expanduser()
+    layout, train, test = find_clips(root)
+    disk_labels = read_labels_json(root, layout)
+    labels = {k: np.asarray(v, dtype=np.int64) for k, v in (disk_labels or {}).items()}
+    attach_labels(root, test, labels)
+    return Dataset(name, root, layout, train, test)

@@ -1,17 +1,21 @@
-"""UCSD Ped2: built-in frame labels, layout checks, download and verify."""
+"""UCSD Ped2: built-in frame labels, clip and frame count checks, loading, download and verify.
+
+Clips are found by the generic reader (``dataset.py``) in either layout; the frame labels ship here
+(from the dataset's ``UCSDped2.m``), and a labels.json found on disk must agree with them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from ognet_video.data.dataset import Clip, Dataset, attach_labels, find_clips, read_labels_json
 from ognet_video.errors import UserError
+from ognet_video.sources.images import read_gray
 
 PED2_URL = "http://www.svcl.ucsd.edu/projects/anomaly/UCSD_Anomaly_Dataset.tar.gz"
 PED2_SHA256 = "2329af326951f5097fdd114c50e853957d3e569493a49d22fc082a9fd791915b"
@@ -35,7 +39,7 @@ def ped2_labels() -> dict[str, np.ndarray]:
     return out
 
 
-def check_ped2(root: Path, train: list, test: list) -> None:
+def check_ped2(root: Path, train: list[Clip], test: list[Clip]) -> None:
     """The clip and frame counts must be Ped2's; a wrong folder fails here, not mid-training."""
     want_train = {f"{i + 1:02d}": n for i, n in enumerate(TRAIN_FRAMES)}
     for split, clips, want in (("training", train, want_train), ("test", test, {k: v[0] for k, v in TEST_GT.items()})):
@@ -47,6 +51,23 @@ def check_ped2(root: Path, train: list, test: list) -> None:
         for name, n in want.items():
             if got[name] != n:
                 raise UserError(f"{root}: {split} clip {name} has {got[name]} frames, Ped2 has {n}; re-download it")
+
+
+def load_ped2(root: str | Path) -> Dataset:
+    """Ped2 under ``root`` in either layout, its counts checked and its built-in labels attached."""
+    root = Path(root).expanduser()
+    layout, train, test = find_clips(
+        root, ucsd_subset="UCSDped2", missing_hint=" (get it with: ognet-video data download ped2 --root DIR)"
+    )
+    disk_labels = read_labels_json(root, layout)
+    check_ped2(root, train, test)
+    labels = ped2_labels()
+    if disk_labels is not None:
+        for clip, lab in labels.items():
+            if clip in disk_labels and list(disk_labels[clip]) != lab.tolist():
+                raise UserError(f"{root}: labels.json disagrees with the UCSD ground truth for clip {clip}")
+    attach_labels(root, test, labels)
+    return Dataset("ped2", root, layout, train, test)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -70,6 +91,10 @@ def _safe_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
 
 def download_ped2(root: str | Path, url: str = PED2_URL, sha256: str = PED2_SHA256) -> Path:
     """Download the official tarball, check its sha256, extract only UCSDped2/ safely. Returns its folder."""
+    import urllib.request  # here, not at the top: loading a dataset needs neither these nor the progress bar
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     final = root / "UCSDped2"
@@ -116,9 +141,7 @@ def download_ped2(root: str | Path, url: str = PED2_URL, sha256: str = PED2_SHA2
 
 def verify_ped2(root: str | Path, read_frames: bool = True) -> dict[str, int]:
     """Check layout, counts, labels and (optionally) that every frame decodes. Returns counts."""
-    from ognet_video.data.dataset import load_dataset, read_gray
-
-    ds = load_dataset("ped2", root)
+    ds = load_ped2(root)
     n_frames = 0
     if read_frames:
         for clip in ds.train + ds.test:
