@@ -1,16 +1,22 @@
-"""``ognet-video``: a thin layer that parses arguments and wires the stages together."""
+"""``ognet-video``: a thin layer that parses arguments and wires the stages together.
+
+One convention for every command, as Ultralytics has it: the model is ``--model/-m`` (a run folder or a
+checkpoint; default: the newest finished run in runs/train), outputs go to numbered folders
+``--project/NAME-N`` (``--name``), ``--resume`` continues the newest one, and ``section.key=value``
+arguments override settings.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from ognet_video.errors import UserError
 
@@ -21,8 +27,10 @@ app = typer.Typer(
     "Examples:\n\n"
     "  ognet-video demo\n\n"
     "  ognet-video data download ped2 --root data\n\n"
-    "  ognet-video train ped2 --data data/ped2 --config configs/ped2-cpu.yaml train.epochs=6\n\n"
-    "  ognet-video eval runs/train/ped2-1 --data data/ped2",
+    "  ognet-video train ped2 --data data/UCSDped2 train.epochs=4\n\n"
+    "  ognet-video eval --data data/UCSDped2\n\n"
+    "  ognet-video watch rtsp://camera/stream --save-video\n\n"
+    "  ognet-video score recordings/ --recursive",
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -31,19 +39,53 @@ app = typer.Typer(
 data_app = typer.Typer(help="Get and check datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-
-def _dataset_name(name: str) -> str:
-    name = name.lower()
-    if name not in ("ped2", "folder"):
-        raise UserError(f"unknown dataset {name!r}: use 'ped2' or 'folder' (any frames-layout dataset)")
-    return name
+OVERRIDE = re.compile(r"^[a-z_]+\.[a-z_0-9]+=")
+RUNTIME_KEYS = ("score.event_frames", "score.batch_frames")  # settings that do not change a calibrated threshold
 
 
-@data_app.command("download")
+def _flag(default: bool, decl: str, help: str) -> bool:  # noqa: A002 - typer's word
+    return typer.Option(default, decl, help=help, metavar="")
+
+
+def _model_opt() -> Path | None:
+    return typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: the newest finished run).",
+                        metavar="RUN")  # fmt: skip
+
+
+def _examples(*lines: str) -> str:
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
+def _split(args: list[str] | None) -> tuple[list[str], list[str]]:
+    """Positional arguments -> (inputs, ``section.key=value`` overrides)."""
+    args = args or []
+    return [a for a in args if not OVERRIDE.match(a)], [a for a in args if OVERRIDE.match(a)]
+
+
+def _runtime_overrides(det, overrides: list[str]) -> None:
+    """Apply the overrides a trained model allows; the rest were fixed when its threshold was calibrated."""
+    import yaml
+
+    from ognet_video.config import set_value
+
+    for item in overrides:
+        key, value = item.split("=", 1)
+        if key not in RUNTIME_KEYS:
+            raise UserError(f"{key} is fixed when the model is trained (its threshold was calibrated with it); "
+                            f"at scoring time only {', '.join(RUNTIME_KEYS)} can change")  # fmt: skip
+        try:
+            parsed = yaml.safe_load(value) if value else value
+        except yaml.YAMLError:
+            raise UserError(f"{item!r}: the value is not valid YAML") from None
+        set_value(det.cfg, key, parsed)
+
+
+@data_app.command("download", epilog=_examples("ognet-video data download ped2 --root data"))
 def data_download(
     dataset: str = typer.Argument("ped2", help="Only 'ped2' (UCSD Ped2) can be downloaded."),
-    root: Path = typer.Option(Path("data"), "--root", help="Folder to download and extract into."),
-    url: str = typer.Option(None, "--url", help="Mirror of UCSD_Anomaly_Dataset.tar.gz (sha256 is still checked)."),
+    root: Path = typer.Option(Path("data"), "--root", help="Folder to download and extract into.", metavar="DIR"),
+    url: str = typer.Option(None, "--url", help="Mirror of UCSD_Anomaly_Dataset.tar.gz (sha256 is still checked).",
+                            metavar="URL"),  # fmt: skip
 ) -> None:
     """Download the official UCSD tarball, verify its sha256 and extract UCSDped2/ safely."""
     from ognet_video.data.ped2 import PED2_URL, download_ped2
@@ -54,13 +96,15 @@ def data_download(
     console.print(f"[green]Ped2 ready[/] at {out}  (use: --data {out})")
 
 
-@data_app.command("verify")
+@data_app.command("verify", epilog=_examples("ognet-video data verify ped2 --data data/UCSDped2"))
 def data_verify(
     dataset: str = typer.Argument("ped2"),
-    data: Path = typer.Option(..., "--data", help="Dataset root (either layout)."),
-    quick: bool = typer.Option(False, "--quick", help="Check layout and counts only; do not decode every frame."),
+    data: Path = typer.Option(..., "--data", help="Dataset root (either layout).", metavar="DIR"),
+    quick: bool = _flag(False, "--quick", "Check layout and counts only; do not decode every frame."),
 ) -> None:
     """Check a Ped2 copy: layout, clip and frame counts, labels, every frame readable, MANIFEST.sha256 if present."""
+    from rich.table import Table
+
     from ognet_video.data.ped2 import verify_ped2
 
     if dataset.lower() != "ped2":
@@ -74,52 +118,54 @@ def data_verify(
     console.print(t)
 
 
-@app.command()
+@app.command(epilog=_examples("ognet-video train ped2 --data data/UCSDped2",
+                              "ognet-video train ped2 --data data/UCSDped2 --config configs/ped2-paper.yaml --device cuda",
+                              "ognet-video train folder --data my-dataset train.epochs=4 --name lobby",
+                              "ognet-video train ped2 --data data/UCSDped2 --resume"))  # fmt: skip
 def train(
     dataset: str = typer.Argument(..., help="'ped2', or 'folder' for any frames-layout dataset."),
-    overrides: list[str] = typer.Argument(
-        None, help="Config overrides, e.g. train.epochs=6 patches.channels=gray+diff"
-    ),
-    data: Path = typer.Option(..., "--data", help="Dataset root: UCSD layout or training/frames + testing/frames."),
-    config: Path = typer.Option(None, "--config", "-c", help="YAML preset, e.g. configs/ped2-cpu.yaml."),
-    project: Path = typer.Option(Path("runs/train"), "--project", help="Parent folder of numbered runs."),
-    name: str = typer.Option(None, "--name", help="Run name (default: the dataset name)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this name."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    evaluate_after: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split when done."),
+    overrides: list[str] = typer.Argument(None, help="Settings, e.g. train.epochs=6 train.seed=1", metavar="KEY=VALUE"),
+    data: Path = typer.Option(..., "--data", help="Dataset root: UCSD layout or training/frames + testing/frames.",
+                              metavar="DIR"),  # fmt: skip
+    config: Path = typer.Option(None, "--config", "-c", help="YAML settings (default: the CPU recipe, "
+                                "configs/ped2-cpu.yaml).", metavar="FILE"),  # fmt: skip
+    project: Path = typer.Option(Path("runs/train"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    name: str = typer.Option(None, "--name", help="Run name (default: the dataset name).", metavar="NAME"),
+    resume: bool = _flag(False, "--resume", "Continue the newest unfinished run of this name."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
+    evaluate_after: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split when done.",
+                                        metavar=""),  # fmt: skip
 ) -> None:
-    """Train OGNet (phase one + phase two), calibrate on held-out normal clips, save a run folder."""
+    """Train OGNet (phase one + phase two), calibrate on held-out normal clips, save runs/train/NAME-N."""
     from ognet_video.config import load_config
     from ognet_video.data import load_dataset
     from ognet_video.detector import pick_device
     from ognet_video.runs import latest_run_dir, new_run_dir
     from ognet_video.train import train as run_train
 
-    ds_name = _dataset_name(dataset)
     cfg = load_config(config, overrides)
-    ds = load_dataset(ds_name, data)
+    ds = load_dataset(dataset.lower(), data)
     dev = pick_device(device)
-    run_name = name or ds_name
+    run_name = name or dataset.lower()
     if resume:
         run_dir = latest_run_dir(project, run_name, need="last.safetensors")
         if (run_dir / "model.safetensors").is_file():
             raise UserError(f"{run_dir} already finished; nothing to resume (start a new run without --resume)")
     else:
         run_dir = new_run_dir(project, run_name)
-    console.print(
-        f"training [bold]{cfg.model.preset}[/] preset on {ds_name} ({ds.layout} layout) -> {run_dir} on {dev}"
-    )
+    console.print(f"training [bold]{cfg.model.preset}[/] preset on {ds.name} ({ds.layout} layout) -> {run_dir} on {dev}")
     res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=console)
     console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
     if evaluate_after and any(c.labels is not None for c in ds.test):
         _evaluate(res.model_path, ds, run_dir, dev)
 
 
-def _evaluate(model_path: Path, ds, out_dir: Path, dev) -> None:
+def _evaluate(model_path: Path, ds, out_dir: Path, dev, overrides: list[str] | None = None) -> None:
     from ognet_video.detector import Detector
     from ognet_video.evaluate import evaluate, metrics_table, per_clip_table
 
     det = Detector.load(model_path, device=dev)
+    _runtime_overrides(det, overrides or [])
     res = evaluate(det, ds.test, out_dir, console)
     console.print(metrics_table(res.metrics, f"{ds.name}: frame-level AUC ({len(ds.test)} test clips)"))
     console.print(per_clip_table(res.metrics))
@@ -131,127 +177,164 @@ def _evaluate(model_path: Path, ds, out_dir: Path, dev) -> None:
     )
 
 
-@app.command("eval")
+@app.command("eval", epilog=_examples("ognet-video eval --data data/UCSDped2",
+                                      "ognet-video eval --model runs/train/ped2-2 --data data/UCSDped2 --name seed2"))  # fmt: skip
 def eval_cmd(
-    model: Path = typer.Argument(..., help="Run folder (runs/train/ped2-1) or a .safetensors checkpoint."),
-    data: Path = typer.Option(..., "--data", help="Dataset root with the test split."),
-    dataset: str = typer.Option("ped2", "--dataset", help="'ped2' (built-in labels) or 'folder' (labels.json)."),
-    out: Path = typer.Option(None, "--out", help="Report folder (default: the run folder)."),
-    device: str = typer.Option("auto", "--device"),
+    overrides: list[str] = typer.Argument(None, help=f"Only {', '.join(RUNTIME_KEYS)}.", metavar="KEY=VALUE"),
+    data: Path = typer.Option(..., "--data", help="Dataset root with the test split.", metavar="DIR"),
+    model: Path = _model_opt(),
+    dataset: str = typer.Option("ped2", "--dataset", help="'ped2' (built-in labels) or 'folder' (labels.json).",
+                                metavar="NAME"),  # fmt: skip
+    project: Path = typer.Option(Path("runs/eval"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    name: str = typer.Option(None, "--name", help="Run name (default: the model's run name).", metavar="NAME"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
-    """Frame-level AUC / EER (micro, macro, per clip) with no, causal and offline smoothing."""
+    """Frame-level AUC / EER (micro, macro, per clip) with no, causal and offline smoothing -> runs/eval/NAME-N."""
     from ognet_video.data import load_dataset
-    from ognet_video.detector import pick_device, resolve_model_path
+    from ognet_video.detector import pick_device
+    from ognet_video.runs import find_model, new_run_dir
 
-    path = resolve_model_path(model)
-    ds = load_dataset(_dataset_name(dataset), data)
-    if out is None:
-        out = path.parent if path.stem == "model" else path.parent / f"eval-{path.stem}"
-    _evaluate(path, ds, out, pick_device(device))
+    _, bad = _split(overrides)
+    if len(bad) != len(overrides or []):
+        raise UserError(f"eval takes no inputs besides --data; got {' '.join(_split(overrides)[0])!r}")
+    path = find_model(model)
+    ds = load_dataset(dataset.lower(), data)
+    out = new_run_dir(project, name or (path.parent.name if path.stem == "model" else path.stem))
+    _evaluate(path, ds, out, pick_device(device), bad)
 
 
-@app.command()
-def info(model: Path = typer.Argument(..., help="Run folder or checkpoint.")) -> None:
+@app.command(epilog=_examples("ognet-video info", "ognet-video info --model runs/train/ped2-1"))
+def info(model: Path = _model_opt()) -> None:
     """Show what a checkpoint holds: preset, config, calibration, training facts."""
-    from ognet_video.detector import Detector, resolve_model_path
+    from ognet_video.detector import Detector
+    from ognet_video.runs import find_model
 
-    det = Detector.load(resolve_model_path(model))
+    det = Detector.load(find_model(model))
     meta = {k: v for k, v in det.meta.items() if k not in ("config",)} | {"members": len(det.members)}
     console.print_json(json.dumps(meta))
     console.print_json(json.dumps(det.cfg.to_dict()))
 
 
-@app.command()
+@app.command(epilog=_examples("ognet-video demo", "ognet-video demo --seed 1"))
 def demo(
-    out: Path = typer.Option(None, "--out", help="Keep the synthetic data and run here (default: a temp folder)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic clips and the training.", metavar="N"),
+    project: Path = typer.Option(Path("runs"), "--project", help="Where the clips and the run go.", metavar="DIR"),
 ) -> None:
-    """Offline demo: synthetic walkway clips, a tiny model trained in a minute or two, its AUC."""
-    from ognet_video.data import load_dataset
-    from ognet_video.data.synthetic import write_walkway
-    from ognet_video.demo import demo_config
-    from ognet_video.detector import pick_device
-    from ognet_video.train import train as run_train
+    """Offline demo: synthetic walkway clips, a tiny model trained in a minute or two, its AUC, what to try next."""
+    from ognet_video.demo import run_demo
 
-    with tempfile.TemporaryDirectory() as tmp:
-        base = out or Path(tmp)
-        data_dir = write_walkway(base / "walkway", seed=seed)
-        console.print(f"synthetic walkway clips written to {data_dir}")
-        ds = load_dataset("folder", data_dir)
-        cfg = demo_config(seed)
-        res = run_train(cfg, ds, base / "run", console=console)
-        _evaluate(res.model_path, ds, base / "run", pick_device("cpu"))
+    res = run_demo(project=project, seed=seed, console=console)
+    console.print(f"\nnext, watch a clip with this model:\n  [bold]{escape(res.next_command)}[/]", highlight=False)
 
 
-@app.command()
+@app.command(epilog=_examples("ognet-video score recordings/ --recursive",
+                              "ognet-video score 'archive/**/*.mp4' --model runs/train/lobby-1 --timelines",
+                              "ognet-video score recordings/ --recursive --resume"))  # fmt: skip
 def score(
-    inputs: list[str] = typer.Argument(..., help="Video files, frame folders, folders of those, globs (quote globs)."),
-    model: Path = typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: newest finished run)."),
-    out: Path = typer.Option(None, "--out", help="Output folder; reuse it to resume (default: runs/score/NAME-N)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth."),
-    workers: int = typer.Option(None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU)."),
-    timelines: bool = typer.Option(False, "--timelines", help="Also write a score-timeline PNG per clip."),
-    save_video: bool = typer.Option(False, "--save-video", help="Also write an annotated MP4 per clip (slow)."),
-    fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    inputs: list[str] = typer.Argument(..., help="Video files, frame folders, folders of those, globs (quote globs).",
+                                       metavar="INPUT..."),  # fmt: skip
+    model: Path = _model_opt(),
+    project: Path = typer.Option(Path("runs/score"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    name: str = typer.Option(None, "--name", help="Run name (default: the first input's name).", metavar="NAME"),
+    resume: bool = _flag(False, "--resume", "Continue the newest run of this name: finished clips are skipped."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth.", metavar=""),
+    workers: int = typer.Option(None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU).",
+                                metavar="N"),  # fmt: skip
+    timelines: bool = _flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
+    save_video: bool = _flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
+    fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column.", metavar="FPS"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
-    """Score an archive: per-clip scores.csv + events.jsonl, summary.csv; rerun the same command to resume.
+    """Score an archive: per-clip scores.csv + events.jsonl, summary.csv in runs/score/NAME-N; --resume continues.
 
-    Exit code: 0 when every clip is scored, 2 for bad arguments, 10 + the number of failed clips (at most 110).
+    Exit code: 0 when every clip is scored, 2 for bad arguments, 10 + the number of clips not scored (at most
+    110), 130 after Ctrl-C, 143 after SIGTERM.
     """
-    from ognet_video.batch import BatchOptions, summary_table
-    from ognet_video.batch import score as run_score
+    from ognet_video.score import ScoreOptions, summary_table
+    from ognet_video.score import score as run_score
 
-    opts = BatchOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
-    res = run_score(inputs, model, out, opts=opts, device=device, console=console)
-    console.print(summary_table(res))
+    paths, overrides = _split(inputs)
+    if overrides:
+        raise UserError("score takes no settings: event and batch settings are the model's (see ognet-video info)")
+    opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
+    res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device, console=console)
+    console.print(summary_table(res.records, res.out))
     rate = f" ({res.frames / res.seconds:.0f} fps)" if res.frames else ""
     console.print(
         f"scored {res.scored} clips, {res.frames} frames in {res.seconds:.1f} s{rate}; {res.skipped} skipped "
         f"(finished earlier)\noutputs: {res.out}/summary.csv, clips/NAME/scores.csv + events.jsonl; "
-        f"to resume or add clips: the same command with --out {res.out}",
+        f"to resume or add clips: the same command with --resume",
         highlight=False,
     )
-    if res.failed:
-        console.print(f"[red]{len(res.failed)} of {len(res.records)} clips failed[/] (reasons in summary.csv)")
-        raise typer.Exit(res.exit_code)
-
-
-@app.command("watch")
-def watch_cmd(
-    source: str = typer.Argument(
-        ..., help="Video file, webcam index (0), rtsp:// or http:// URL, folder of frames, or a quoted glob."
-    ),
-    model: Path = typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: newest finished run)."),
-    save_video: bool = typer.Option(False, "--save-video", help="Also write annotated.mp4 (heat map, score strip)."),
-    show: bool = typer.Option(False, "--show", help="Show the annotated frames in a window (needs a display)."),
-    stride: int = typer.Option(1, "--stride", help="Score every Nth frame; motion is measured between scored frames."),
-    max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many scored frames."),
-    fps: float = typer.Option(10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video)."),
-    connect_timeout: float = typer.Option(15.0, "--connect-timeout", help="Seconds to wait for a camera or stream."),
-    project: Path = typer.Option(Path("runs/watch"), "--project", help="Parent folder of numbered runs."),
-    name: str = typer.Option(None, "--name", help="Run name (default: the source's name)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-) -> None:
-    """Score a recorded or live camera as it plays: scores.jsonl, events.jsonl, live panel, speed line.
-
-    Ctrl-C stops cleanly (exit code 130); a live source that is lost and does not come back exits with 1.
-    """
-    from ognet_video.watch import watch as run_watch
-
-    res = run_watch(source, model, project=project, name=name, device=device, stride=stride, save_video=save_video,
-                    show=show, max_frames=max_frames, fps=fps, connect_timeout=connect_timeout, console=console)  # fmt: skip
+    if res.interrupted:
+        console.print(f"[yellow]stopped ({res.interrupted})[/]: finished clips are kept; --resume continues")
+    elif res.failed:
+        console.print(f"[red]{len(res.failed)} of {len(res.records)} clips not scored[/] (reasons in summary.csv)")
     if res.exit_code:
         raise typer.Exit(res.exit_code)
 
 
+@app.command("watch", epilog=_examples("ognet-video watch camera.mp4 --save-video",
+                                       "ognet-video watch rtsp://user:pass@camera/stream --model runs/train/lobby-1",
+                                       "ognet-video watch 0 --show", "ognet-video watch 'frames/*.jpg' --fps 25"))  # fmt: skip
+def watch_cmd(
+    source: list[str] = typer.Argument(..., help="Video file, webcam index (0), rtsp:// or http:// URL, folder of "
+                                       "frames, or a quoted glob; and score.event_frames=N / score.batch_frames=N.",
+                                       metavar="SOURCE"),  # fmt: skip
+    model: Path = _model_opt(),
+    save_video: bool = _flag(False, "--save-video", "Also write annotated.mp4 (heat map, score strip)."),
+    show: bool = _flag(False, "--show", "Show the annotated frames in a window (needs a display)."),
+    stride: int = typer.Option(1, "--stride", help="Score every Nth frame; motion is measured between scored frames.",
+                               metavar="N"),  # fmt: skip
+    max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many scored frames.", metavar="N"),
+    fps: float = typer.Option(10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video).",
+                              metavar="FPS"),  # fmt: skip
+    connect_timeout: float = typer.Option(15.0, "--connect-timeout", help="Seconds to wait for a camera or stream.",
+                                          metavar="S"),  # fmt: skip
+    project: Path = typer.Option(Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    name: str = typer.Option(None, "--name", help="Run name (default: the source's name).", metavar="NAME"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
+) -> None:
+    """Score a recorded or live camera as it plays: scores.jsonl, events.jsonl, live panel, speed line.
+
+    Ctrl-C or SIGTERM stops cleanly (exit code 130 / 143); a live source that is lost and does not come back
+    exits with 1.
+    """
+    from ognet_video.runs import load_model
+    from ognet_video.watch import WatchOptions
+    from ognet_video.watch import watch as run_watch
+
+    sources, overrides = _split(source)
+    if len(sources) != 1:
+        raise UserError(f"watch takes one SOURCE, got {len(sources)}: {' '.join(map(repr, sources)) or 'none'}")
+    det, label = load_model(model, device)
+    _runtime_overrides(det, overrides)
+    opts = WatchOptions(save_video=save_video, show=show, stride=stride, max_frames=max_frames, fps=fps,
+                        connect_timeout=connect_timeout)  # fmt: skip
+    res = run_watch(sources[0], det, opts, project=project, name=name, label=label, console=console)
+    if res.exit_code:
+        raise typer.Exit(res.exit_code)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    from ognet_video.engine import Terminated
+
+    raise Terminated()
+
+
 def main() -> None:
-    """Entry point: user mistakes become one red line and exit code 2, never a traceback."""
+    """Entry point: user mistakes become one red line and exit code 2, never a traceback; SIGTERM is Ctrl-C."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()  # standalone: typer/click print usage errors themselves (exit 2)
     except UserError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # outside a run loop (e.g. while a model loads): nothing to keep
+        from ognet_video.engine import Terminated
+
+        console.print("[yellow]stopped[/]")
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
 
 
 if __name__ == "__main__":

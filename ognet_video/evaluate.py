@@ -19,13 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ognet_video.checkpoint import atomic_write_text
-from ognet_video.data import Clip, read_gray
+from ognet_video.data import Clip
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.metrics import summarize
-from ognet_video.postprocess import causal_smooth, offline_smooth
+from ognet_video.postprocess import calibrated, causal_smooth, offline_smooth
 from ognet_video.report import plot_roc, plot_timeline
 from ognet_video.scoring import FrameScorer
+from ognet_video.sources import ImageFiles
 from ognet_video.train import progress_bar
 
 MODES = ("none", "causal", "offline")
@@ -61,7 +62,7 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
         raise UserError("the test split has no frame labels (testing/labels.json); nothing to evaluate")
     scorer = FrameScorer(detector)
     cal, sc = detector.calibration, detector.cfg.score
-    raw, motion, labels = {}, {}, {}
+    raw, z, motion, labels = {}, {}, {}, {}
     n_frames = 0
     t0 = time.perf_counter()
     with progress_bar(console) as progress:
@@ -69,9 +70,9 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
         for clip in clips:
             fs = scorer.score_clip(_frames(clip, progress, task))
             raw[clip.name], motion[clip.name], labels[clip.name] = fs.raw, fs.motion.max(axis=1), clip.labels
+            z[clip.name] = calibrated(fs.raw, fs.scored, cal)
             n_frames += len(clip)
     seconds = time.perf_counter() - t0
-    z = {c: cal.normalize(v) for c, v in raw.items()}
     scores = smooth_all(z, sc.causal_window, sc.offline_window, cal.empty)
     metrics: dict = {mode: summarize(labels, scores[mode]) for mode in MODES}
     reference = smooth_all(motion, sc.causal_window, sc.offline_window)
@@ -98,8 +99,9 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
 
 
 def _frames(clip: Clip, progress, task):
-    for f in clip.frames:
-        yield read_gray(f)
+    """A dataset clip through the same source class as ``watch`` and ``score`` read frame folders with."""
+    for f in ImageFiles(clip.name, files=clip.frames):
+        yield f.image
         progress.advance(task)
 
 
@@ -111,7 +113,7 @@ def write_report(result: EvalResult, labels: dict[str, np.ndarray], detector: De
     for c in sorted(labels):
         for i in range(len(labels[c])):
             vals = [result.raw[c][i]] + [result.scores[m][c][i] for m in MODES]
-            rows.append(f"{c},{i},{labels[c][i]}," + ",".join(f"{v:.6g}" for v in vals))
+            rows.append(f"{c},{i},{labels[c][i]}," + ",".join(f"{v:.6g}" if np.isfinite(v) else "" for v in vals))
     atomic_write_text(out_dir / "frame_scores.csv", "\n".join(rows) + "\n")
     if not plots:
         return

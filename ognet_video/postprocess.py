@@ -1,18 +1,32 @@
-"""Frame scores -> calibrated, smoothed scores and decisions.
+"""Raw frame scores -> calibrated, smoothed scores, applied after the model and never inside it.
 
+* calibration: a frame where nothing moved gets the floor, then every frame is normalised with the mean
+  and std of held-out *normal* frames; a frame with no predecessor stays unscored (NaN);
 * causal smoothing: trailing mean over the last ``w`` frames (only the past: what a live stream can do);
+  ``CausalSmoother`` is the one implementation, fed a whole clip at once (eval, calibration) or a stream
+  chunk by chunk (watch, score), with the same numbers either way;
 * offline smoothing: centred mean over ``w`` frames (looks ``w//2`` frames ahead: reports only);
-* calibration: fitted on held-out *normal* clips, never on test labels.
+* ``fit_calibration``: fitted on held-out normal clips, never on test labels.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Calibration
+
+if TYPE_CHECKING:
+    from ognet_video.scoring import FrameScores
+
+
+def calibrated(raw: np.ndarray, scored: np.ndarray, cal: Calibration) -> np.ndarray:
+    """Normalised scores: NaN raw (no moving patch) -> the floor; unscored frames (``~scored``) -> NaN."""
+    filled = np.where(np.isnan(raw), cal.floor, raw)
+    return np.where(scored, cal.normalize(filled), np.nan)
 
 
 def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) -> np.ndarray:
@@ -28,11 +42,32 @@ def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) ->
     return np.where(count > 0, (c[hi] - c[lo]) / np.maximum(count, 1), empty)
 
 
+class CausalSmoother:
+    """Trailing mean of the scored frames among the last ``window``; keeps the tail between calls. Each mean
+    is summed from its own window's values, so a stream fed in chunks of any size gets bit for bit the
+    numbers of the whole clip smoothed at once."""
+
+    def __init__(self, window: int, empty: float = np.nan) -> None:
+        self.window = max(1, int(window))
+        self.empty = empty
+        self.tail = np.full(self.window - 1, np.nan)  # the last window - 1 values seen (NaN before the start)
+
+    def __call__(self, x: np.ndarray | float) -> np.ndarray:
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        if x.size == 0:
+            return x
+        seq = np.concatenate([self.tail, x])
+        win = sliding_window_view(seq, self.window)  # (len(x), window): frame t's window ends at t
+        ok = np.isfinite(win)
+        count = ok.sum(axis=1)
+        total = np.where(ok, win, 0.0).sum(axis=1)
+        self.tail = seq[len(seq) - (self.window - 1) :]
+        return np.where(count > 0, total / np.maximum(count, 1), self.empty)
+
+
 def causal_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
-    """Mean of the scored frames among x[max(0, t-w+1) .. t] for each t (``empty`` if there are none)."""
-    x = np.asarray(x, dtype=np.float64)
-    t = np.arange(1, len(x) + 1)
-    return _window_mean(x, np.maximum(0, t - max(1, window)), t, empty)
+    """A whole clip through ``CausalSmoother``."""
+    return CausalSmoother(window, empty)(x)
 
 
 def offline_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
@@ -43,41 +78,25 @@ def offline_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndar
     return _window_mean(x, np.maximum(0, t - half), np.minimum(len(x), t + half + 1), empty)
 
 
-class CausalSmoother:
-    """Streaming twin of ``causal_smooth``: same numbers, one frame at a time."""
+def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig) -> Calibration:
+    """Normalisation and threshold from the frame scores of held-out normal clips (uncalibrated).
 
-    def __init__(self, window: int, empty: float = np.nan) -> None:
-        self.buf: deque[float] = deque(maxlen=max(1, window))
-        self.empty = empty
-
-    def __call__(self, value: float) -> float:
-        self.buf.append(float(value))
-        vals = [v for v in self.buf if np.isfinite(v)]
-        return float(np.mean(vals)) if vals else self.empty
-
-
-def fill_floor(raw: np.ndarray, floor: float) -> np.ndarray:
-    return np.where(np.isnan(raw), floor, raw)
-
-
-def fit_calibration(raw_clips: dict[str, np.ndarray], patch_floor: float, cfg: ScoreConfig) -> Calibration:
-    """Fit normalisation and threshold on raw frame scores of held-out normal clips.
-
-    ``raw_clips`` as ``FrameScorer.score_clip`` gives them without a calibration: NaN for a static frame
-    (it gets the floor) and for each clip's first frame, which has no predecessor and stays unscored.
+    The floor is the lowest patch score seen on them: what a frame where nothing moved is worth.
     """
-    filled = {}
-    for k, v in raw_clips.items():
-        f = fill_floor(v, patch_floor)
-        f[:1] = np.nan
-        filled[k] = f
-    allv = np.concatenate(list(filled.values()))
-    allv = allv[np.isfinite(allv)]
+    patches = [fs.patch[np.isfinite(fs.patch)] for fs in clips.values()]
+    patches = [p for p in patches if p.size]
+    if not patches:
+        raise ValueError("no moving patch in the calibration clips")
+    floor = float(min(p.min() for p in patches))
+    filled = [np.where(np.isnan(fs.raw), floor, fs.raw)[fs.scored] for fs in clips.values()]
+    allv = np.concatenate(filled)
     if allv.size == 0:
         raise ValueError("no scored frame in the calibration clips")
     mean = float(allv.mean())
     std = float(allv.std()) or 1.0
-    cal = Calibration(patch_floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(raw_clips))
-    smoothed = np.concatenate([causal_smooth(cal.normalize(v), cfg.causal_window, cal.empty) for v in filled.values()])
+    cal = Calibration(floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(clips))
+    smoothed = np.concatenate(
+        [causal_smooth(calibrated(fs.raw, fs.scored, cal), cfg.causal_window, cal.empty) for fs in clips.values()]
+    )
     cal.threshold = float(np.percentile(smoothed, cfg.threshold_percentile))
     return cal

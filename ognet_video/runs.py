@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ognet_video.errors import UserError
+
+if TYPE_CHECKING:
+    from ognet_video.detector import Detector
 
 
 def _numbered(parent: Path, name: str) -> list[tuple[int, Path]]:
@@ -41,3 +45,35 @@ def latest_run_dir(parent: Path, name: str | None = None, need: str | None = Non
         what = f" with {need}" if need else ""
         raise UserError(f"no run{what} in {parent}: train a model first (ognet-video train ped2 --data DIR)")
     return max(cands, key=lambda p: (int(pat.match(p.name).group(1)), p.stat().st_mtime))  # type: ignore[union-attr]
+
+
+def find_model(model: str | Path | None, train_project: Path = Path("runs/train")) -> Path:
+    """The checkpoint a command uses: ``model`` (a run folder or a .safetensors file) or, when None, the
+    newest run in ``train_project`` that holds a finished ``model.safetensors``."""
+    from ognet_video.detector import resolve_model_path
+
+    if model is not None:
+        return resolve_model_path(model)
+    try:
+        return latest_run_dir(train_project, need="model.safetensors") / "model.safetensors"
+    except UserError:
+        raise UserError(
+            f"no trained model in {train_project} (no run folder with model.safetensors): pass --model RUN_DIR "
+            "or train one first (ognet-video demo, or ognet-video train ped2 --data DIR)"
+        ) from None
+
+
+def load_model(model: str | Path | Detector | None, device: str = "auto",
+               train_project: Path = Path("runs/train")) -> tuple[Detector, str]:  # fmt: skip
+    """A finished (calibrated) model and how to name it: a Detector, a run folder, a checkpoint, or None for
+    the newest finished run (``find_model``)."""
+    from ognet_video.detector import Detector
+
+    if isinstance(model, Detector):
+        det, label = model, "(in memory)"
+    else:
+        path = find_model(model, train_project)
+        det, label = Detector.load(path, device=device), str(path)
+    if det.calibration is None:
+        raise UserError(f"{label} has no calibration (saved before training finished); use a finished run's model")
+    return det, label

@@ -1,13 +1,15 @@
-"""Frames -> patch scores -> frame scores, one code path for offline eval and live streams.
+"""Frames -> patch scores -> frame scores -> decisions, one code path for offline eval and live streams.
 
-``FrameScorer`` keeps the previous frame between calls, so feeding a clip in chunks of 16 (offline)
-or one frame at a time (a camera) gives the same numbers.
+``FrameScorer`` gives the model's raw scores only (no calibration); it keeps the previous frame between
+calls, so feeding a clip in chunks of 16 (offline) or one frame at a time (a camera) gives the same numbers.
+``StreamScorer`` applies the checkpoint's calibration, causal smoothing, threshold and events after them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,20 +17,22 @@ from ognet_video.config import ScoreConfig
 from ognet_video.detector import Detector
 from ognet_video.events import Event, EventTracker
 from ognet_video.patches import PatchExtractor
-from ognet_video.postprocess import CausalSmoother
+from ognet_video.postprocess import CausalSmoother, calibrated
 
 
 @dataclass
 class FrameScores:
-    """Scores of T consecutive frames."""
+    """Raw scores of T consecutive frames."""
 
-    raw: np.ndarray  # (T,) raw frame score; NaN: unscored (a clip's first frame), or static with no calibration
+    raw: np.ndarray  # (T,) frame score from the moving patches; NaN where no patch moved or the frame is unscored
+    scored: np.ndarray  # (T,) bool; False for a frame with no predecessor (no motion can be known)
     patch: np.ndarray  # (T, N) D(G(x)) per cell, NaN for static cells
     motion: np.ndarray  # (T, N) mean |frame difference| per cell
 
     @staticmethod
     def concat(parts: list[FrameScores]) -> FrameScores:
-        return FrameScores(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("raw", "patch", "motion")))
+        fields = ("raw", "scored", "patch", "motion")
+        return FrameScores(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
 
 def aggregate(patch: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
@@ -52,37 +56,27 @@ def aggregate(patch: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
 class FrameScorer:
     def __init__(self, detector: Detector) -> None:
         self.detector = detector
-        self.extractor = PatchExtractor(detector.cfg.patches, detector.background)
-        self.prev: np.ndarray | None = None  # the last frames seen (k, H, W), as many as the flow needs
+        self.extractor = PatchExtractor(detector.cfg.patches)
+        self.prev: np.ndarray | None = None  # the last prepared frame seen
 
     def reset(self) -> None:
-        """Start a new clip: the next frame has no predecessor, so it counts as static."""
+        """Start a new clip (or a stream after a gap): the next frame has no predecessor."""
         self.prev = None
 
     def score(self, frames: list[np.ndarray]) -> FrameScores:
-        """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass.
-
-        A frame with no predecessor (the first after ``reset``) has no motion to judge: its raw score is
-        NaN, which the smoothers leave out, rather than the floor of a frame where nothing moved.
-        """
+        """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass."""
         ex = self.extractor
         prepared = np.stack([ex.prepare(f) for f in frames])
-        first = self.prev is None
+        scored = np.ones(len(frames), dtype=bool)
+        scored[0] = self.prev is not None
         cp = ex.extract(prepared, self.prev)
-        k = ex.history_frames
-        seen = prepared if first or len(prepared) >= k else np.concatenate([self.prev, prepared])
-        self.prev = seen[-k:].copy()
+        self.prev = prepared[-1].copy()
         moving = ex.moving(cp.motion)
+        moving[~scored] = False
         x = ex.select(cp, moving)
         patch = np.full(moving.shape, np.nan)
         patch[moving] = self.detector.patch_scores(x)
-        raw = aggregate(patch, self.detector.cfg.score)
-        cal = self.detector.calibration
-        if cal is not None:
-            raw = np.where(np.isnan(raw), cal.floor, raw)
-        if first:
-            raw[0] = np.nan
-        return FrameScores(raw, patch, cp.motion)
+        return FrameScores(aggregate(patch, self.detector.cfg.score), scored, patch, cp.motion)
 
     def score_stream(self, frames: Iterable[np.ndarray], batch: int | None = None) -> Iterator[FrameScores]:
         """Chunks of ``batch`` frames (default ``score.batch_frames``) from an iterable of frames."""
@@ -102,38 +96,38 @@ class FrameScorer:
         parts = list(self.score_stream(frames, batch))
         if not parts:
             n = self.extractor.num_cells
-            return FrameScores(np.zeros(0), np.zeros((0, n)), np.zeros((0, n), dtype=np.float32))
+            return FrameScores(np.zeros(0), np.zeros(0, bool), np.zeros((0, n)), np.zeros((0, n), dtype=np.float32))
         return FrameScores.concat(parts)
 
 
 @dataclass
 class FrameResult:
-    """One frame's decision, as ``watch`` and ``score`` write it."""
+    """One frame's decision: what ``watch`` and ``score`` write, draw and send."""
 
     index: int
     time: float | None  # seconds from the start of the source, when known
-    raw: float  # frame score before calibration; NaN for an unscored frame (the first of a stream)
-    score: float  # calibrated (normalised) score; NaN where raw is
+    raw: float  # the model's frame score; NaN where no patch moved or the frame is unscored
+    score: float  # calibrated (normalised) score; NaN for an unscored frame (the first of a stream)
     smoothed: float  # causal trailing mean of ``score``: what the threshold is applied to
     anomalous: bool
     worst_box: list[int] | None  # x0 y0 x1 y1 of the highest-scoring patch, in the source frame's pixels
     patch: np.ndarray  # (N,) raw patch scores, NaN for static cells
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "frame": self.index,
             "time": None if self.time is None else round(self.time, 4),
             "raw": _finite(self.raw),
             "score": _finite(self.score),
-            "smoothed": round(self.smoothed, 6),
+            "smoothed": _finite(self.smoothed),
             "anomalous": self.anomalous,
             "box": self.worst_box,
         }
 
 
 def _finite(v: float) -> float | None:
-    """JSON has no NaN: an unscored value is written as null."""
-    return round(v, 6) if np.isfinite(v) else None
+    """JSON has no NaN: a missing value is written as null."""
+    return float(v) if np.isfinite(v) else None
 
 
 class StreamScorer:
@@ -188,14 +182,14 @@ class StreamScorer:
         if not frames:
             return [], []
         fs = self.frames.score(frames)
-        z = self.cal.normalize(fs.raw)
+        z = calibrated(fs.raw, fs.scored, self.cal)
+        smoothed = self.smoother(z)
         times = times or [None] * len(frames)
         indices = indices or list(range(self.index, self.index + len(frames)))
         self.index += len(frames)
         out, closed = [], []
         for i, frame in enumerate(frames):
-            sm = self.smoother(z[i])
-            row = fs.patch[i]
+            sm, row = float(smoothed[i]), fs.patch[i]
             box = None
             if np.isfinite(row).any():
                 box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]

@@ -44,6 +44,7 @@ from ognet_video.model import Discriminator, Generator, build_models, resolve_mo
 from ognet_video.patches import ClipPatches, PatchExtractor, channel_planes, optical_flow
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
+from ognet_video.sources import ImageFiles
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -237,19 +238,13 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
 
 
 def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
-    """Score held-out normal clips and fit the normalisation and threshold stored in the checkpoint."""
-    saved, detector.calibration = detector.calibration, None
+    """Score held-out normal clips (raw scores: calibration comes after them) and fit the normalisation and
+    threshold stored in the checkpoint."""
     scorer = FrameScorer(detector)
-    raw, floors = {}, []
-    for clip in clips:
-        fs = scorer.score_clip(read_gray(f) for f in clip.frames)
-        raw[clip.name] = fs.raw
-        if np.isfinite(fs.patch).any():
-            floors.append(np.nanmin(fs.patch))
-    detector.calibration = saved
-    if not floors:
+    scores = {clip.name: scorer.score_clip(f.image for f in ImageFiles(clip.name, files=clip.frames)) for clip in clips}
+    if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
         raise UserError("no moving patch in the held-out clips: cannot calibrate; lower patches.motion_threshold")
-    return fit_calibration(raw, float(min(floors)), detector.cfg.score)
+    return fit_calibration(scores, detector.cfg.score)
 
 
 @dataclass

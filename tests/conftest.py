@@ -20,6 +20,7 @@ from rich.console import Console
 from ognet_video.config import Config, load_config
 from ognet_video.data import Dataset, load_dataset
 from ognet_video.data.synthetic import write_walkway
+from ognet_video.detector import Detector
 from ognet_video.train import TrainResult, train
 from pipelines.settings import PED2  # noqa: F401 - the one place tests find Ped2 (OGNET_PED2)
 
@@ -70,6 +71,12 @@ def trained_run(tmp_path_factory, walkway_ds, tiny_config) -> TrainResult:
     """One uninterrupted tiny training run (2 epochs + 5 phase-two steps)."""
     run_dir = tmp_path_factory.mktemp("runs") / "tiny-1"
     return train(tiny_config(), walkway_ds, run_dir, console=quiet_console())
+
+
+@pytest.fixture(scope="session")
+def detector(trained_run) -> Detector:
+    """The tiny trained run's model, loaded once."""
+    return Detector.load(trained_run.model_path)
 
 
 def cli_command() -> list[str]:

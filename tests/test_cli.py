@@ -22,20 +22,6 @@ def assert_one_line_error(proc, *needles: str) -> str:
     return out[0]
 
 
-def test_demo_end_to_end(cli, tmp_path):
-    proc = cli("demo", "--out", tmp_path, timeout=420)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    run = tmp_path / "run"
-    metrics = json.loads((run / "metrics.json").read_text())
-    for mode in ("none", "causal", "offline"):
-        assert isinstance(metrics[mode]["micro_auc"], float), mode
-        assert 0.0 <= metrics[mode]["micro_auc"] <= 1.0
-    assert (run / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (run / "model.safetensors").is_file()
-    assert (tmp_path / "walkway" / "testing" / "labels.json").is_file()
-
-
 def test_train_missing_data_is_one_line(cli, tmp_path):
     proc = cli("train", "ped2", "--data", "/nonexistent", "--project", tmp_path / "runs")
     assert_one_line_error(proc, "not found", "/nonexistent")
@@ -43,14 +29,14 @@ def test_train_missing_data_is_one_line(cli, tmp_path):
 
 
 def test_eval_missing_model_is_one_line(cli, tmp_path):
-    proc = cli("eval", "/nonexistent", "--data", tmp_path)
+    proc = cli("eval", "--model", "/nonexistent", "--data", tmp_path)
     assert_one_line_error(proc, "not found")
 
 
 def test_eval_corrupt_checkpoint_is_one_line(cli, walkway, tmp_path):
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"\x00garbage" * 100)
-    proc = cli("eval", bad, "--data", walkway, "--dataset", "folder", "--device", "cpu")
+    proc = cli("eval", "--model", bad, "--data", walkway, "--dataset", "folder", "--device", "cpu")
     assert_one_line_error(proc, str(bad))
 
 
@@ -61,7 +47,8 @@ def test_eval_corrupt_checkpoint_is_one_line(cli, walkway, tmp_path):
         (["train", "folder", "--data", "{walkway}", "train.epochz=3"], "unknown setting"),
         (["train", "folder", "--data", "{walkway}", "train.epochs=abc"], "train.epochs"),
         (["train", "folder", "--data", "{walkway}", "--config", "/nonexistent.yaml"], "not found"),
-        (["info", "/nonexistent/model.safetensors"], "not found"),
+        (["info", "--model", "/nonexistent/model.safetensors"], "not found"),
+        (["eval", "--data", "{walkway}", "--model", "/nonexistent", "score.causal_window=3"], "not found"),
         (["data", "verify", "ped2", "--data", "/nonexistent"], "not found"),
     ],
 )
@@ -85,14 +72,30 @@ def test_help(main_cli):
 
 
 def test_eval_and_info_on_a_trained_run(cli, trained_run, walkway, tmp_path):
-    out = tmp_path / "report"
-    proc = cli("eval", trained_run.run_dir, "--data", walkway, "--dataset", "folder", "--out", out, "--device", "cpu")
+    run = trained_run.run_dir
+    proc = cli("eval", "--model", run, "--data", walkway, "--dataset", "folder", "--project", tmp_path, "--device", "cpu")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / f"{run.name}-1" / "metrics.json").read_text())
     assert metrics["frames"] == 40 and metrics["preset"] == "custom"
-    info = cli("info", trained_run.model_path)
+    again = cli("eval", "--model", run, "--data", walkway, "--dataset", "folder", "--project", tmp_path, "--name", "x",
+                "score.event_frames=1")  # fmt: skip
+    assert again.returncode == 0 and (tmp_path / "x-1" / "metrics.json").is_file(), again.stdout + again.stderr
+    fixed = cli("eval", "--model", run, "--data", walkway, "--dataset", "folder", "--project", tmp_path,
+                "score.causal_window=2")  # fmt: skip
+    assert_one_line_error(fixed, "score.causal_window is fixed when the model is trained")
+    info = cli("info", "--model", trained_run.model_path)
     assert info.returncode == 0, info.stdout + info.stderr
     assert "calibration" in info.stdout and "g_channels" in info.stdout
+    default = cli("info", cwd=run.parent.parent.parent)  # the newest finished run under ./runs/train
+    assert default.returncode == 0 or "no trained model" in default.stdout
+
+
+def test_every_command_shows_examples_and_no_bool_metavars(main_cli):
+    for cmd in ("train", "eval", "info", "watch", "score", "demo"):
+        proc = main_cli(cmd, "--help")
+        assert proc.returncode == 0 and "Examples" in proc.stdout, cmd
+        flags = [line for line in proc.stdout.splitlines() if "<bool>" in line and "Show this message" not in line]
+        assert not flags, (cmd, flags)  # a flag takes no value: it is shown without one
 
 
 @pytest.mark.parametrize("path", ["/nonexistent/clips [x]", "/nonexistent/clips[/x]"])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from ognet_video.config import ScoreConfig
-from ognet_video.postprocess import CausalSmoother, causal_smooth, fill_floor, fit_calibration, offline_smooth
+from ognet_video.postprocess import CausalSmoother, calibrated, causal_smooth, fit_calibration, offline_smooth
+from ognet_video.scoring import FrameScores
 
 
 def naive_causal(x, w):
@@ -33,9 +34,10 @@ def test_offline_smooth_equals_naive_centred_loop(w):
 
 
 @pytest.mark.parametrize("w", [0, 1, 4, 9, 50])
-def test_streaming_smoother_equals_causal_smooth(w):
+@pytest.mark.parametrize("chunk", [1, 3, 16])
+def test_streaming_smoother_in_chunks_equals_causal_smooth(w, chunk):
     sm = CausalSmoother(w)
-    stream = [sm(v) for v in X]
+    stream = np.concatenate([sm(X[i : i + chunk]) for i in range(0, len(X), chunk)])
     assert np.allclose(stream, causal_smooth(X, w), rtol=1e-12, atol=1e-12)
 
 
@@ -55,7 +57,7 @@ def test_unscored_frames_are_left_out_of_windows(w):
     want = naive_nan_causal(x, w, -7.0)
     assert np.allclose(causal_smooth(x, w, empty=-7.0), want, rtol=1e-12, atol=1e-12)
     sm = CausalSmoother(w, empty=-7.0)
-    assert np.allclose([sm(v) for v in x], want, rtol=1e-12, atol=1e-12)
+    assert np.allclose(np.concatenate([sm(v) for v in x]), want, rtol=1e-12, atol=1e-12)
     assert causal_smooth(x, w, empty=-7.0)[0] == -7.0  # nothing scored yet: the empty value
     assert np.isfinite(offline_smooth(x, w, empty=-7.0)).all()
     # without a fill value an all-unscored window stays NaN
@@ -82,15 +84,28 @@ def test_offline_looks_ahead_causal_does_not():
     assert np.array_equal(o0[:16], o1[:16])
 
 
-def test_fill_floor():
-    assert fill_floor(np.array([1.0, np.nan, 3.0]), -2.0).tolist() == [1.0, -2.0, 3.0]
+def _scores(raw: np.ndarray, floor: float | None = None) -> FrameScores:
+    """Frame scores as the scorer gives them: frame 0 unscored, NaN raw = nothing moved; one patch at ``floor``."""
+    raw = np.asarray(raw, dtype=float)
+    scored = np.arange(len(raw)) > 0
+    patch = np.where(np.isnan(raw), np.nan, raw)[:, None].copy()
+    if floor is not None:
+        patch[1, 0] = floor
+    return FrameScores(np.where(scored, raw, np.nan), scored, patch, np.zeros_like(patch))
+
+
+def test_calibrated_fills_static_frames_with_the_floor_and_keeps_unscored_ones_out():
+    cal = fit_calibration({"a": _scores([1.0, 2.0, 4.0], floor=0.0)}, ScoreConfig())
+    z = calibrated(np.array([np.nan, np.nan, 4.0]), np.array([False, True, True]), cal)
+    assert np.isnan(z[0]) and z[1] == cal.empty and z[2] == pytest.approx(cal.normalize(4.0))
 
 
 def test_fit_calibration_by_hand():
-    raw = {"b": np.array([7.0, 1.0, np.nan, 3.0, 5.0]), "a": np.array([9.0, 2.0, 2.0])}
+    clips = {"b": _scores([7.0, 1.0, np.nan, 3.0, 5.0], floor=0.0), "a": _scores([9.0, 2.0, 2.0])}
     cfg = ScoreConfig(causal_window=2, threshold_percentile=100.0)
-    cal = fit_calibration(raw, patch_floor=0.0, cfg=cfg)
-    # each clip's first frame (no predecessor) is left out; a static frame (NaN later on) is the floor
+    cal = fit_calibration(clips, cfg=cfg)
+    # each clip's first frame (no predecessor) is left out; a static frame (NaN later on) is the floor,
+    # the lowest patch score of all clips
     allv = np.array([2.0, 2.0, 1.0, 0.0, 3.0, 5.0])
     assert cal.floor == 0.0
     assert cal.mean == pytest.approx(allv.mean())
@@ -104,15 +119,20 @@ def test_fit_calibration_by_hand():
 
 
 def test_fit_calibration_constant_scores_do_not_divide_by_zero():
-    cal = fit_calibration({"a": np.full(5, 2.0)}, 0.0, ScoreConfig())
+    cal = fit_calibration({"a": _scores(np.full(5, 2.0))}, ScoreConfig())
     assert cal.std == 1.0
     assert np.all(np.isfinite(cal.normalize(np.array([1.0, 2.0, 3.0]))))
+
+
+def test_fit_calibration_without_moving_patches_is_refused():
+    with pytest.raises(ValueError, match="no moving patch"):
+        fit_calibration({"a": _scores(np.full(4, np.nan))}, ScoreConfig())
 
 
 def test_fit_calibration_percentile_threshold():
     rng = np.random.default_rng(2)
     raw = {"a": rng.normal(size=500), "b": rng.normal(size=300)}
     cfg = ScoreConfig(causal_window=1, threshold_percentile=90.0)
-    cal = fit_calibration(raw, -5.0, cfg)
-    z = cal.normalize(np.concatenate([raw["a"], raw["b"]]))
+    cal = fit_calibration({k: _scores(v) for k, v in raw.items()}, cfg)
+    z = cal.normalize(np.concatenate([raw["a"][1:], raw["b"][1:]]))
     assert np.mean(z > cal.threshold) == pytest.approx(0.10, abs=0.005)

@@ -11,11 +11,6 @@ from ognet_video.scoring import FrameScorer, aggregate
 
 
 @pytest.fixture(scope="module")
-def detector(trained_run):
-    return Detector.load(trained_run.model_path)
-
-
-@pytest.fixture(scope="module")
 def clip_frames(walkway_ds):
     return [read_gray(f) for f in walkway_ds.test[0].frames]
 
@@ -23,7 +18,8 @@ def clip_frames(walkway_ds):
 def test_chunk_size_does_not_change_scores(detector, clip_frames):
     scorer = FrameScorer(detector)
     ref = scorer.score_clip(clip_frames, batch=16)
-    assert ref.raw.shape == (20,) and ref.patch.shape == (20, 40) and ref.motion.shape == (20, 40)
+    n = scorer.extractor.num_cells
+    assert ref.raw.shape == (20,) and ref.patch.shape == (20, n) and ref.motion.shape == (20, n)
     assert np.isfinite(ref.patch).sum() > 20  # enough moving patches for the comparison to mean something
     for batch in (1, 7, 20):
         fs = scorer.score_clip(clip_frames, batch=batch)
@@ -39,19 +35,23 @@ def test_live_stream_one_frame_at_a_time_equals_offline(detector, clip_frames):
     assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
-def test_first_frame_is_unscored_and_a_static_frame_gets_the_floor(detector, clip_frames):
+def test_first_frame_is_unscored_and_a_static_frame_gets_the_floor_after_the_model(detector, clip_frames):
+    from ognet_video.postprocess import calibrated
+
     frames = [clip_frames[0], clip_frames[0], *clip_frames[1:]]  # frame 1 repeats frame 0: nothing moves
     scorer = FrameScorer(detector)
     fs = scorer.score_clip(frames)
     assert np.all(np.isnan(fs.patch[:2])) and np.all(fs.motion[:2] == 0)
-    assert np.isnan(fs.raw[0])  # no predecessor: no motion is known, so no score
-    assert fs.raw[1] == detector.calibration.floor  # a predecessor, nothing moved: the floor
-    assert np.isfinite(fs.raw[1:]).all()
+    assert fs.scored.tolist() == [False] + [True] * (len(frames) - 1)  # no predecessor: no motion is known
+    assert np.isnan(fs.raw[:2]).all()  # raw: the model's score only, whether or not the detector is calibrated
+    cal = detector.calibration
+    z = calibrated(fs.raw, fs.scored, cal)
+    assert np.isnan(z[0]) and z[1] == cal.empty  # calibration: unscored stays NaN, nothing moved -> the floor
+    assert np.isfinite(z[1:]).all()
     # streaming on after the first chunk: no frame is unscored again until a reset
-    more = scorer.score(clip_frames[:3])
-    assert np.isfinite(more.raw).all()
+    assert scorer.score(clip_frames[:3]).scored.all()
     scorer.reset()
-    assert np.isnan(scorer.score(clip_frames[:3]).raw[0])
+    assert not scorer.score(clip_frames[:3]).scored[0]
 
 
 def test_score_clip_resets_between_clips(detector, clip_frames):
@@ -62,10 +62,10 @@ def test_score_clip_resets_between_clips(detector, clip_frames):
     assert np.array_equal(again.motion, fresh.motion)
 
 
-def test_without_calibration_static_frames_are_nan(detector, clip_frames):
+def test_raw_scores_do_not_depend_on_calibration(detector, clip_frames):
     det = Detector(detector.cfg, detector.members, calibration=None)
-    fs = FrameScorer(det).score_clip(clip_frames[:3])
-    assert np.isnan(fs.raw[0])
+    a, b = FrameScorer(det).score_clip(clip_frames), FrameScorer(detector).score_clip(clip_frames)
+    assert np.array_equal(a.raw, b.raw, equal_nan=True) and np.array_equal(a.patch, b.patch, equal_nan=True)
 
 
 def test_frame_score_is_max_of_moving_patch_scores(detector, clip_frames):
@@ -81,12 +81,12 @@ def test_color_and_odd_sized_frames_are_accepted(detector, clip_frames):
 
     bgr = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR), (720, 480)) for f in clip_frames[:4]]
     fs = FrameScorer(detector).score_clip(bgr)
-    assert fs.raw.shape == (4,) and fs.patch.shape == (4, 40)
+    assert fs.raw.shape == (4,) and fs.patch.shape == (4, FrameScorer(detector).extractor.num_cells)
 
 
 def test_empty_clip_scores(detector):
     fs = FrameScorer(detector).score_clip([])
-    assert fs.raw.shape == (0,) and fs.patch.shape == (0, 40)
+    assert fs.raw.shape == (0,) and fs.patch.shape == (0, FrameScorer(detector).extractor.num_cells)
 
 
 def test_aggregate_max_and_topk_by_hand():
@@ -101,7 +101,7 @@ def test_aggregate_max_and_topk_by_hand():
 
 
 def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, clip_frames):
-    from ognet_video.postprocess import causal_smooth
+    from ognet_video.postprocess import calibrated, causal_smooth
     from ognet_video.scoring import StreamScorer
 
     offline = FrameScorer(detector).score_clip(clip_frames)
@@ -117,8 +117,10 @@ def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, c
     assert results[0].to_dict()["raw"] is None and not results[0].anomalous
     assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6, equal_nan=True)
     cal = detector.calibration
-    sm = causal_smooth(cal.normalize(offline.raw), detector.cfg.score.causal_window, cal.empty)
-    assert np.allclose([r.smoothed for r in results], sm, atol=1e-6)
+    z = np.array([r.score for r in results])
+    assert np.allclose(z, calibrated(offline.raw, offline.scored, cal), rtol=1e-4, atol=1e-4, equal_nan=True)
+    sm = causal_smooth(z, detector.cfg.score.causal_window, cal.empty)
+    assert np.array_equal([r.smoothed for r in results], sm)  # chunked smoothing is the whole clip's, bit for bit
     assert [r.anomalous for r in results] == list(sm > cal.threshold)
     moving = [r for r in results if np.isfinite(r.patch).any()]
     assert moving and all(r.worst_box is not None and r.worst_box[2] > r.worst_box[0] for r in moving)
@@ -144,13 +146,12 @@ class _FlowSpeed(torch.nn.Module):
         return x[:, 0].mean(dim=(1, 2))
 
 
-def test_flow_step_model_scores_the_same_in_chunks_as_in_one_pass(clip_frames):
-    """With flow over several frames the scorer must carry that many frames across chunk borders."""
+def test_flow_model_scores_the_same_in_chunks_as_in_one_pass(clip_frames):
+    """The flow of a chunk's first frame comes from the previous chunk's last frame."""
     from ognet_video.config import Config
 
     cfg = Config()
     cfg.patches.channels = "flow"
-    cfg.patches.flow_step = 2
     cfg.patches.flow_scale = 1.0
     det = Detector(cfg, [(torch.nn.Identity(), _FlowSpeed())], device=torch.device("cpu"))
     scorer = FrameScorer(det)

@@ -1,6 +1,6 @@
 """Sources: naming, the threaded reader's queue policies, reconnects and bounded connect waits.
 
-Live behaviour is tested with fake captures injected through ``FrameReader(opener=...)``: a camera
+Live behaviour is tested with fake captures injected through ``open_source(opener=...)``: a camera
 that fails mid-stream, one that never opens, one whose open call hangs.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from ognet_video.data import read_gray
 from ognet_video.errors import UserError
-from ognet_video.sources import FrameReader, display_source, source_kind, source_name
+from ognet_video.sources import Reader, display_source, open_source, source_kind, source_name
 
 
 class FakeCapture:
@@ -62,6 +62,11 @@ class ScriptedOpener:
         return cap
 
 
+def FrameReader(spec: str, queue_size: int | None = None, **kw) -> Reader:  # noqa: N802 - reads like a class
+    """A source by its spec in a reader thread: how ``watch`` and ``score`` read it."""
+    return Reader(open_source(spec, **kw), queue_size)
+
+
 def pixel(frame) -> int:
     return int(frame.image[0, 0, 0])
 
@@ -92,7 +97,7 @@ def test_folder_reader_matches_eval_frames_and_strides(walkway_ds):
     assert frames[5].time == pytest.approx(0.5) and reader.dropped == 0
     with FrameReader(folder, stride=3, fps=5.0) as reader:
         strided = list(reader)
-    assert [f.index for f in strided] == list(range(0, len(clip), 3)) and reader.total == len(strided)
+    assert [f.index for f in strided] == list(range(0, len(clip), 3)) and reader.source.total == len(strided)
     assert strided[1].time == pytest.approx(3 / 5.0)
 
 
@@ -110,7 +115,7 @@ def test_video_file_reader_with_small_queue_loses_nothing(tmp_path, walkway_ds):
         time.sleep(0.005)
     reader.stop()
     n = len(walkway_ds.test[0])
-    assert [f.index for f in got] == list(range(n)) and reader.dropped == 0 and reader.total == n
+    assert [f.index for f in got] == list(range(n)) and reader.dropped == 0 and reader.source.total == n
     assert got[0].image.shape == (240, 360, 3) and got[3].time == pytest.approx(0.3)
     reader = FrameReader(str(path), stride=4).start()
     assert [f.index for f in reader] == list(range(0, n, 4))
@@ -129,7 +134,7 @@ def test_live_source_keeps_the_newest_frames_and_counts_drops():
     assert reader.dropped > 0 and len(got) + reader.dropped == 120
     assert idx == sorted(idx) and idx[-1] == 119  # never reordered; the newest frame survives
     assert all(pixel(f) == f.index for f in got)
-    assert reader.lost and "lost" in reader.lost
+    assert reader.source.lost and "lost" in reader.source.lost
 
 
 def test_dropped_connection_reconnects_with_backoff_and_keeps_numbering():
@@ -141,10 +146,10 @@ def test_dropped_connection_reconnects_with_backoff_and_keeps_numbering():
     reader.stop()
     assert [f.index for f in frames] == list(range(20)) and reader.dropped == 0
     assert [pixel(f) for f in frames] == list(range(20))  # the second link's frames follow the first's
-    assert reader.reconnects == 1 and opener.opened[0].released
+    assert reader.source.reconnects == 1 and opener.opened[0].released
     assert any("reconnecting in 0.0" in m for m in logs) and any("reconnected after 2 attempts" in m for m in logs)
     assert sum("reconnecting" in m for m in logs) >= 3  # lost twice: 1 failed try, then the final give-up tries
-    assert reader.lost is not None and reader.error is None
+    assert reader.source.lost is not None and reader.error is None
     times = [f.time for f in frames]
     assert times == sorted(times)
 

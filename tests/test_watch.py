@@ -26,8 +26,19 @@ from ognet_video.data.synthetic import write_walkway
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.scoring import StreamScorer
-from ognet_video.sources import FrameReader
-from ognet_video.watch import load_detector, watch
+from ognet_video.runs import load_model
+from ognet_video.sources import Reader
+from ognet_video.watch import WatchOptions
+from ognet_video.watch import watch as _watch
+
+
+OPTION_NAMES = set(WatchOptions.__dataclass_fields__)
+
+
+def watch(source, model, **kw):
+    """``watch`` with its options as keywords."""
+    opts = WatchOptions(**{k: v for k, v in kw.items() if k in OPTION_NAMES})
+    return _watch(source, model, opts, **{k: v for k, v in kw.items() if k not in OPTION_NAMES})
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
@@ -71,11 +82,6 @@ def raws(rows: list[dict]) -> list[float]:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def detector(trained_run) -> Detector:
-    return Detector.load(trained_run.model_path)
 
 
 @pytest.fixture(scope="module")
@@ -203,14 +209,14 @@ def test_stream_that_never_connects_is_a_user_error_and_leaves_no_run(detector, 
 
 
 def test_ctrl_c_leaves_valid_files_and_prints_the_summary(anomaly_clip, detector, tmp_path, monkeypatch):
-    original = FrameReader.get_batch
+    original = Reader.get_batch
 
     def interrupted(self, max_frames, timeout=0.1):  # Ctrl-C arrives once 8 frames have been handed over
         if self.delivered >= 8:
             raise KeyboardInterrupt
         return original(self, max_frames, timeout)
 
-    monkeypatch.setattr(FrameReader, "get_batch", interrupted)
+    monkeypatch.setattr(Reader, "get_batch", interrupted)
     out = io.StringIO()
     res = watch(str(anomaly_clip.path), detector, project=tmp_path, save_video=True, batch=4,
                 console=Console(file=out, width=150))  # fmt: skip
@@ -248,13 +254,13 @@ def test_show_without_a_display_says_so_once_and_carries_on(anomaly_clip, detect
 
 
 def test_default_model_is_the_newest_finished_run(trained_run, tmp_path):
-    det, label = load_detector(None, "cpu", trained_run.model_path.parent.parent)
+    det, label = load_model(None, "cpu", trained_run.model_path.parent.parent)
     assert Path(label) == trained_run.model_path and det.calibration is not None
     (tmp_path / "runs" / "train" / "x-1").mkdir(parents=True)  # unfinished: no model.safetensors
     with pytest.raises(UserError, match="no trained model in"):
-        load_detector(None, "cpu", tmp_path / "runs" / "train")
+        load_model(None, "cpu", tmp_path / "runs" / "train")
     with pytest.raises(UserError, match="holds no model.safetensors"):
-        load_detector(tmp_path / "runs" / "train" / "x-1")
+        load_model(tmp_path / "runs" / "train" / "x-1")
 
 
 def test_annotated_writer_is_atomic_and_draws_static_frames(detector, anomaly_clip, tmp_path):
@@ -268,7 +274,7 @@ def test_annotated_writer_is_atomic_and_draws_static_frames(detector, anomaly_cl
     assert results[0].worst_box is None and out.shape == (300, 360, 3)
     assert writer.close() == path and len(decode(path)) == 6 and list(tmp_path.iterdir()) == [path]
     odd = AnnotatedVideoWriter(tmp_path / "odd.mp4", 10, 0.0)
-    odd.write(cv2.resize(anomaly_clip.frames[1], (101, 77)), results[1], np.zeros((40, 4), dtype=int))
+    odd.write(cv2.resize(anomaly_clip.frames[1], (101, 77)), results[1], np.zeros((len(boxes), 4), dtype=int))
     odd.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,14 +17,16 @@ import numpy as np
 import pytest
 from conftest import quiet_console
 
-from ognet_video import batch
 from ognet_video import cli as cli_mod
-from ognet_video.batch import BatchOptions, ClipInput, clip_names, discover, read_manifest
+from ognet_video import score as score_pkg
 from ognet_video.data import read_gray
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.postprocess import causal_smooth
+from ognet_video.postprocess import calibrated, causal_smooth
+from ognet_video.score import ClipInput, ClipRecord, ScoreOptions, clip_names, discover, read_manifest
+from ognet_video.score.manifest import Manifest
+from ognet_video.score.run import EXIT_FAILED_BASE, _assign_names
 from ognet_video.scoring import FrameScorer
+from ognet_video.sinks import ScoresCsv
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -32,8 +35,8 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     return path
 
 
-def run_score(inputs, model, out, **opts) -> batch.BatchResult:
-    return batch.score([str(i) for i in inputs], model, out, opts=BatchOptions(**opts), console=quiet_console())
+def run_score(inputs, model, out, **opts) -> score_pkg.ScoreResult:
+    return score_pkg.score([str(i) for i in inputs], model, out=out, opts=ScoreOptions(**opts), console=quiet_console())
 
 
 def out_files(out: Path) -> dict[str, bytes]:
@@ -63,11 +66,6 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
 @pytest.fixture(scope="module")
 def model(trained_run) -> Path:
     return trained_run.model_path
-
-
-@pytest.fixture(scope="module")
-def detector(model) -> Detector:
-    return Detector.load(model)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +144,10 @@ def test_discover_bad_inputs_are_one_clear_error(tmp_path):
 def test_clip_names_are_short_unique_and_stable_for_earlier_runs():
     clips = [ClipInput(Path(p), "video") for p in ("/a/cam1/x.mp4", "/a/cam2/x.mp4", "/b/y.mp4", "/c/a b.mp4")]
     assert clip_names(clips) == ["cam1__x.mp4", "cam2__x.mp4", "y.mp4", "a_b.mp4"]
-    earlier = {"/z/y.mp4": batch.ClipRecord("/z/y.mp4", "video", "y.mp4", 1, 1, 1, "m", "done")}
-    assert batch._assign_names(clips, earlier)[2] == "y.mp4-2"  # another input already owns "y.mp4"
+    earlier = {"/z/y.mp4": ClipRecord("/z/y.mp4", "video", "y.mp4", 1, 1, 1, "m", "done")}
+    assert _assign_names(clips, earlier)[2] == "y.mp4-2"  # another input already owns "y.mp4"
+    long = clip_names([ClipInput(Path("/a/" + "z" * 245 + ".mp4"), "video"), ClipInput(Path("/a/zz.mp4"), "video")])
+    assert len(long[0]) <= 96 and long[0] != long[1]  # a long file name still makes a valid folder name
 
 
 # ---------------------------------------------------------------- scores
@@ -168,9 +168,9 @@ def test_scores_equal_eval_frame_scorer_on_frame_folders(tmp_path, model, detect
         assert np.array_equal(got["raw"], ref.raw, equal_nan=True), clip.name  # exact: same path, same chunks
         assert np.array_equal(got["frame"], np.arange(len(clip)))
         assert np.allclose(got["time"], np.arange(len(clip)) / 10.0)
-        sm = causal_smooth(cal.normalize(ref.raw), sc.causal_window, cal.empty)
+        sm = causal_smooth(calibrated(ref.raw, ref.scored, cal), sc.causal_window, cal.empty)
         assert np.allclose(got["smoothed"], sm, atol=1e-12)
-        assert np.array_equal(got["flag"].astype(bool), sm > cal.threshold)
+        assert np.array_equal(got["anomalous"].astype(bool), sm > cal.threshold)
         assert (tmp_path / "out" / "clips" / clip.name / "timeline.png").read_bytes()[:4] == b"\x89PNG"
         events = [
             json.loads(x) for x in (tmp_path / "out" / "clips" / clip.name / "events.jsonl").read_text().splitlines()
@@ -217,7 +217,7 @@ def test_rerun_skips_finished_clips_and_rescoring_changed_ones(tmp_path, model, 
 
 
 class Killed(BaseException):
-    """Stands in for SIGKILL: not an Exception, so nothing in batch.py catches it."""
+    """Stands in for SIGKILL: not an Exception, so nothing in the run loop catches it."""
 
 
 @pytest.mark.parametrize("where", ["mid-clip", "after-publish", "mid-manifest"])
@@ -226,20 +226,19 @@ def test_kill_at_any_point_then_rerun_equals_uninterrupted(tmp_path, monkeypatch
     run_score([many_clips], model, ref, workers=2)
     out = tmp_path / "out"
     calls = {"n": 0}
-    monkeypatch.setattr(batch.ClipWriter, "abort", lambda self: None)  # a kill cleans up nothing
     if where == "mid-clip":  # inside the third clip, a scores.csv half written in its temp folder
-        orig = batch.ClipWriter.write
+        orig = ScoresCsv.write
 
         def write(self, *args):
             orig(self, *args)
             calls["n"] += 1
             if calls["n"] == 5:
-                self.csv.flush()
+                self.f.flush()
                 raise Killed
 
-        monkeypatch.setattr(batch.ClipWriter, "write", write)
+        monkeypatch.setattr(ScoresCsv, "write", write)
     elif where == "after-publish":  # the third clip's folder is in place, its manifest line is not
-        orig_append = batch.Manifest.append
+        orig_append = Manifest.append
 
         def append(self, rec):
             calls["n"] += 1
@@ -247,19 +246,19 @@ def test_kill_at_any_point_then_rerun_equals_uninterrupted(tmp_path, monkeypatch
                 raise Killed
             orig_append(self, rec)
 
-        monkeypatch.setattr(batch.Manifest, "append", append)
+        monkeypatch.setattr(Manifest, "append", append)
     else:  # a torn manifest line: half of the third record written, then death
-        orig_append = batch.Manifest.append
+        orig_append = Manifest.append
 
         def append(self, rec):
             calls["n"] += 1
             if calls["n"] == 3:
-                self.f.write(json.dumps(batch.asdict(rec)).encode()[:40])
+                self.f.write(json.dumps(dataclasses.asdict(rec)).encode()[:40])
                 self.f.flush()
                 raise Killed
             orig_append(self, rec)
 
-        monkeypatch.setattr(batch.Manifest, "append", append)
+        monkeypatch.setattr(Manifest, "append", append)
     with pytest.raises(Killed):
         run_score([many_clips], model, out, workers=2)
     monkeypatch.undo()
@@ -276,20 +275,20 @@ def test_kill_at_any_point_then_rerun_equals_uninterrupted(tmp_path, monkeypatch
 
 
 def manifest_lines_tolerant(out: Path) -> list[dict]:
-    return [batch.asdict(r) for r in read_manifest(out).values()]
+    return [dataclasses.asdict(r) for r in read_manifest(out).values()]
 
 
 KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-from ognet_video import batch
+from ognet_video import score
 from ognet_video.scoring import StreamScorer
 push = StreamScorer.push
-def slow(self, frames, times=None):
+def slow(self, *args, **kw):
     time.sleep(0.05)
-    return push(self, frames, times)
+    return push(self, *args, **kw)
 StreamScorer.push = slow
-batch.score([sys.argv[1]], sys.argv[2], Path(sys.argv[3]), opts=batch.BatchOptions(workers=2))
+score.score([sys.argv[1]], sys.argv[2], out=Path(sys.argv[3]), opts=score.ScoreOptions(workers=2))
 """
 
 
@@ -308,7 +307,7 @@ def test_sigkill_subprocess_then_rerun(tmp_path, model, many_clips):
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 2 <= len(manifest_lines(out)) < 5
+    assert 2 <= len(manifest_lines(out)) < 5 and all(r["status"] == "done" for r in manifest_lines(out))
     res = run_score([many_clips], model, out, workers=2)
     assert res.skipped + res.scored == 5 and res.exit_code == 0
     assert sorted(r["input"] for r in manifest_lines(out)) == sorted(str(p) for p in many_clips.iterdir())
@@ -335,7 +334,7 @@ def test_corrupt_inputs_fail_with_reason_and_the_rest_is_scored(tmp_path, model,
     assert {k for k, (s, _) in status.items() if s == "done"} == {"01", "02", "good.mp4"}
     assert "bad.mp4" in status["bad.mp4"][1] and "cannot" in status["bad.mp4"][1]
     assert "007" in status["broken"][1]  # the unreadable frame is named
-    assert res.exit_code == batch.EXIT_FAILED_BASE + 2
+    assert res.exit_code == EXIT_FAILED_BASE + 2
     assert not (tmp_path / "out" / "clips" / "broken").exists()  # no half output of a failed clip
     rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert rows[-1].split(",")[9] == "failed" and rows[-2].split(",")[9] == "failed"
@@ -410,6 +409,7 @@ def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_f
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert needle in cli_mod.console.file.getvalue()
     touch(tmp_path / "clips" / "bad.mp4", b"junk")
-    proc = main_cli("score", tmp_path / "clips", "--model", model, "--out", tmp_path / "o")
-    assert proc.returncode == batch.EXIT_FAILED_BASE + 1
-    assert "1 of 1 clips failed" in cli_mod.console.file.getvalue()
+    proc = main_cli("score", tmp_path / "clips", "--model", model, "--name", "o")
+    assert proc.returncode == EXIT_FAILED_BASE + 1
+    assert "1 of 1 clips not scored" in cli_mod.console.file.getvalue()
+    assert (tmp_path / "runs" / "score" / "o-1" / "summary.csv").is_file()

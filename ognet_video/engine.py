@@ -1,0 +1,281 @@
+"""The one run loop: sources -> ``StreamScorer`` -> sinks. ``watch`` and ``score`` are compositions of it.
+
+A ``Stream`` is one source with its sinks. ``run`` keeps up to ``concurrency`` streams open at once (each
+decoded by its own ``Reader`` thread), takes whatever frames are queued, scores them with the one shared
+model in the calling thread and hands every ``Batch`` to the stream's sinks. It times each stage (decode,
+extract, model, outputs) per stream.
+
+Ending: at the end of a source every sink is closed (its outputs are complete). A failed stream (unreadable
+source, a sink that cannot write) is aborted: ``keep_partial`` streams close instead, keeping what was
+written. Ctrl-C and SIGTERM end every open stream the same way, as ``interrupted``/``terminated``; a sink
+raising ``StopRun`` (a window closed) ends the run normally.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ognet_video.detector import Detector
+from ognet_video.errors import UserError
+from ognet_video.events import Event
+from ognet_video.scoring import FrameResult, StreamScorer
+from ognet_video.sources import Frame, Reader, Source
+
+STOP_REASONS = {
+    "end": "end of source",
+    "max-frames": "--max-frames reached",
+    "interrupted": "stopped with Ctrl-C",
+    "terminated": "stopped by SIGTERM",
+    "quit": "window closed",
+    "lost": "source lost",
+    "failed": "failed",
+}
+EXIT_CODES = {"interrupted": 130, "terminated": 143, "lost": 1, "failed": 1}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, docker stop, systemd), handled like Ctrl-C."""
+
+
+class StopRun(Exception):  # noqa: N818 - a request, not an error
+    """Raised by a sink to end the run cleanly, e.g. ``StopRun("quit")`` when its window is closed."""
+
+    def __init__(self, reason: str = "quit") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class StreamStats:
+    frames: int = 0  # scored
+    dropped: int = 0  # live frames dropped because scoring was behind
+    reconnects: int = 0
+    events: int = 0
+    stopped: str = "end"  # a key of STOP_REASONS
+    message: str | None = None  # why it failed or was given up
+    seconds: float = 0.0  # from the start of the stream to its end
+    decode_s: float = 0.0  # in the reader thread
+    extract_s: float = 0.0
+    model_s: float = 0.0
+    output_s: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.stopped, 0)
+
+    def ms_per_frame(self) -> dict[str, float]:
+        n = max(1, self.frames)
+        parts = {"decode": self.decode_s, "extract": self.extract_s, "model": self.model_s, "outputs": self.output_s}
+        return {k: 1000 * v / n for k, v in parts.items()} | {"total": 1000 * self.seconds / n}
+
+
+class Sink:
+    """One output of a stream. Each method is called in the run loop's thread; the default does nothing."""
+
+    def open(self, stream: Stream) -> None:
+        """The stream's source is open (fps and length are known); nothing has been scored yet."""
+
+    def write(self, batch: Batch) -> None:
+        """Scored frames and the events that closed on them (a last batch may hold an event and no frame)."""
+
+    def close(self, stream: Stream) -> None:
+        """The stream ended (``stream.stats.stopped`` says why); complete the outputs."""
+
+    def abort(self, stream: Stream) -> None:
+        """The stream failed; drop partial outputs. May come without ``open`` (the source did not open)."""
+
+
+@dataclass
+class Batch:
+    stream: Stream
+    frames: list[Frame]
+    results: list[FrameResult]
+    events: list[Event]  # closed on these frames
+
+
+@dataclass
+class Stream:
+    name: str
+    source: Source
+    sinks: list[Sink]
+    max_frames: int | None = None
+    keep_partial: bool = True  # a failed or interrupted stream keeps its outputs (watch) or drops them (score)
+    info: dict[str, Any] = field(default_factory=dict)  # whatever the composing command wants its sinks to see
+    stats: StreamStats = field(default_factory=StreamStats)
+    scorer: StreamScorer | None = None
+    reader: Reader | None = None
+    _link: int = 0
+    _t0: float = 0.0
+
+
+class _TimedDetector:
+    """The detector with its forward pass timed, so extract and model time can be told apart."""
+
+    def __init__(self, det: Detector) -> None:
+        self._det = det
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._det, name)
+
+    def patch_scores(self, x: Any) -> np.ndarray:
+        t = time.perf_counter()
+        try:
+            return self._det.patch_scores(x)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
+
+
+class Engine:
+    """Runs streams through one model; see the module docstring."""
+
+    def __init__(self, detector: Detector, batch_frames: int | None = None, fail_fast: bool = True) -> None:
+        self.timed = _TimedDetector(detector)
+        self.batch = max(1, batch_frames or detector.cfg.score.batch_frames)
+        self.fail_fast = fail_fast  # a failed stream raises (watch) or is recorded and the run goes on (score)
+        self.interrupted: str | None = None
+
+    def run(self, streams: Iterable[Stream], concurrency: int = 1) -> list[Stream]:
+        todo, active, done = iter(streams), [], []
+        try:
+            while True:
+                while len(active) < concurrency and (s := next(todo, None)) is not None:
+                    if self._start(s):
+                        active.append(s)
+                    done.append(s)
+                if not active:
+                    return done
+                wait = 0.1 if len(active) == 1 else 0.02
+                for s in list(active):
+                    if not self._step(s, wait):
+                        active.remove(s)
+        except KeyboardInterrupt as exc:
+            self.interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            for s in active:
+                self._end(s, self.interrupted, keep=s.keep_partial)
+        except StopRun as stop:
+            for s in active:
+                self._end(s, stop.reason)
+        return done
+
+    def _start(self, s: Stream) -> bool:
+        s._t0 = time.perf_counter()
+        try:
+            s.reader = Reader(s.source).start()
+            s.scorer = StreamScorer(self.timed)  # type: ignore[arg-type]  # a transparent proxy of the Detector
+            for sink in s.sinks:
+                sink.open(s)
+        except Exception as exc:
+            self._fail(s, exc)
+            return False
+        return True
+
+    def _step(self, s: Stream, wait: float) -> bool:
+        """Score what the stream has queued; False once it has ended."""
+        assert s.reader is not None
+        try:
+            frames = s.reader.get_batch(self.batch, timeout=wait)
+            if frames is None:
+                self._end(s, "lost" if s.source.lost else "end", message=s.source.lost)
+                return False
+            if s.max_frames is not None:
+                frames = frames[: s.max_frames - s.stats.frames]
+            if frames:
+                self._score(s, frames)
+            if s.max_frames is not None and s.stats.frames >= s.max_frames:
+                self._end(s, "max-frames")
+                return False
+        except (KeyboardInterrupt, StopRun):
+            raise
+        except Exception as exc:
+            self._fail(s, exc)
+            return False
+        return True
+
+    def _score(self, s: Stream, frames: list[Frame]) -> None:
+        assert s.scorer is not None
+        t, m = time.perf_counter(), self.timed.seconds
+        results: list[FrameResult] = []
+        closed: list[Event] = []
+        for link, run in itertools.groupby(frames, key=lambda f: f.link):  # one run per connection
+            part = list(run)
+            if link != s._link:  # a gap: motion restarts after a reconnect
+                s.scorer.break_motion()
+                s._link = link
+            r, c = s.scorer.push([f.image for f in part], [f.time for f in part], [f.index for f in part])
+            results += r
+            closed += c
+        model = self.timed.seconds - m
+        s.stats.model_s += model
+        s.stats.extract_s += time.perf_counter() - t - model
+        s.stats.frames += len(frames)
+        self._write(s, Batch(s, frames, results, closed))
+
+    def _write(self, s: Stream, batch: Batch) -> None:
+        t = time.perf_counter()
+        s.stats.events += len(batch.events)
+        for sink in s.sinks:
+            sink.write(batch)
+        s.stats.output_s += time.perf_counter() - t
+
+    def _finalize(self, s: Stream, stopped: str, message: str | None) -> None:
+        if s.reader is not None:
+            s.reader.stop()
+            s.stats.dropped = s.reader.dropped
+        s.stats.stopped, s.stats.message = stopped, message
+        s.stats.reconnects = s.source.reconnects
+        s.stats.decode_s = s.source.decode_seconds
+        s.stats.seconds = time.perf_counter() - s._t0
+
+    def _end(self, s: Stream, stopped: str, message: str | None = None, keep: bool = True) -> None:
+        """Close the stream's open event and its sinks (or abort them when ``keep`` is False)."""
+        self._finalize(s, stopped, message)
+        if not keep or (s.keep_partial and s.stats.frames == 0):  # nothing scored: nothing to keep
+            self._abort(s)
+            return
+        try:
+            ev = s.scorer.finish() if s.scorer is not None else None
+            if ev is not None:
+                self._write(s, Batch(s, [], [], [ev]))
+            for sink in s.sinks:
+                sink.close(s)
+        except Exception as exc:
+            self._fail(s, exc)
+
+    def _abort(self, s: Stream) -> None:
+        for sink in s.sinks:
+            try:
+                sink.abort(s)
+            except Exception:  # noqa: S110 - aborting is best effort; the failure is already recorded
+                pass
+
+    def _fail(self, s: Stream, exc: Exception) -> None:
+        self._finalize(s, "failed", _reason(exc))
+        if self.fail_fast and s.keep_partial and s.stats.frames > 0:
+            try:
+                ev = s.scorer.finish() if s.scorer is not None else None
+                if ev is not None:
+                    self._write(s, Batch(s, [], [], [ev]))
+                for sink in s.sinks:
+                    sink.close(s)
+            except Exception:  # noqa: S110 - the first error is the one to report
+                pass
+        else:
+            self._abort(s)
+        if self.fail_fast:
+            raise exc

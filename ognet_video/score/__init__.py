@@ -1,0 +1,69 @@
+"""``ognet-video score``: discovery (``discover``), the resume record (``manifest``), the run (``run``,
+``clip_folder``) and the summary (``summary``). ``score`` is what the command does."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rich.console import Console
+
+from ognet_video.detector import Detector
+from ognet_video.errors import UserError
+from ognet_video.runs import find_model, latest_run_dir, new_run_dir
+from ognet_video.score.discover import ClipInput, clip_names, discover, fingerprint, run_name
+from ognet_video.score.manifest import MANIFEST, RUN_INFO, ClipRecord, check_run_info, locked, model_id, read_manifest
+from ognet_video.score.run import CLIPS, ScoreOptions, ScoreResult, score_clips
+from ognet_video.score.summary import SUMMARY, summary_table, write_summary
+
+__all__ = [
+    "CLIPS", "MANIFEST", "RUN_INFO", "SUMMARY", "ClipInput", "ClipRecord", "ScoreOptions", "ScoreResult",
+    "clip_names", "discover", "fingerprint", "model_id", "read_manifest", "score", "summary_table", "write_summary",
+]  # fmt: skip
+
+
+def output_folder(inputs: list[str], project: Path, name: str | None, resume: bool) -> Path:
+    """``project/NAME-N``: a new numbered folder, or with ``resume`` the newest one of that name."""
+    name = name or run_name(inputs[0])
+    if resume:
+        try:
+            return latest_run_dir(project, name, need=RUN_INFO)
+        except UserError:
+            raise UserError(f"nothing to resume: no {project}/{name}-N holds a score run; run without --resume") from None
+    return new_run_dir(project, name)
+
+
+def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOptions | None = None,
+          out: Path | None = None, project: Path = Path("runs/score"), name: str | None = None, resume: bool = False,
+          device: str = "auto", train_project: Path = Path("runs/train"),
+          console: Console | None = None) -> ScoreResult:  # fmt: skip
+    """Discover, check, score and summarise. ``out`` names the folder itself (resumed when it is one)."""
+    console = console or Console()
+    opts = opts or ScoreOptions()
+    if opts.workers is not None and opts.workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {opts.workers})")
+    if not opts.fps > 0:
+        raise UserError(f"--fps must be positive (got {opts.fps})")
+    clips = discover(inputs, opts.recursive, [out] if out is not None else [project])
+    model_path = find_model(model, train_project)
+    n_video = sum(c.kind == "video" for c in clips)
+    console.print(f"found {len(clips)} clips ({n_video} videos, {len(clips) - n_video} frame folders)")
+    detector = Detector.load(model_path, device=device)
+    if detector.calibration is None:
+        raise UserError(f"{model_path} has no calibration (training did not finish); score needs a finished run")
+    if opts.workers is None:
+        opts = dataclasses.replace(opts, workers=1 if detector.device.type == "cpu" else 2)
+    mid = model_id(model_path)
+    if out is None:
+        out = output_folder(inputs, project, name, resume)
+    elif out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; give a folder")
+    elif out.is_dir() and not (out / RUN_INFO).is_file() and any(p.name != ".lock" for p in out.iterdir()):
+        raise UserError(f"{out} holds other files and no {RUN_INFO}: it is not a score folder; use another")
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"model {model_path} (sha256 {mid[:12]}) on {detector.device}, decode workers: {opts.workers} -> {out}")
+    with locked(out):
+        info = {"model": str(model_path), "model_sha256": mid, "fps": opts.fps,
+                "threshold": detector.calibration.threshold}  # fmt: skip
+        check_run_info(out, info)
+        return score_clips(clips, detector, mid, out, opts, console)

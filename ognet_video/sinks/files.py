@@ -1,0 +1,153 @@
+"""File sinks. Each writes into a ``Folder``, which is made on first use: a run that fails before its
+first frame leaves no folder behind. Line-per-frame files are flushed after every batch, so a crash or
+Ctrl-C leaves valid lines; whole files (summary, timeline) are written atomically at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from ognet_video.checkpoint import atomic_write_text
+from ognet_video.engine import Batch, Sink, Stream
+
+SCORE_FIELDS = ("frame", "time", "raw", "score", "smoothed", "anomalous")
+
+
+class Folder:
+    """A folder made when first asked for: a fixed path, or ``make()`` (e.g. the next numbered run folder)."""
+
+    def __init__(self, path: Path | None = None, make: Callable[[], Path] | None = None) -> None:
+        self._path, self._make = path, make
+
+    @property
+    def made(self) -> bool:
+        return self._path is not None and self._path.is_dir()
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            assert self._make is not None
+            self._path = self._make()
+        self._path.mkdir(parents=True, exist_ok=True)
+        return self._path
+
+
+class _LineFile(Sink):
+    """A text file opened at the first write, flushed per batch, fsynced on close."""
+
+    def __init__(self, folder: Folder, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.f: IO[str] | None = None
+
+    def _file(self) -> IO[str]:
+        if self.f is None:
+            self.f = open(self.folder.path / self.name, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.start(self.f)
+        return self.f
+
+    def start(self, f: IO[str]) -> None:
+        """Write a header, if the format has one."""
+
+    def close(self, stream: Stream) -> None:
+        f = self._file()
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+
+    def abort(self, stream: Stream) -> None:
+        if self.f is not None:
+            with contextlib.suppress(OSError):
+                self.f.close()
+
+
+class ScoresJsonl(_LineFile):
+    """``scores.jsonl``: one ``FrameResult.to_dict()`` per line (null for missing values)."""
+
+    def __init__(self, folder: Folder, name: str = "scores.jsonl") -> None:
+        super().__init__(folder, name)
+
+    def write(self, batch: Batch) -> None:
+        if batch.results:
+            f = self._file()
+            f.write("".join(json.dumps(r.to_dict()) + "\n" for r in batch.results))
+            f.flush()
+
+
+class ScoresCsv(_LineFile):
+    """``scores.csv``: the same values as ``scores.jsonl`` (``SCORE_FIELDS``), empty for missing, 0/1 flags."""
+
+    def __init__(self, folder: Folder, name: str = "scores.csv") -> None:
+        super().__init__(folder, name)
+        self.w: Any = None
+
+    def start(self, f: IO[str]) -> None:
+        self.w = csv.writer(f, lineterminator="\n")
+        self.w.writerow(SCORE_FIELDS)
+
+    def write(self, batch: Batch) -> None:
+        if batch.results:
+            f = self._file()
+            for r in batch.results:
+                d = r.to_dict()
+                self.w.writerow(["" if d[k] is None else int(d[k]) if k == "anomalous" else d[k] for k in SCORE_FIELDS])
+            f.flush()
+
+
+class EventsJsonl(_LineFile):
+    """``events.jsonl``: one line per event when it closes (an open event is closed at the end)."""
+
+    def __init__(self, folder: Folder, name: str = "events.jsonl") -> None:
+        super().__init__(folder, name)
+
+    def write(self, batch: Batch) -> None:
+        if batch.events:
+            f = self._file()
+            f.write("".join(json.dumps(e.to_dict()) + "\n" for e in batch.events))
+            f.flush()
+
+
+class SummaryJson(Sink):
+    """``summary.json`` at the end: counts, why it stopped, speed, and the command's own ``stream.info``."""
+
+    def __init__(self, folder: Folder, name: str = "summary.json") -> None:
+        self.folder, self.name = folder, name
+
+    def close(self, stream: Stream) -> None:
+        atomic_write_text(self.folder.path / self.name, json.dumps(summary_dict(stream), indent=2))
+
+
+def summary_dict(stream: Stream) -> dict[str, Any]:
+    st, src = stream.stats, stream.source
+    return {
+        "source": src.display, "kind": src.kind, "frames": st.frames, "dropped": st.dropped,
+        "reconnects": st.reconnects, "stride": src.stride, "stopped": st.stopped, "message": st.message,
+        "events": st.events, "seconds": round(st.seconds, 3), "fps": round(st.fps, 2),
+        "ms_per_frame": {k: round(v, 3) for k, v in st.ms_per_frame().items()}, **stream.info,
+    }  # fmt: skip
+
+
+class Timeline(Sink):
+    """``timeline.png``: the calibrated and the smoothed score over time, with the threshold."""
+
+    def __init__(self, folder: Folder, title: str, name: str = "timeline.png") -> None:
+        self.folder, self.title, self.name = folder, title, name
+        self.z: list[float] = []
+        self.smoothed: list[float] = []
+
+    def write(self, batch: Batch) -> None:
+        self.z += [r.score for r in batch.results]
+        self.smoothed += [r.smoothed for r in batch.results]
+
+    def close(self, stream: Stream) -> None:
+        from ognet_video.report import plot_timeline  # matplotlib: only when a timeline is asked for
+
+        assert stream.scorer is not None
+        series = {"score": np.asarray(self.z), "causal": np.asarray(self.smoothed)}
+        plot_timeline(self.folder.path / self.name, self.title, series, stream.scorer.threshold)

@@ -1,0 +1,115 @@
+"""Recorded sources: a video file and a sequence of frame files (a folder, a glob or a list).
+
+Both are read completely, in order: nothing is dropped, whatever the consumer's speed.
+"""
+
+from __future__ import annotations
+
+import glob
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+
+from ognet_video.errors import UserError
+from ognet_video.sources.base import NOT_FOUND, Capture, Frame, Opener, Source, is_glob, open_capture
+from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray
+
+
+class VideoFile(Source):
+    """A video file decoded with OpenCV. Frame ``i`` is at ``i / fps`` (the container's position if the rate
+    is unknown). ``opener`` replaces ``open_capture`` (tests)."""
+
+    kind = "video"
+
+    def __init__(self, spec: str, stride: int = 1, opener: Opener | None = None) -> None:
+        super().__init__(spec, stride)
+        self.opener = opener or open_capture
+        self._cap: Capture | None = None
+
+    def _open(self) -> None:
+        if self.opener is open_capture and not Path(self.spec).is_file():
+            raise UserError(f"source {self.spec!r} does not exist: {NOT_FOUND}")
+        self._cap = self.opener(self.spec)
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or None
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.length = n if n > 0 else None
+
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        self.open()
+        cap = self._cap
+        assert cap is not None
+        self.connected = True
+        index = 0
+        while stop is None or not stop.is_set():
+            t = time.perf_counter()
+            keep = index % self.stride == 0
+            ok, img = cap.read() if keep else (cap.grab(), None)
+            self.decode_seconds += time.perf_counter() - t
+            if not ok:
+                if index == 0:
+                    raise UserError(f"video {self.display!r} has no decodable frames; check that the file is complete")
+                return
+            self.decoded += 1
+            if keep:
+                yield Frame(index, self._time(index, cap), img)
+            index += 1
+
+    def _time(self, index: int, cap: Capture) -> float | None:
+        if self.fps:
+            return index / self.fps
+        pos = cap.get(cv2.CAP_PROP_POS_MSEC)
+        return pos / 1000.0 if pos and pos > 0 else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageFiles(Source):
+    """Frame files decoded straight to gray with ``read_gray``, exactly as ``train`` and ``eval`` read them,
+    so a frame folder scores identically everywhere. ``spec`` is a folder or a glob; ``files`` an explicit
+    list (a dataset clip) that is taken as given. Frame ``i`` is at ``i / fps``."""
+
+    kind = "folder"
+
+    def __init__(self, spec: str | Path, stride: int = 1, fps: float = 10.0, files: list[Path] | None = None) -> None:
+        super().__init__(str(spec), stride)
+        if not fps > 0:
+            raise UserError(f"--fps must be positive (got {fps})")
+        self.fps = float(fps)
+        self.kind = "glob" if files is None and is_glob(self.spec) and not Path(self.spec).exists() else "folder"
+        self.files = files
+
+    def _open(self) -> None:
+        if self.files is None:
+            self.files = self._list()
+        self.length = len(self.files)
+
+    def _list(self) -> list[Path]:
+        if self.kind == "folder":
+            p = Path(self.spec)
+            if not p.is_dir():
+                raise UserError(f"source {self.spec!r} does not exist: {NOT_FOUND}")
+            files = image_files(p)
+        else:
+            files = sorted(Path(p) for p in glob.glob(self.spec) if Path(p).suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise UserError(f"no images in {self.spec!r} (looked for {', '.join(sorted(IMAGE_EXTS))}); check the path")
+        return files
+
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        self.open()
+        assert self.files is not None and self.fps
+        self.connected = True
+        for i in range(0, len(self.files), self.stride):
+            if stop is not None and stop.is_set():
+                return
+            t = time.perf_counter()
+            img = read_gray(self.files[i])
+            self.decode_seconds += time.perf_counter() - t
+            self.decoded += 1
+            yield Frame(i, i / self.fps, img)
