@@ -7,7 +7,7 @@ Built only on the package's public API and the installed command. Checks and mea
   3. throughput (clips/min, frames/s) with 1 and 2 decode workers: best of ``--repeats`` alternating runs.
 Writes ``pipelines/results/score.json``.
 
-    nice python pipelines/score_benchmark.py --model runs/train/ped2-1 --data ../shared/data/ped2
+    nice python pipelines/score_benchmark.py --model runs/train/ped2-1 --data PED2_ROOT
 """
 
 from __future__ import annotations
@@ -28,15 +28,17 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from ognet_video.batch import BatchOptions
-from ognet_video.batch import score as batch_score
 from ognet_video.data import load_dataset
 from ognet_video.detector import Detector, resolve_model_path
 from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info, host_line
 from ognet_video.metrics import summarize
-from ognet_video.postprocess import causal_smooth
-from ognet_video.sources import iter_frames
+from ognet_video.score import ScoreOptions
+from ognet_video.score import score as run_score
+from ognet_video.sources import ImageFiles
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipelines.settings import PED2  # noqa: E402
 
 
 def cli() -> list[str]:
@@ -48,7 +50,7 @@ def read_scores(path: Path) -> dict[str, np.ndarray]:
     with open(path) as f:
         rows = list(csv.DictReader(f))
     # an empty raw/score cell is an unscored frame (a clip's first: no predecessor)
-    return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in ("raw", "score", "smoothed", "flag")}
+    return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in ("raw", "score", "smoothed", "anomalous")}
 
 
 def out_files(out: Path) -> dict[str, bytes]:
@@ -76,7 +78,7 @@ def manifest_lines(out: Path) -> list[dict]:
 
 def timed_score(frames: Path, model: Path, out: Path, workers: int, console: Console) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    res = batch_score([str(frames)], model, out, opts=BatchOptions(workers=workers), console=console)
+    res = run_score([str(frames)], model, out=out, opts=ScoreOptions(workers=workers), console=console)
     assert res.exit_code == 0 and res.scored == 12, res
     return {
         "workers": workers,
@@ -89,11 +91,13 @@ def timed_score(frames: Path, model: Path, out: Path, workers: int, console: Con
 
 
 def kill_and_resume(frames: Path, model: Path, out: Path, reference: Path, seed: int) -> dict:
-    """SIGKILL ``ognet-video score`` after 3-6 finished clips plus a random delay, rerun the same command."""
-    shutil.rmtree(out, ignore_errors=True)
+    """SIGKILL ``ognet-video score`` after 3-6 finished clips plus a random delay, rerun with ``--resume``."""
+    shutil.rmtree(out.parent, ignore_errors=True)
     rng = random.Random(seed)
     after, delay = rng.randint(3, 6), rng.uniform(0.0, 2.0)
-    cmd = [*cli(), "score", str(frames), "--model", str(model), "--out", str(out), "--workers", "2"]
+    name = out.name.rsplit("-", 1)[0]  # ``out`` is PROJECT/NAME-1: the first run of that name
+    cmd = [*cli(), "score", str(frames), "--model", str(model), "--project", str(out.parent), "--name", name,
+           "--workers", "2"]  # fmt: skip
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     while proc.poll() is None and len(manifest_lines(out)) < after:
@@ -106,7 +110,7 @@ def kill_and_resume(frames: Path, model: Path, out: Path, reference: Path, seed:
     leftovers = sorted(p.name for p in (out / "clips").iterdir() if p.name.startswith(".")) if out.exists() else []
     visible = sorted(p.name for p in (out / "clips").iterdir() if not p.name.startswith("."))
     half_files = [n for n in visible if not (out / "clips" / n / "events.jsonl").is_file()]
-    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    rerun = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env)
     lines = manifest_lines(out)
     inputs = [r["input"] for r in lines]
     a, b = out_files(reference), out_files(out)
@@ -134,7 +138,7 @@ def _stable(rec: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="runs/train/ped2-1")
-    ap.add_argument("--data", default="../shared/data/ped2")
+    ap.add_argument("--data", default=str(PED2), help="Ped2 root (default: the OGNET_PED2 setting)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp folder)")
     ap.add_argument("--results", default="pipelines/results/score.json")
     ap.add_argument("--seed", type=int, default=0, help="picks when the kill lands")
@@ -156,7 +160,7 @@ def main() -> None:
     ev = evaluate(det, ds.test, None, console, plots=False)
 
     t0 = time.perf_counter()
-    decoded = sum(1 for clip in sorted(frames.iterdir()) for _ in iter_frames(str(clip)))
+    decoded = sum(1 for clip in sorted(frames.iterdir()) for _ in ImageFiles(clip))
     decode_ms = 1000 * (time.perf_counter() - t0) / decoded
     console.print(f"decoding alone: {decode_ms:.2f} ms/frame")
 
@@ -168,7 +172,7 @@ def main() -> None:
             console.print(runs[w][-1])
     speed = {w: min(r, key=lambda x: x["seconds"]) | {"runs_fps": [x["fps"] for x in r]} for w, r in runs.items()}
 
-    cal, sc = det.calibration, det.cfg.score
+    cal = det.calibration
     diffs, labels, z, sm = [], {}, {}, {}
     flags_match = True
     for clip in ds.test:
@@ -179,8 +183,8 @@ def main() -> None:
         diffs.append(float(np.nanmax(np.abs(got["raw"] - ev.raw[clip.name]))) if same_unscored else float("inf"))
         z[clip.name] = np.where(np.isfinite(got["score"]), got["score"], cal.empty)  # as eval's "none" row
         labels[clip.name], sm[clip.name] = clip.labels, got["smoothed"]
-        ref_sm = causal_smooth(cal.normalize(ev.raw[clip.name]), sc.causal_window, cal.empty)
-        flags_match &= bool(np.array_equal(got["flag"].astype(bool), ref_sm > cal.threshold))
+        ref_sm = ev.scores["causal"][clip.name]  # eval's calibrated, causally smoothed score
+        flags_match &= bool(np.array_equal(got["anomalous"].astype(bool), ref_sm > cal.threshold))
     ours = {"none": summarize(labels, z), "causal": summarize(labels, sm)}
     equality = {
         "clips": len(diffs),
@@ -201,7 +205,7 @@ def main() -> None:
     console.print(equality)
 
     console.print("[bold]3. SIGKILL mid-run, rerun[/]")
-    kill = kill_and_resume(frames, model, work / "killed", work / "w2", args.seed)
+    kill = kill_and_resume(frames, model, work / "killed" / "ped2-1", work / "w2", args.seed)
     console.print(kill)
 
     env = host_info()  # once: it reads /proc/cpuinfo

@@ -11,7 +11,7 @@ Speed: end-to-end fps of the watch loop (decode thread + scoring + outputs, mode
 model-only fps (the G + D forward passes alone), once without and once with ``--save-video``; and CPU
 time per frame (all threads), which other jobs on a shared machine inflate far less than wall time.
 
-    python pipelines/watch_benchmark.py --model runs/train/ped2-1 --data ../shared/data/ped2 --threads 2
+    python pipelines/watch_benchmark.py --model runs/train/ped2-1 --data PED2_ROOT --threads 2
     -> pipelines/results/watch.json
 """
 
@@ -21,6 +21,7 @@ import argparse
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +37,10 @@ from ognet_video.detector import Detector, resolve_model_path
 from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info
 from ognet_video.metrics import summarize
-from ognet_video.watch import watch
+from ognet_video.watch import WatchOptions, watch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipelines.settings import PED2  # noqa: E402
 
 
 def quiet() -> Console:
@@ -57,14 +61,14 @@ def watch_all(sources: dict[str, str], det: Detector, project: Path, save_video:
     raw, smoothed, frames, seconds, model_ms, stages = {}, {}, 0, 0.0, 0.0, {}
     cpu0 = time.process_time()
     for clip, src in sources.items():
-        res = watch(src, det, project=project, name=f"{clip}-{'video' if save_video else 'plain'}",
-                    save_video=save_video, console=quiet(), live_panel=False)  # fmt: skip
+        res = watch(src, det, WatchOptions(save_video=save_video, live_panel=False), project=project,
+                    name=f"{clip}-{'video' if save_video else 'plain'}", console=quiet())  # fmt: skip
         rows = [json.loads(line) for line in (res.run_dir / "scores.jsonl").read_text().splitlines()]
         raw[clip] = np.array([np.nan if r["raw"] is None else r["raw"] for r in rows])  # null: unscored first frame
         smoothed[clip] = np.array([r["smoothed"] for r in rows])
         frames += res.frames
         seconds += res.seconds
-        for k, v in res.ms_per_frame.items():
+        for k, v in res.stream.stats.ms_per_frame().items():
             stages[k] = stages.get(k, 0.0) + v * res.frames
     cpu = time.process_time() - cpu0
     model_ms = stages["model"] / frames
@@ -106,7 +110,7 @@ def auc_block(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray], eval
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="runs/train/ped2-1")
-    ap.add_argument("--data", default="../shared/data/ped2")
+    ap.add_argument("--data", default=str(PED2), help="Ped2 root (default: the OGNET_PED2 setting)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("pipelines/results/watch.json"))
     args = ap.parse_args()
