@@ -20,7 +20,7 @@ if [ "$mode" = smoke ]; then
     set -e
     ognet-video train folder --data "$tmp/w" --device "$device" --project "$tmp/runs" "model.preset=${PRESET:-paper}" \
         patches.channels=flow train.epochs=1 train.max_patches=1000 train.phase2_steps=20 train.holdout_clips=1
-    ognet-video score "$tmp"/w/testing/frames/* -m "$tmp/runs/folder-1" --device "$device" --workers 2 --out "$tmp/score"
+    ognet-video score "$tmp"/w/testing/frames/* -m "$tmp/runs/folder-1" --device "$device" --workers 2 --project "$tmp/score"
     ognet-video watch "$tmp/w/testing/frames/01" -m "$tmp/runs/folder-1" --device "$device" --project "$tmp/watch"
     echo "smoke: ok"
     exit 0
@@ -44,7 +44,7 @@ for run in gpu-paper-flow-s0 gpu-paper; do
     for w in 4 12; do
         echo "== score $run, $w workers"
         timeout 90 ognet-video score "$data"/testing/frames/* -m "$dir" --device cuda --workers "$w" \
-            --out "$(mktemp -d)/score" 2>&1 | grep -v "━" | tail -4
+            --project "$(mktemp -d)" 2>&1 | grep -v "━" | tail -4
     done
 done 2>&1 | tee "$res/score-e2e.log"
 grep -h "wrote\|Error\|error" "$res"/*.log
