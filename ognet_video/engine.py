@@ -249,13 +249,17 @@ class Engine:
             self._abort(s)
             return
         try:
-            ev = s.scorer.finish() if s.scorer is not None else None
-            if ev is not None:
-                self._write(s, Batch(s, [], [], [ev]))
-            for sink in s.sinks:
-                sink.close(s)
+            self._close(s)
         except Exception as exc:
             self._fail(s, exc)
+
+    def _close(self, s: Stream) -> None:
+        """The open event closes at its last frame above threshold; then every sink completes its outputs."""
+        ev = s.scorer.finish() if s.scorer is not None else None
+        if ev is not None:
+            self._write(s, Batch(s, [], [], [ev]))
+        for sink in s.sinks:
+            sink.close(s)
 
     def _abort(self, s: Stream) -> None:
         for sink in s.sinks:
@@ -268,11 +272,7 @@ class Engine:
         self._finalize(s, "failed", _reason(exc))
         if self.fail_fast and s.keep_partial and s.stats.frames > 0:
             try:
-                ev = s.scorer.finish() if s.scorer is not None else None
-                if ev is not None:
-                    self._write(s, Batch(s, [], [], [ev]))
-                for sink in s.sinks:
-                    sink.close(s)
+                self._close(s)  # keep what was written: a watch run that failed still has its files
             except Exception:  # noqa: S110 - the first error is the one to report
                 pass
         else:
