@@ -68,12 +68,10 @@ class Detector:
     """
 
     def __init__(self, cfg: Config, members: list[Member], calibration: Calibration | None = None,
-                 meta: dict[str, Any] | None = None, device: torch.device | None = None,
-                 background: np.ndarray | None = None) -> None:  # fmt: skip
+                 meta: dict[str, Any] | None = None, device: torch.device | None = None) -> None:  # fmt: skip
         if not members:
             raise ValueError("a Detector needs at least one (G, D) member")
         self.cfg = cfg
-        self.background = background  # (H, W) uint8 fixed-camera background, for the "fg" channel
         self.device = device or torch.device("cpu")
         self.members = [(G.to(self.device).eval(), D.to(self.device).eval()) for G, D in members]
         self.calibration = calibration
@@ -88,8 +86,7 @@ class Detector:
         for G, D in self.members:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 logit = D(G(x)).float()
-            out = torch.sigmoid(logit) if self.cfg.score.output == "prob" else logit
-            total = out if total is None else total + out
+            total = logit if total is None else total + logit
         assert total is not None
         return (total / len(self.members)).cpu().numpy()
 
@@ -101,8 +98,6 @@ class Detector:
         for i, (G, D) in enumerate(self.members):
             p = member_prefix(i)
             tensors.update({**prefixed(G.state_dict(), f"{p}G"), **prefixed(D.state_dict(), f"{p}D")})
-        if self.background is not None:
-            tensors["background"] = torch.from_numpy(self.background)
         return save_checkpoint(path, tensors, meta)
 
     @classmethod
@@ -130,10 +125,7 @@ class Detector:
         cal = meta.get("calibration")
         calibration = Calibration(**cal) if cal else None
         dev = device if isinstance(device, torch.device) else pick_device(device)
-        bg = tensors["background"].numpy() if "background" in tensors else None
-        if "fg" in cfg.patches.channels and bg is None:
-            raise UserError(f"{path}: the model needs a background image but the checkpoint has none; it is damaged")
-        return cls(cfg, members, calibration, meta, dev, bg)
+        return cls(cfg, members, calibration, meta, dev)
 
 
 def resolve_model_path(path: str | Path) -> Path:

@@ -1,8 +1,8 @@
 """OGNet's generator G (denoising autoencoder) and discriminator D.
 
-D returns a *logit*; the paper's sigmoid is applied by the loss (``BCEWithLogits``) and, when
-``score.output == "prob"``, by the scorer. Label convention: 0 = good/normal, 1 = bad/anomalous, so
-a higher D output means "more anomalous".
+D returns a *logit*, which is the patch score; the paper's sigmoid is applied only by the loss
+(``BCEWithLogits``). Label convention: 0 = good/normal, 1 = bad/anomalous, so a higher D output means
+"more anomalous".
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ognet_video.config import Config, ModelConfig
-from ognet_video.patches import channel_planes
+from ognet_video.config import MODEL_PRESETS, Config, ModelConfig
+from ognet_video.patches import input_planes
 
-PRESETS: dict[str, dict] = {
-    "paper": {"g_arch": "paper", "g_channels": [64, 128, 256, 512], "d_channels": [64, 128, 256, 512]},
-    "cpu": {"g_arch": "strided", "g_channels": [16, 32, 64, 64], "d_channels": [16, 32, 64, 64]},
-}
+PRESETS: dict[str, dict] = MODEL_PRESETS
 
 
 def in_channels(cfg: Config) -> int:
-    """Input planes: one per channel name, two for "flow" (x and y)."""
-    return max(sl.stop for sl in channel_planes(cfg.patches.channels).values())
+    """Input planes: one for "gray", two for "flow" (x and y)."""
+    return input_planes(cfg.patches.channels)
 
 
 class Generator(nn.Module):

@@ -1,15 +1,15 @@
 """Frame -> grid patches + per-patch motion, vectorised with numpy strides (no loop over patches).
 
-Grid: frames are converted to gray and resized to ``height x width`` (Ped2: 240x360 -> 225x360, a 5%
-vertical squeeze), then cut into ``size x size`` cells every ``stride`` pixels. With the defaults
-(45, stride 45) that is a 5 x 8 grid of 40 non-overlapping patches covering every row of the frame.
-Motion of a cell = mean |frame - previous frame| over the cell, in gray levels (0-255); a cell is
-"moving" when that exceeds ``motion_threshold``. Only moving cells are trained on and scored.
+Grid: frames are converted to gray and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 ->
+232x348), then cut into ``size x size`` cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96
+non-overlapping cells; the paper's 45 on 225x360: 5 x 8). Motion of a cell = mean |frame - previous frame|
+over the cell, in gray levels (0-255); a cell is "moving" when that exceeds ``motion_threshold``. Only moving
+cells are trained on and scored.
 
-Optional "flow" channels: dense optical flow from the previous frame (OpenCV DIS, ``flow_preset``
-ultrafast, fast, medium or full: 1, 2, 11 or 36 ms per 232x348 frame on 2 cores). Unlike a frame
-difference, whose size grows with texture and contrast as much as with speed, flow measures speed in
-pixels per frame, which is what tells a cyclist from a walker.
+The model sees each cell as ``channels`` says: "gray" (the cell itself, the paper) or "flow" (dense optical
+flow from the previous frame, x and y, by OpenCV DIS: ``flow_preset`` "medium" or "fast", about 11 or 2 ms per
+232x348 frame on 2 cores). Unlike a frame difference, whose size grows with texture and contrast as much as
+with speed, flow measures speed in pixels per frame, which is what tells a cyclist from a walker.
 """
 
 from __future__ import annotations
@@ -26,30 +26,20 @@ from ognet_video.config import PatchConfig
 
 @dataclass
 class ClipPatches:
-    """Patches of T frames on the grid: gray cells, signed frame differences and motion per cell."""
+    """Patches of T frames on the grid: gray cells, signed frame differences, motion per cell, flow cells."""
 
     gray: np.ndarray  # (T, N, s, s) uint8
     diff: np.ndarray  # (T, N, s, s) int16, frame minus previous frame (0 for a first frame)
     motion: np.ndarray  # (T, N) float32, mean |diff| per cell
-    fg: np.ndarray | None = None  # (T, N, s, s) int16, frame minus background (when a background is set)
-    flow: np.ndarray | None = None  # (T, N, 2, s, s) float16 optical flow x, y (when channels include "flow")
+    flow: np.ndarray | None = None  # (T, N, 2, s, s) float16 optical flow x, y (with channels "flow")
 
 
-# name -> (OpenCV DIS preset, finest pyramid level solved: 0 = full resolution; None = the preset's own)
-_DIS_PRESETS = {
-    "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, None),
-    "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, None),
-    "medium": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, None),
-    "full": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0),
-}
+_DIS_PRESETS = {"fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
-def optical_flow(before: np.ndarray, after: np.ndarray, preset: str = "ultrafast") -> np.ndarray:
+def optical_flow(before: np.ndarray, after: np.ndarray, preset: str = "medium") -> np.ndarray:
     """Dense flow (T, H, W, 2) float16 from each ``before`` frame to the matching ``after`` frame."""
-    base, finest = _DIS_PRESETS[preset]
-    dis = cv2.DISOpticalFlow_create(base)
-    if finest is not None:
-        dis.setFinestScale(finest)
+    dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
     out = np.empty((*after.shape, 2), dtype=np.float16)
     for i, (a, b) in enumerate(zip(before, after, strict=True)):
         out[i] = dis.calc(np.ascontiguousarray(a), np.ascontiguousarray(b), None)
@@ -57,20 +47,12 @@ def optical_flow(before: np.ndarray, after: np.ndarray, preset: str = "ultrafast
 
 
 class PatchExtractor:
-    def __init__(
-        self, cfg: PatchConfig, background: np.ndarray | None = None, offset: tuple[int, int] = (0, 0)
-    ) -> None:
+    def __init__(self, cfg: PatchConfig) -> None:
         self.cfg = cfg
-        # fixed-camera background (H, W) uint8, estimated from training frames; needed by the "fg" channels
-        self.background = background
-        # (dy, dx): the grid starts this far into the frame. Scoring always uses (0, 0); training may add
-        # shifted grids (train.grid_offsets) so that the networks see people at every position in a cell
-        self.offset = (int(offset[0]), int(offset[1]))
         s, st = cfg.size, cfg.stride
-        dy, dx = self.offset
-        self.rows = (cfg.height - dy - s) // st + 1
-        self.cols = (cfg.width - dx - s) // st + 1
-        ys, xs = np.meshgrid(np.arange(self.rows) * st + dy, np.arange(self.cols) * st + dx, indexing="ij")
+        self.rows = (cfg.height - s) // st + 1
+        self.cols = (cfg.width - s) // st + 1
+        ys, xs = np.meshgrid(np.arange(self.rows) * st, np.arange(self.cols) * st, indexing="ij")
         # (N, 4) boxes x0, y0, x1, y1 in the resized frame, row-major like the patch order
         self.boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + s, ys.ravel() + s], axis=1)
 
@@ -97,59 +79,48 @@ class PatchExtractor:
     def cells(self, frames: np.ndarray) -> np.ndarray:
         """(T, H, W) -> (T, N, s, s) view of the grid cells."""
         s, st = self.cfg.size, self.cfg.stride
-        dy, dx = self.offset
-        win = sliding_window_view(frames[:, dy:, dx:], (s, s), axis=(1, 2))[:, ::st, ::st][:, : self.rows, : self.cols]
+        win = sliding_window_view(frames, (s, s), axis=(1, 2))[:, ::st, ::st][:, : self.rows, : self.cols]
         return win.reshape(frames.shape[0], self.num_cells, s, s)
 
     def extract(
         self, frames: np.ndarray, prev: np.ndarray | None = None, flow: np.ndarray | None = None
     ) -> ClipPatches:
-        """Prepared frames (T, H, W) uint8 and the frames before them.
+        """Prepared frames (T, H, W) uint8 and the frame before them.
 
-        ``prev``: the frame before the first one (H, W), or the last few (k, H, W), oldest first; the flow
-        needs ``flow_step`` of them (``history_frames``). None: a clip's start, no motion for frame 0.
-        ``flow``: the frames' full-frame flow from ``frame_flow``, when already computed (several grids).
+        ``prev``: the frame before the first one, (H, W) or a (k, H, W) stack whose last frame it is; None: a
+        clip's start, no motion for frame 0. ``flow``: the frames' full-frame flow from ``frame_flow``, when
+        already computed.
         """
-        history = _history(prev)
+        before_first = _previous(prev)
         f16 = frames.astype(np.int16)
-        before = np.concatenate([f16[:1] if history is None else history[-1:].astype(np.int16), f16[:-1]])
+        before = np.concatenate([f16[:1] if before_first is None else before_first[None].astype(np.int16), f16[:-1]])
         diff = f16 - before
         diff_cells = self.cells(diff)
         motion = np.abs(diff_cells).mean(axis=(2, 3), dtype=np.float32)
-        fg = None
-        if self.background is not None:
-            fg = self.cells(f16 - self.background.astype(np.int16)[None])
         flow_cells = None
         if self.uses_flow:
-            flow_cells = self.flow_cells(self.frame_flow(frames, history) if flow is None else flow)
-        return ClipPatches(self.cells(frames), diff_cells, motion, fg, flow_cells)
+            flow_cells = self.flow_cells(self.frame_flow(frames, before_first) if flow is None else flow)
+        return ClipPatches(self.cells(frames), diff_cells, motion, flow_cells)
 
     @property
     def history_frames(self) -> int:
-        """How many past frames ``extract`` needs to see for the next call's first frame."""
-        return self.cfg.flow_step if self.uses_flow else 1
+        """How many past frames ``extract`` needs to see for the next call's first frame: the previous one."""
+        return 1
 
     def frame_flow(self, frames: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
-        """(T, H, W, 2) flow of each frame, in pixels per frame; zero for a clip's first frame.
-
-        Frame t's flow is measured from frame t - ``flow_step`` (or from the oldest frame there is, at a
-        clip's start) and divided by the gap.
-        """
-        history = _history(prev)
-        past = 0 if history is None else len(history)
-        seq = frames if history is None else np.concatenate([history, frames])
+        """(T, H, W, 2) flow of each frame from the frame before it, in pixels per frame; zero for a clip's first
+        frame (no ``prev``)."""
+        before_first = _previous(prev)
         flow = np.zeros((*frames.shape, 2), dtype=np.float16)
-        t = np.arange(len(frames)) + past  # index of each frame in seq
-        gap = np.minimum(t, self.cfg.flow_step)
-        for g in np.unique(gap[gap > 0]):
-            idx = t[gap == g]
-            f = optical_flow(seq[idx - g], seq[idx], self.cfg.flow_preset)
-            flow[idx - past] = f if g == 1 else (f.astype(np.float32) / g).astype(np.float16)
+        if before_first is not None:
+            flow[:] = optical_flow(np.concatenate([before_first[None], frames[:-1]]), frames, self.cfg.flow_preset)
+        elif len(frames) > 1:
+            flow[1:] = optical_flow(frames[:-1], frames[1:], self.cfg.flow_preset)
         return flow
 
     @property
     def uses_flow(self) -> bool:
-        return "flow" in self.cfg.channels.split("+")
+        return self.cfg.channels == "flow"
 
     def flow_cells(self, flow: np.ndarray) -> np.ndarray:
         """(T, H, W, 2) -> (T, N, 2, s, s)."""
@@ -157,55 +128,34 @@ class PatchExtractor:
 
     def select(self, cp: ClipPatches, mask: np.ndarray) -> torch.Tensor:
         """The model input (M, C, s, s) of the cells picked by a boolean (T, N) mask."""
-        pick = lambda a: None if a is None else a[mask]  # noqa: E731
-        return to_tensor(cp.gray[mask], cp.diff[mask], self.cfg, pick(cp.fg), pick(cp.flow))
+        return to_tensor(self.cfg, cp.gray[mask], None if cp.flow is None else cp.flow[mask])
 
     def moving(self, motion: np.ndarray) -> np.ndarray:
         return motion > self.cfg.motion_threshold
 
 
-def _history(prev: np.ndarray | None) -> np.ndarray | None:
-    """Past frames as (k, H, W), oldest first; a single (H, W) frame is k = 1."""
+def _previous(prev: np.ndarray | None) -> np.ndarray | None:
+    """The frame before a chunk, (H, W): ``prev`` itself, or the last of a (k, H, W) stack of past frames."""
     if prev is None:
         return None
-    return prev[None] if prev.ndim == 2 else prev
+    return prev if prev.ndim == 2 else prev[-1]
 
 
-def channel_planes(channels: str) -> dict[str, slice]:
-    """Where each named channel sits in the model input (``to_tensor``'s order): "flow" takes two planes, x and y."""
-    out, i = {}, 0
-    for name in channels.split("+"):
-        width = 2 if name == "flow" else 1
-        out[name] = slice(i, i + width)
-        i += width
-    return out
+def input_planes(channels: str) -> int:
+    """Planes of the model input: 1 for "gray", 2 (x and y) for "flow"."""
+    return 2 if channels == "flow" else 1
 
 
-def _signed(x: np.ndarray, gain: float) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)).float().mul_(gain / 127.5).clamp_(-1.0, 1.0).unsqueeze(1)
+def to_tensor(cfg: PatchConfig, gray: np.ndarray | None = None, flow: np.ndarray | None = None) -> torch.Tensor:
+    """Cells -> float (M, C, s, s) in [-1, 1], the model's input, as ``cfg.channels`` says.
 
-
-def to_tensor(gray: np.ndarray, diff: np.ndarray, cfg: PatchConfig, fg: np.ndarray | None = None,
-              flow: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
-    """Cells (M, s, s) -> float (M, C, s, s) in [-1, 1], the model's input, channels as ``cfg.channels`` says.
-
-    gray: the cell itself; diff: frame minus previous frame; fg: frame minus the fixed background;
-    flow: optical flow x and y in pixels per frame, divided by ``flow_scale``.
-    Difference channels are scaled by ``diff_gain`` so that small motions are not lost next to gray.
+    "gray": the cells (M, s, s) uint8, one plane; "flow": flow cells (M, 2, s, s) x and y in pixels per frame,
+    divided by ``flow_scale`` and clamped.
     """
-    parts = []
-    for name in cfg.channels.split("+"):
-        if name == "gray":
-            parts.append(torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1))
-        elif name == "diff":
-            parts.append(_signed(diff, cfg.diff_gain))
-        elif name == "fg":
-            if fg is None:
-                raise ValueError("channels with 'fg' need a background (PatchExtractor(cfg, background))")
-            parts.append(_signed(fg, cfg.diff_gain))
-        elif name == "flow":
-            if flow is None:
-                raise ValueError("channels with 'flow' need flow cells (PatchExtractor.extract computes them)")
-            t = torch.from_numpy(np.ascontiguousarray(flow)).float().div_(cfg.flow_scale).clamp_(-1.0, 1.0)
-            parts.append(t)
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    if cfg.channels == "gray":
+        if gray is None:
+            raise ValueError("channels 'gray' need gray cells")
+        return torch.from_numpy(np.ascontiguousarray(gray)).float().div_(127.5).sub_(1.0).unsqueeze(1)
+    if flow is None:
+        raise ValueError("channels 'flow' need flow cells (PatchExtractor.extract computes them)")
+    return torch.from_numpy(np.ascontiguousarray(flow)).float().div_(cfg.flow_scale).clamp_(-1.0, 1.0)

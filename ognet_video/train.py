@@ -35,13 +35,13 @@ from ognet_video.checkpoint import (
     save_checkpoint,
     unprefixed,
 )
-from ognet_video.config import Config
+from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
-from ognet_video.patches import ClipPatches, PatchExtractor, channel_planes, optical_flow
+from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
 from ognet_video.sources import ImageFiles
@@ -73,46 +73,27 @@ def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
     return np.stack([extractor.prepare(read_gray(f)) for f in clip.frames])
 
 
-def estimate_background(clips: list[Clip], cfg: Config, every: int = 5) -> np.ndarray:
-    """Per-pixel median of every ``every``-th training frame: the fixed camera's empty scene."""
-    ex = PatchExtractor(cfg.patches)
-    frames = [ex.prepare(read_gray(f)) for clip in clips for f in clip.frames[::every]]
-    return np.median(np.stack(frames), axis=0).astype(np.uint8)
-
-
 def collect_patches(
-    clips: list[Clip], cfg: Config, progress: Progress | None = None, background: np.ndarray | None = None
+    clips: list[Clip], cfg: Config, progress: Progress | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """All moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
 
-    A fast twin keeps the patch at frame t but takes its frame difference (and flow) against frame t-k
-    (k from ``train.skip_frames``): the same scene moving k times faster than anything normal.
+    A fast twin of a moving flow patch at frame t takes its flow from frame t-k instead of t-1 (k from
+    ``train.skip_frames``): the same scene moving about k times faster than anything normal. It is picked by
+    the patch's own motion (frame t against t-1), like the patch.
     """
-    offs = sorted(set(cfg.train.grid_offsets) | {0})
-    grids = [PatchExtractor(cfg.patches, background, (dy, dx)) for dy in offs for dx in offs]
-    ex = grids[0]
-    rng = np.random.default_rng(cfg.train.seed)
+    ex = PatchExtractor(cfg.patches)
     parts, fast = [], []
     task = progress.add_task("patches", total=len(clips), info="") if progress else None
     for clip in clips:
         frames = load_clip_frames(clip, ex)
-        flow = ex.frame_flow(frames) if ex.uses_flow else None
-        lag = {}  # k -> (frame difference, flow) k frames apart, full frame
-        for k in cfg.train.skip_frames:
+        cp = ex.extract(frames)
+        moving = ex.moving(cp.motion)
+        parts.append(ex.select(cp, moving))
+        for k in cfg.train.skip_frames:  # config validation: only with the flow channel
             if len(frames) > k:
-                flow_k = optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset) if ex.uses_flow else None
-                lag[k] = (frames[k:].astype(np.int16) - frames[:-k].astype(np.int16), flow_k)
-        for g in grids:
-            cp = g.extract(frames, flow=flow)
-            moving = g.moving(cp.motion)
-            if len(grids) > 1:  # each grid keeps a 1/len(grids) share: the same data volume, more positions
-                moving &= rng.random(moving.shape) < 1.0 / len(grids)
-            parts.append(g.select(cp, moving))
-            for k, (diff_k, flow_k) in lag.items():
-                fg_k = None if cp.fg is None else cp.fg[k:]
-                flow_cells = None if flow_k is None else g.flow_cells(flow_k)
-                lagged = ClipPatches(cp.gray[k:], g.cells(diff_k), cp.motion[k:], fg_k, flow_cells)
-                fast.append(g.select(lagged, moving[k:]))
+                flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset))
+                fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
         if progress is not None and task is not None:
             progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
     data = torch.cat(parts)
@@ -133,53 +114,7 @@ def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Conf
         data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
     if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
         fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
-    if fast_data is not None and cfg.train.rigid_twins > 0:
-        fast_data = fast_data.clone()
-        where = pick_share(len(fast_data), cfg.train.rigid_twins, gen)
-        fast_data[where] = rigid(data[torch.randint(0, len(data), (len(where),), generator=gen)], cfg.patches.channels)
-    if cfg.train.mirror > 0:
-        data = mirror_share(data, cfg.train.mirror, cfg.patches.channels, gen)
-        fast_data = None if fast_data is None else mirror_share(fast_data, cfg.train.mirror, cfg.patches.channels, gen)
     return data, fast_data
-
-
-def pick_share(n: int, share: float, gen: torch.Generator) -> torch.Tensor:
-    """Indices of a random ``share`` of ``n`` items (rounded), drawn with ``gen``."""
-    return torch.randperm(n, generator=gen)[: int(round(n * share))]
-
-
-def mirror(x: torch.Tensor, channels: str) -> torch.Tensor:
-    """Patches (M, C, s, s) mirrored left-right: every plane flipped, and flow's x component negated with it."""
-    out = x.flip(-1)
-    planes = channel_planes(channels).get("flow")
-    if planes is not None:
-        out[:, planes.start] = -out[:, planes.start]
-    return out
-
-
-def mirror_share(x: torch.Tensor, share: float, channels: str, gen: torch.Generator) -> torch.Tensor:
-    """A copy of ``x`` with a random ``share`` of its patches mirrored (``mirror``)."""
-    out = x.clone()
-    where = pick_share(len(x), share, gen)
-    out[where] = mirror(x[where], channels)
-    return out
-
-
-def rigid(x: torch.Tensor, channels: str, min_speed: float = 0.1) -> torch.Tensor:
-    """Patches whose moving flow pixels (|flow| > ``min_speed``, scaled units) all take the patch's mean flow.
-
-    Walking is articulated (legs and arms move against the body); a board, bike or cart glides as one piece.
-    Other channels are left as they are.
-    """
-    out = x.clone()
-    planes = channel_planes(channels).get("flow")
-    if planes is None:
-        return out
-    f = out[:, planes]
-    moving = (f.pow(2).sum(1, keepdim=True).sqrt() > min_speed).float()
-    mean = (f * moving).sum((2, 3), keepdim=True) / moving.sum((2, 3), keepdim=True).clamp(min=1.0)
-    out[:, planes] = torch.where(moving.bool(), mean.expand_as(f), f)
-    return out
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -209,12 +144,10 @@ def phase_one_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer,
 
 def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torch.optim.Optimizer,
                    x: torch.Tensor, xi: torch.Tensor, xj: torch.Tensor,
-                   x_fast: torch.Tensor | None = None, fast_weight: float = 1.0,
-                   joint: bool = False) -> float:  # fmt: skip
+                   x_fast: torch.Tensor | None = None) -> float:  # fmt: skip
     """D learns good (x, G_n(x)) vs bad (G_old(x), G_n of a blend of two G_old outputs); 4 separate D calls.
 
-    With ``x_fast`` (frame-skip twins, ours), a fifth call also marks G_n(x_fast) as bad. ``joint``: one D
-    call over all groups, so BatchNorm normalises good and bad together (see ``train.phase2_norm``).
+    With ``x_fast`` (frame-skip twins, ours), a fifth call also marks G_n(x_fast) as bad, with weight 1.
     """
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
     with torch.no_grad(), amp:
@@ -224,12 +157,9 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
         fast = G_n(x_fast) if x_fast is not None else None
     groups = [(x, 0.0, 0.1), (good, 0.0, 0.9), (bad, 1.0, 0.001), (pseudo, 1.0, 0.999)]
     if fast is not None:
-        groups.append((fast, 1.0, fast_weight))
+        groups.append((fast, 1.0, 1.0))
     with amp:
-        if joint:
-            outs = D(torch.cat([g[0] for g in groups])).split([len(g[0]) for g in groups])
-        else:
-            outs = [D(g[0]) for g in groups]
+        outs = [D(g[0]) for g in groups]
         loss = sum(w * bce(o, t) for o, (_, t, w) in zip(outs, groups, strict=True))
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -319,6 +249,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     """Train both phases into ``run_dir`` (each of ``train.members``); ``resume`` continues ``last.safetensors``."""
     console = console or Console()
     device = device or torch.device("cpu")
+    validate(cfg)  # assignments to one section are checked there; the rules between sections here
     resolve_model_config(cfg.model)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
@@ -342,8 +273,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     t0 = time.perf_counter() - (state[1]["elapsed_s"] if state else 0.0)
 
     with progress_bar(console) as progress:
-        background = estimate_background(train_clips, cfg) if "fg" in cfg.patches.channels else None
-        all_data, all_fast = collect_patches(train_clips, cfg, progress, background)
+        all_data, all_fast = collect_patches(train_clips, cfg, progress)
         n = 0
         for i in range(len(finished), cfg.train.members):
             data, fast_data = sample_patches(all_data, all_fast, cfg, member_seed(cfg, i))
@@ -352,11 +282,10 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
             finished.append(_train_member(cfg, i, data, fast_data, device, progress, log, last, finished,
                                           member_state, t0))  # fmt: skip
     # phase-one reference model: D(G(x)) before phase two
-    p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1},
-                  background=background)  # fmt: skip
+    p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1})
     p1.calibration = calibrate(p1, holdout)
     phase1_path = p1.save(run_dir / "phase1.safetensors")
-    det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2}, background=background)
+    det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2})
     det.calibration = calibrate(det, holdout)
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
@@ -376,7 +305,6 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d)
     G_old: Generator | None = None
-    g_avg = _ema(G, cfg.train.phase1_ema)
     start_epoch = 0
     if state is not None:
         tensors, meta = state
@@ -385,8 +313,6 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         if any(k.startswith("G_old.") for k in tensors):
             G_old = copy.deepcopy(G)
             G_old.load_state_dict(unprefixed(tensors, "G_old"))
-        if g_avg is not None:
-            g_avg.load_state_dict(unprefixed(tensors, "G_ema"))
         optimizer_from_tensors(opt_g, tensors, "opt_g", meta["opt_g_groups"])
         optimizer_from_tensors(opt_d, tensors, "opt_d", meta["opt_d_groups"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -405,28 +331,22 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         for i in range(steps):
             x = data[order[i * bs : (i + 1) * bs]].to(device, non_blocking=True)
             out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen)
-            if g_avg is not None:
-                g_avg.update_parameters(G)
             for k in sums:
                 sums[k] += out[k]
             if i % 10 == 0:
                 progress.update(task, completed=i + 1, info=f"D {out['loss_d']:.3f} G {out['loss_g']:.3f}")
         progress.update(task, completed=steps)
         if epoch == 0:
-            G_old = copy.deepcopy(G if g_avg is None else g_avg.module).eval()  # "old is gold": the low-epoch G
+            G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch G
         log.write(member=member, phase=1, epoch=epoch + 1, **{k: v / steps for k, v in sums.items()},
                   seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
         tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
-        if g_avg is not None:
-            tensors.update(prefixed(g_avg.state_dict(), "G_ema"))
         tensors["rng.gen"] = gen.get_state()
         for j, done in enumerate(finished):
             tensors.update(done.tensors(j))
         save_checkpoint(last, tensors, {"config": cfg.to_dict(), "member": member, "epochs_done": epoch + 1,
                                         "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
     assert G_old is not None
-    if g_avg is not None:
-        G = g_avg.module
     D1 = copy.deepcopy(D).eval()
     # ---- phase two -------------------------------------------------------------------------
     G.eval()
@@ -440,14 +360,13 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
     d_avg = _ema(D, cfg.train.phase2_ema)
     task = progress.add_task(f"{tag}phase 2", total=cfg.train.phase2_steps, info="")
     losses = []
-    joint = cfg.train.phase2_norm == "joint"
     for _ in range(cfg.train.phase2_steps):
         idx = torch.randint(0, n, (3, bs), generator=gen)
         x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
         x_fast = None
         if fast_data is not None:
             x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
-        losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, cfg.train.skip_weight, joint))
+        losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast))
         if d_avg is not None:
             d_avg.update_parameters(D)
         progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")

@@ -7,6 +7,9 @@ from ognet_video.config import load_config
 from ognet_video.errors import UserError
 from ognet_video.model import PRESETS, build_models, count_parameters, in_channels, resolve_model_config
 
+GRAY45 = ["patches.channels=gray", "train.skip_frames=[]", "patches.size=45", "patches.height=225",
+          "patches.width=360", "patches.stride=45"]  # fmt: skip
+
 
 def models_for(*overrides: str):
     cfg = load_config(None, list(overrides))
@@ -16,16 +19,17 @@ def models_for(*overrides: str):
 
 
 @pytest.mark.parametrize("preset", ["paper", "cpu"])
-@pytest.mark.parametrize("channels", ["gray", "gray+diff"])
+@pytest.mark.parametrize("channels", ["gray", "flow"])
 def test_output_shapes(preset, channels):
-    cfg, G, D = models_for(f"model.preset={preset}", f"patches.channels={channels}")
-    c = in_channels(cfg)
-    assert c == (2 if channels == "gray+diff" else 1)
-    x = torch.rand(3, c, 45, 45) * 2 - 1
+    extra = ["train.skip_frames=[]"] if channels == "gray" else []
+    cfg, G, D = models_for(f"model.preset={preset}", f"patches.channels={channels}", *extra)
+    c, s = in_channels(cfg), cfg.patches.size
+    assert c == (2 if channels == "flow" else 1)
+    x = torch.rand(3, c, s, s) * 2 - 1
     with torch.no_grad():
         y = G(x)
         logits = D(y)
-    assert y.shape == (3, c, 45, 45)
+    assert y.shape == (3, c, s, s)
     assert y.abs().max() <= 1.0  # tanh output, same range as the input
     assert logits.shape == (3,)  # one logit per patch
     # logits depend on the patch: not one constant per batch
@@ -33,14 +37,14 @@ def test_output_shapes(preset, channels):
 
 
 def test_paper_preset_parameter_counts():
-    _, G, D = models_for("model.preset=paper")
+    _, G, D = models_for("model.preset=paper", *GRAY45)
     assert count_parameters(G) == pytest.approx(8.6e6, rel=0.05)
     assert count_parameters(D) == pytest.approx(4.3e6, rel=0.05)
 
 
 def test_cpu_preset_is_much_lighter_than_paper():
-    _, Gp, Dp = models_for("model.preset=paper")
-    _, Gc, Dc = models_for("model.preset=cpu")
+    _, Gp, Dp = models_for("model.preset=paper", *GRAY45)
+    _, Gc, Dc = models_for("model.preset=cpu", *GRAY45)
     assert count_parameters(Gc) < count_parameters(Gp) / 10
     assert count_parameters(Dc) < count_parameters(Dp) / 10
 
@@ -56,7 +60,7 @@ def test_named_preset_overrides_widths_custom_keeps_them():
 
 
 def test_discriminator_without_batchnorm():
-    _, _, D = models_for("model.preset=custom", "model.d_channels=[4,8,8,8]", "model.d_norm=none")
+    _, _, D = models_for("model.preset=custom", "model.d_channels=[4,8,8,8]", "model.d_norm=none", *GRAY45)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
     assert D(torch.zeros(2, 1, 45, 45)).shape == (2,)
 
@@ -75,7 +79,8 @@ def test_discriminator_without_batchnorm():
 )
 def test_generator_reproduces_every_accepted_patch_size(arch, size):
     overrides = ["model.preset=custom", f"model.g_arch={arch}", "model.g_channels=[4,8,8,8]",
-                 "model.d_channels=[4,8,8,8]", f"patches.size={size}", f"patches.stride={size}"]  # fmt: skip
+                 "model.d_channels=[4,8,8,8]", f"patches.size={size}", f"patches.stride={size}",
+                 "patches.channels=gray", "train.skip_frames=[]"]  # fmt: skip
     if arch == "strided" and size % 4 != 1:
         try:
             cfg = load_config(None, overrides)
