@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -30,7 +30,8 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"g_arch": "strided", "g_channels": [16, 32, 64, 64], "d_channels": [16, 32, 64, 64]},
 }
 
-# Options that were removed, each with the value that is now the only behaviour.
+# Options that were removed, each with the value that is now the only behaviour. Only checkpoints written
+# before the removal carry them: ``upgrade_checkpoint_config`` drops them (see there).
 RETIRED: dict[str, Any] = {
     "patches.diff_gain": None,  # any value: only the removed frame-difference channels read it
     "patches.flow_step": 1,
@@ -53,6 +54,7 @@ Int = Annotated[int, BeforeValidator(_no_bool)]
 Float = Annotated[float, BeforeValidator(_no_bool)]
 Channels = Literal["gray", "flow"]
 FlowPreset = Literal["fast", "medium"]
+FLOW_PRESETS: tuple[str, ...] = get_args(FlowPreset)
 Widths = Annotated[list[Annotated[Int, Field(gt=0)]], Field(min_length=4, max_length=4)]
 
 
@@ -320,3 +322,29 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         sources[f"{section}.{key}"] = "override"
         sources.setdefault(section, "override")
     return _build(data, sources, "config")
+
+
+def upgrade_checkpoint_config(data: Any, source: str) -> Any:
+    """A checkpoint's stored config, readable by this version: options removed since it was written go.
+
+    Training-only ones (``train.*``) go whatever their value: they shaped the weights but not how the weights
+    score. A scoring option goes only if it holds the value that is now the only behaviour; otherwise the
+    model needs retraining. A gray model's unused flow preset becomes the default.
+    """
+    if not isinstance(data, dict):
+        return data
+    data = copy.deepcopy(data)
+    for key, now in RETIRED.items():
+        section, _, name = key.partition(".")
+        values = data.get(section)
+        if not isinstance(values, dict) or name not in values:
+            continue
+        value = values.pop(name)
+        if section != "train" and now is not None and value != now:
+            raise UserError(f"{source}: {key}={value!r}: the model was trained with an option this version no "
+                            f"longer has (only {now!r}); retrain it")  # fmt: skip
+    patches = data.get("patches")
+    if isinstance(patches, dict) and patches.get("channels") == "gray" and "flow_preset" in patches:
+        if patches["flow_preset"] not in FLOW_PRESETS:
+            patches["flow_preset"] = PatchConfig.model_fields["flow_preset"].default
+    return data

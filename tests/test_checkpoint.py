@@ -83,6 +83,24 @@ def test_trained_model_round_trip(tmp_path, trained_run, patches):
     assert again.calibration == det.calibration
 
 
+def test_checkpoint_of_an_older_version_loads(tmp_path, tiny_config, patches):
+    """Metadata with options removed since (at the values that are now the only behaviour) still loads."""
+    det = make_detector(tiny_config())
+    tensors, meta = load_checkpoint(det.save(tmp_path / "m.safetensors"))
+    meta["config"]["patches"].update(flow_preset="ultrafast", flow_step=1, diff_gain=1.0)  # a gray model of old
+    meta["config"]["train"].update(grid_offsets=[], mirror=0.0, rigid_twins=0.0, phase1_ema=0.0, skip_weight=1.0)
+    meta["config"]["score"]["output"] = "logit"
+    old = save_checkpoint(tmp_path / "old.safetensors", tensors, meta)
+    loaded = Detector.load(old)
+    assert loaded.cfg == det.cfg.model_copy(
+        update={"patches": det.cfg.patches.model_copy(update={"flow_preset": "medium"})}
+    )
+    assert np.array_equal(loaded.patch_scores(patches), det.patch_scores(patches))
+    meta["config"]["score"]["output"] = "prob"
+    with pytest.raises(UserError, match="score.output='prob'.*retrain"):
+        Detector.load(save_checkpoint(tmp_path / "prob.safetensors", tensors, meta))
+
+
 def test_detector_without_calibration_round_trip(tmp_path, tiny_config):
     det = make_detector(tiny_config())
     det.calibration = None

@@ -12,6 +12,7 @@ from ognet_video.config import (
     PatchConfig,
     load_config,
     set_value,
+    upgrade_checkpoint_config,
     validate,
 )
 from ognet_video.errors import UserError
@@ -330,3 +331,23 @@ def test_named_preset_decides_the_generator_for_the_size_rule():
     with pytest.raises(UserError, match="size % 4 == 1"):
         load_config(None, ["model.preset=cpu", "model.g_arch=paper", "patches.size=32", "patches.stride=32"])
     load_config(None, ["model.preset=custom", "model.g_arch=paper", "patches.size=32", "patches.stride=32"])
+
+
+def test_checkpoint_config_of_an_older_version_is_upgraded():
+    old = Config().to_dict()
+    old["patches"].update(flow_step=1, diff_gain=1.0)
+    old["train"].update(grid_offsets=[], rigid_twins=0.5, mirror=0.0, phase1_ema=0.0, skip_weight=1.0)
+    old["score"]["output"] = "logit"
+    assert Config.from_dict(upgrade_checkpoint_config(old, "m.safetensors")) == Config()
+    gray = load_config(None, ["patches.channels=gray", "train.skip_frames=[]"]).to_dict()
+    gray["patches"]["flow_preset"] = "ultrafast"  # the old default, unused by a gray model
+    assert Config.from_dict(upgrade_checkpoint_config(gray, "m")).patches.flow_preset == "medium"
+    for section, key, value in (("score", "output", "prob"), ("patches", "flow_step", 2)):
+        bad = Config().to_dict()
+        bad[section][key] = value
+        with pytest.raises(UserError) as err:
+            upgrade_checkpoint_config(bad, "m.safetensors")
+        assert one_line(err).startswith(f"m.safetensors: {section}.{key}={value!r}") and "retrain" in str(err.value)
+    with pytest.raises(UserError) as err:
+        Config.from_dict({**Config().to_dict(), "extra": {}}, source="m.safetensors")
+    assert one_line(err) == "m.safetensors: unknown section 'extra'; use patches, model, train, score"
