@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 from pathlib import Path
 
@@ -316,15 +315,11 @@ def watch_cmd(
         raise typer.Exit(res.exit_code)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    from ognet_video.engine import Terminated
-
-    raise Terminated()
-
-
 def main() -> None:
     """Entry point: user mistakes become one red line and exit code 2, never a traceback; SIGTERM is Ctrl-C."""
-    signal.signal(signal.SIGTERM, _terminate)
+    from ognet_video.engine import install_signal_handlers
+
+    install_signal_handlers()
     try:
         app()  # standalone: typer/click print usage errors themselves (exit 2)
     except UserError as exc:

@@ -14,6 +14,7 @@ raising ``StopRun`` (a window closed) ends the run normally.
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,34 @@ EXIT_CODES = {"interrupted": 130, "terminated": 143, "lost": 1, "failed": 1}
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (kill, docker stop, systemd), handled like Ctrl-C."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM while a run loop is active ask it to stop after the current batch, so every sink has
+    the same frames; outside a run (or on a second signal) they raise at once, as Python does by default."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.requested: str | None = None
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.running and self.requested is None:
+            self.requested = "terminated" if signum == signal.SIGTERM else "interrupted"
+            return
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise Terminated() if self.requested == "terminated" else KeyboardInterrupt()
+
+
+SIGNALS = _Signals()
+
+
+def install_signal_handlers() -> None:
+    """Route SIGINT and SIGTERM through ``SIGNALS`` (the command line does; call it from the main thread)."""
+    signal.signal(signal.SIGINT, SIGNALS.handler)
+    signal.signal(signal.SIGTERM, SIGNALS.handler)
 
 
 class StopRun(Exception):  # noqa: N818 - a request, not an error
@@ -152,8 +181,10 @@ class Engine:
 
     def run(self, streams: Iterable[Stream], concurrency: int = 1) -> list[Stream]:
         todo, active, done = iter(streams), [], []
+        SIGNALS.running += 1
         try:
             while True:
+                SIGNALS.check()
                 while len(active) < concurrency and (s := next(todo, None)) is not None:
                     if self._start(s):
                         active.append(s)
@@ -164,6 +195,7 @@ class Engine:
                 for s in list(active):
                     if not self._step(s, wait):
                         active.remove(s)
+                    SIGNALS.check()
         except KeyboardInterrupt as exc:
             self.interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
             for s in active:
@@ -171,6 +203,9 @@ class Engine:
         except StopRun as stop:
             for s in active:
                 self._end(s, stop.reason)
+        finally:
+            SIGNALS.running -= 1
+            SIGNALS.requested = None
         return done
 
     def _start(self, s: Stream) -> bool:

@@ -413,3 +413,51 @@ def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_f
     assert proc.returncode == EXIT_FAILED_BASE + 1
     assert "1 of 1 clips not scored" in cli_mod.console.file.getvalue()
     assert (tmp_path / "runs" / "score" / "o-1" / "summary.csv").is_file()
+
+
+def test_a_long_file_name_is_scored_and_a_cut_off_video_is_reported(tmp_path, model, walkway_ds):
+    frames = [read_gray(f) for f in walkway_ds.test[0].frames]
+    root = tmp_path / "in"
+    root.mkdir()
+    long = write_mp4(root / ("z" * 245 + ".mp4"), frames)  # a 249-byte file name: no longer folder name is made
+    whole = root / "cut.avi"
+    vw = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 10, (360, 240))
+    for f in frames * 3:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    vw.release()
+    data = whole.read_bytes()
+    whole.write_bytes(data[: len(data) // 2])  # the container still says 60 frames
+    res = run_score([root], model, tmp_path / "out")
+    recs = {Path(r.input).name: r for r in res.records}
+    ok = recs[long.name]
+    assert ok.status == "done" and ok.frames == len(frames) and len(ok.name) <= 96
+    assert (tmp_path / "out" / "clips" / ok.name / "scores.csv").is_file()
+    cut = recs["cut.avi"]
+    assert cut.status == "short" and "of 60 frames" in cut.reason and 0 < cut.frames < 60
+    assert res.exit_code == EXIT_FAILED_BASE + 1  # a clip that ends early counts as not scored
+    assert "short" in (tmp_path / "out" / "summary.csv").read_text()
+
+
+INTERRUPT_SCRIPT = KILL_SCRIPT.replace("from ognet_video import score\n", "from ognet_video import score\nfrom ognet_video.engine import install_signal_handlers\ninstall_signal_handlers()\n").replace(
+    "score.score(", "res = score.score("
+) + "sys.exit(res.exit_code)\n"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_keeps_finished_clips_and_writes_the_summary(tmp_path, model, many_clips, sig, code):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    args = [sys.executable, "-c", INTERRUPT_SCRIPT, str(many_clips), str(model), str(out)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(read_manifest(out)) < 2:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == code, proc.stderr.read().decode()[-2000:]
+    done = manifest_lines(out)
+    assert 2 <= len(done) < 5 and all(r["status"] == "done" for r in done)  # the clip in flight is not "failed"
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(done)
+    assert not [p for p in (out / "clips").iterdir() if p.name.startswith(".")]  # its temp folder is gone
+    res = run_score([many_clips], model, out, workers=2)
+    assert (res.skipped, res.scored, res.exit_code) == (len(done), 5 - len(done), 0)

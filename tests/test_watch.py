@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from conftest import quiet_console
+from conftest import cli_command, quiet_console
 from rich.console import Console
 
 from ognet_video.annotate import AnnotatedVideoWriter
@@ -25,12 +28,11 @@ from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.scoring import StreamScorer
 from ognet_video.runs import load_model
+from ognet_video.scoring import StreamScorer
 from ognet_video.sources import Reader
 from ognet_video.watch import WatchOptions
 from ognet_video.watch import watch as _watch
-
 
 OPTION_NAMES = set(WatchOptions.__dataclass_fields__)
 
@@ -308,3 +310,27 @@ def test_cli_watch_as_a_new_user_runs_it(cli, anomaly_clip, trained_run, tmp_pat
     run_dir = tmp_path / "runs" / "watch" / f"{anomaly_clip.path.stem}-1"
     assert len(read_jsonl(run_dir / "scores.jsonl")) == len(anomaly_clip.frames)
     assert (run_dir / "annotated.mp4").is_file() and read_jsonl(run_dir / "events.jsonl")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_keep_the_video_summary_and_open_event(anomaly_clip, trained_run, tmp_path, sig):
+    """What kill, docker stop and systemd send is handled like Ctrl-C: every output is complete."""
+    long = write_mp4(tmp_path / "long.mp4", anomaly_clip.frames * 20)
+    args = [*cli_command(), "watch", str(long), "--model", str(trained_run.run_dir), "--save-video"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scores = tmp_path / "runs" / "watch" / "long-1" / "scores.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not scores.is_file() or len(scores.read_text().splitlines()) < 40):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), out + err
+    assert "Traceback" not in err
+    run = scores.parent
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped"] == ("terminated" if sig == signal.SIGTERM else "interrupted")
+    n = len(read_jsonl(scores))
+    assert summary["frames"] == n and 40 <= n < 20 * len(anomaly_clip.frames)
+    assert len(decode(run / "annotated.mp4")) == n
+    read_jsonl(run / "events.jsonl")
