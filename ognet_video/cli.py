@@ -83,8 +83,9 @@ def _runtime_overrides(det, overrides: list[str]) -> None:
 def data_download(
     dataset: str = typer.Argument("ped2", help="Only 'ped2' (UCSD Ped2) can be downloaded."),
     root: Path = typer.Option(Path("data"), "--root", help="Folder to download and extract into.", metavar="DIR"),
-    url: str = typer.Option(None, "--url", help="Mirror of UCSD_Anomaly_Dataset.tar.gz (sha256 is still checked).",
-                            metavar="URL"),  # fmt: skip
+    url: str = typer.Option(
+        None, "--url", help="Mirror of UCSD_Anomaly_Dataset.tar.gz (sha256 is still checked).", metavar="URL"
+    ),  # fmt: skip
 ) -> None:
     """Download the official UCSD tarball, verify its sha256 and extract UCSDped2/ safely."""
     from ognet_video.data.ped2 import PED2_URL, download_ped2
@@ -124,16 +125,21 @@ def data_verify(
 def train(
     dataset: str = typer.Argument(..., help="'ped2', or 'folder' for any frames-layout dataset."),
     overrides: list[str] = typer.Argument(None, help="Settings, e.g. train.epochs=6 train.seed=1", metavar="KEY=VALUE"),
-    data: Path = typer.Option(..., "--data", help="Dataset root: UCSD layout or training/frames + testing/frames.",
-                              metavar="DIR"),  # fmt: skip
-    config: Path = typer.Option(None, "--config", "-c", help="YAML settings (default: the CPU recipe, "
-                                "configs/ped2-cpu.yaml).", metavar="FILE"),  # fmt: skip
-    project: Path = typer.Option(Path("runs/train"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    data: Path = typer.Option(
+        ..., "--data", help="Dataset root: UCSD layout or training/frames + testing/frames.", metavar="DIR"
+    ),  # fmt: skip
+    config: Path = typer.Option(
+        None, "--config", "-c", help="YAML settings (default: the CPU recipe, configs/ped2-cpu.yaml).", metavar="FILE"
+    ),  # fmt: skip
+    project: Path = typer.Option(
+        Path("runs/train"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
+    ),
     name: str = typer.Option(None, "--name", help="Run name (default: the dataset name).", metavar="NAME"),
     resume: bool = _flag(False, "--resume", "Continue the newest unfinished run of this name."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
-    evaluate_after: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the test split when done.",
-                                        metavar=""),  # fmt: skip
+    evaluate_after: bool = typer.Option(
+        True, "--eval/--no-eval", help="Evaluate on the test split when done.", metavar=""
+    ),  # fmt: skip
 ) -> None:
     """Train OGNet (phase one + phase two), calibrate on held-out normal clips, save runs/train/NAME-N."""
     from ognet_video.config import load_config
@@ -152,7 +158,9 @@ def train(
             raise UserError(f"{run_dir} already finished; nothing to resume (start a new run without --resume)")
     else:
         run_dir = new_run_dir(project, run_name)
-    console.print(f"training [bold]{cfg.model.preset}[/] preset on {ds.name} ({ds.layout} layout) -> {run_dir} on {dev}")
+    console.print(
+        f"training [bold]{cfg.model.preset}[/] preset on {ds.name} ({ds.layout} layout) -> {run_dir} on {dev}"
+    )
     res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=console)
     console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
     if evaluate_after and any(c.labels is not None for c in ds.test):
@@ -182,8 +190,9 @@ def eval_cmd(
     overrides: list[str] = typer.Argument(None, help=f"Only {', '.join(RUNTIME_KEYS)}.", metavar="KEY=VALUE"),
     data: Path = typer.Option(..., "--data", help="Dataset root with the test split.", metavar="DIR"),
     model: Path = _model_opt(),
-    dataset: str = typer.Option("ped2", "--dataset", help="'ped2' (built-in labels) or 'folder' (labels.json).",
-                                metavar="NAME"),  # fmt: skip
+    dataset: str = typer.Option(
+        "ped2", "--dataset", help="'ped2' (built-in labels) or 'folder' (labels.json).", metavar="NAME"
+    ),  # fmt: skip
     project: Path = typer.Option(Path("runs/eval"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
     name: str = typer.Option(None, "--name", help="Run name (default: the model's run name).", metavar="NAME"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
@@ -230,15 +239,19 @@ def demo(
                               "ognet-video score 'archive/**/*.mp4' --model runs/train/lobby-1 --timelines",
                               "ognet-video score recordings/ --recursive --resume"))  # fmt: skip
 def score(
-    inputs: list[str] = typer.Argument(..., help="Video files, frame folders, folders of those, globs (quote globs).",
-                                       metavar="INPUT..."),  # fmt: skip
+    inputs: list[str] = typer.Argument(
+        ..., help="Video files, frame folders, folders of those, globs (quote globs).", metavar="INPUT..."
+    ),  # fmt: skip
     model: Path = _model_opt(),
-    project: Path = typer.Option(Path("runs/score"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    project: Path = typer.Option(
+        Path("runs/score"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
+    ),
     name: str = typer.Option(None, "--name", help="Run name (default: the first input's name).", metavar="NAME"),
     resume: bool = _flag(False, "--resume", "Continue the newest run of this name: finished clips are skipped."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth.", metavar=""),
-    workers: int = typer.Option(None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU).",
-                                metavar="N"),  # fmt: skip
+    workers: int = typer.Option(
+        None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU).", metavar="N"
+    ),  # fmt: skip
     timelines: bool = _flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
     save_video: bool = _flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column.", metavar="FPS"),
@@ -277,20 +290,28 @@ def score(
                                        "ognet-video watch rtsp://user:pass@camera/stream --model runs/train/lobby-1",
                                        "ognet-video watch 0 --show", "ognet-video watch 'frames/*.jpg' --fps 25"))  # fmt: skip
 def watch_cmd(
-    source: list[str] = typer.Argument(..., help="Video file, webcam index (0), rtsp:// or http:// URL, folder of "
-                                       "frames, or a quoted glob; and score.event_frames=N / score.batch_frames=N.",
-                                       metavar="SOURCE"),  # fmt: skip
+    source: list[str] = typer.Argument(
+        ...,
+        help="Video file, webcam index (0), rtsp:// or http:// URL, folder of "
+        "frames, or a quoted glob; and score.event_frames=N / score.batch_frames=N.",
+        metavar="SOURCE",
+    ),  # fmt: skip
     model: Path = _model_opt(),
     save_video: bool = _flag(False, "--save-video", "Also write annotated.mp4 (heat map, score strip)."),
     show: bool = _flag(False, "--show", "Show the annotated frames in a window (needs a display)."),
-    stride: int = typer.Option(1, "--stride", help="Score every Nth frame; motion is measured between scored frames.",
-                               metavar="N"),  # fmt: skip
+    stride: int = typer.Option(
+        1, "--stride", help="Score every Nth frame; motion is measured between scored frames.", metavar="N"
+    ),  # fmt: skip
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many scored frames.", metavar="N"),
-    fps: float = typer.Option(10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video).",
-                              metavar="FPS"),  # fmt: skip
-    connect_timeout: float = typer.Option(15.0, "--connect-timeout", help="Seconds to wait for a camera or stream.",
-                                          metavar="S"),  # fmt: skip
-    project: Path = typer.Option(Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
+    fps: float = typer.Option(
+        10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video).", metavar="FPS"
+    ),  # fmt: skip
+    connect_timeout: float = typer.Option(
+        15.0, "--connect-timeout", help="Seconds to wait for a camera or stream.", metavar="S"
+    ),  # fmt: skip
+    project: Path = typer.Option(
+        Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
+    ),
     name: str = typer.Option(None, "--name", help="Run name (default: the source's name).", metavar="NAME"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:

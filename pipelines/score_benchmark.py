@@ -50,7 +50,9 @@ def read_scores(path: Path) -> dict[str, np.ndarray]:
     with open(path) as f:
         rows = list(csv.DictReader(f))
     # an empty raw/score cell is an unscored frame (a clip's first: no predecessor)
-    return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in ("raw", "score", "smoothed", "anomalous")}
+    return {
+        k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in ("raw", "score", "smoothed", "anomalous")
+    }
 
 
 def out_files(out: Path) -> dict[str, bytes]:

@@ -73,7 +73,9 @@ def test_help(main_cli):
 
 def test_eval_and_info_on_a_trained_run(cli, trained_run, walkway, tmp_path):
     run = trained_run.run_dir
-    proc = cli("eval", "--model", run, "--data", walkway, "--dataset", "folder", "--project", tmp_path, "--device", "cpu")
+    proc = cli(
+        "eval", "--model", run, "--data", walkway, "--dataset", "folder", "--project", tmp_path, "--device", "cpu"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = json.loads((tmp_path / f"{run.name}-1" / "metrics.json").read_text())
     assert metrics["frames"] == 40 and metrics["preset"] == "custom"

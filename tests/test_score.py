@@ -438,9 +438,13 @@ def test_a_long_file_name_is_scored_and_a_cut_off_video_is_reported(tmp_path, mo
     assert "short" in (tmp_path / "out" / "summary.csv").read_text()
 
 
-INTERRUPT_SCRIPT = KILL_SCRIPT.replace("from ognet_video import score\n", "from ognet_video import score\nfrom ognet_video.engine import install_signal_handlers\ninstall_signal_handlers()\n").replace(
-    "score.score(", "res = score.score("
-) + "sys.exit(res.exit_code)\n"
+INTERRUPT_SCRIPT = (
+    KILL_SCRIPT.replace(
+        "from ognet_video import score\n",
+        "from ognet_video import score\nfrom ognet_video.engine import install_signal_handlers\ninstall_signal_handlers()\n",
+    ).replace("score.score(", "res = score.score(")
+    + "sys.exit(res.exit_code)\n"
+)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

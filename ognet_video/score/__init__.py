@@ -29,7 +29,9 @@ def output_folder(inputs: list[str], project: Path, name: str | None, resume: bo
         try:
             return latest_run_dir(project, name, need=RUN_INFO)
         except UserError:
-            raise UserError(f"nothing to resume: no {project}/{name}-N holds a score run; run without --resume") from None
+            raise UserError(
+                f"nothing to resume: no {project}/{name}-N holds a score run; run without --resume"
+            ) from None
     return new_run_dir(project, name)
 
 
@@ -61,7 +63,9 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
     elif out.is_dir() and not (out / RUN_INFO).is_file() and any(p.name != ".lock" for p in out.iterdir()):
         raise UserError(f"{out} holds other files and no {RUN_INFO}: it is not a score folder; use another")
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"model {model_path} (sha256 {mid[:12]}) on {detector.device}, decode workers: {opts.workers} -> {out}")
+    console.print(
+        f"model {model_path} (sha256 {mid[:12]}) on {detector.device}, decode workers: {opts.workers} -> {out}"
+    )
     with locked(out):
         info = {"model": str(model_path), "model_sha256": mid, "fps": opts.fps,
                 "threshold": detector.calibration.threshold}  # fmt: skip

@@ -64,7 +64,10 @@ class ClipFolder(Sink):
         src = stream.source
         status, reason = "done", ""
         if src.kind == "video" and _short(src.decoded, src.length):
-            status, reason = "short", f"ended after {src.decoded} of {src.length} frames: the file is cut off or damaged"
+            status, reason = (
+                "short",
+                f"ended after {src.decoded} of {src.length} frames: the file is cut off or damaged",
+            )
         n = self.frames
         self._record(status, reason, frames=n, max_score=self.max_score, anomalous_share=self.flags / n if n else None,
                      events=stream.stats.events, first_event_frame=None if self.first is None else self.first[0],

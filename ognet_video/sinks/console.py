@@ -99,7 +99,9 @@ class LivePanel(Sink):
         t.add_column(style="bold")
         t.add_column()
         of = f" / {total}" if total else ""
-        t.add_row("frames", f"{st.frames}{of}   {self.fps:.1f} fps   dropped {dropped}   reconnects {s.source.reconnects}")
+        t.add_row(
+            "frames", f"{st.frames}{of}   {self.fps:.1f} fps   dropped {dropped}   reconnects {s.source.reconnects}"
+        )
         if self.recent:
             smoothed, flag = self.recent[-1]
             thr = s.scorer.threshold
