@@ -26,7 +26,6 @@ from ognet_video.metrics import summarize
 from ognet_video.postprocess import calibrated, causal_smooth, offline_smooth
 from ognet_video.report import plot_roc, plot_timeline
 from ognet_video.scoring import FrameScorer
-from ognet_video.sources import ImageFiles
 from ognet_video.train import progress_bar
 
 MODES = ("none", "causal", "offline")
@@ -99,8 +98,7 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
 
 
 def _frames(clip: Clip, progress, task):
-    """A dataset clip through the same source class as ``watch`` and ``score`` read frame folders with."""
-    for f in ImageFiles(clip.name, files=clip.frames):
+    for f in clip.source():
         yield f.image
         progress.advance(task)
 

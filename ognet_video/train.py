@@ -36,7 +36,7 @@ from ognet_video.checkpoint import (
     unprefixed,
 )
 from ognet_video.config import Config, validate
-from ognet_video.data import Clip, Dataset, read_gray
+from ognet_video.data import Clip, Dataset
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.host import host_info
@@ -44,7 +44,6 @@ from ognet_video.model import Discriminator, Generator, build_models, resolve_mo
 from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
-from ognet_video.sources import ImageFiles
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -70,7 +69,7 @@ def split_clips(dataset: Dataset, holdout: int) -> tuple[list[Clip], list[Clip]]
 
 
 def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
-    return np.stack([extractor.prepare(read_gray(f)) for f in clip.frames])
+    return np.stack([extractor.prepare(f.image) for f in clip.source()])
 
 
 def collect_patches(
@@ -171,7 +170,7 @@ def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
     """Score held-out normal clips (raw scores: calibration comes after them) and fit the normalisation and
     threshold stored in the checkpoint."""
     scorer = FrameScorer(detector)
-    scores = {clip.name: scorer.score_clip(f.image for f in ImageFiles(clip.name, files=clip.frames)) for clip in clips}
+    scores = {clip.name: scorer.score_clip(f.image for f in clip.source()) for clip in clips}
     if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
         raise UserError("no moving patch in the held-out clips: cannot calibrate; lower patches.motion_threshold")
     return fit_calibration(scores, detector.cfg.score)

@@ -5,7 +5,7 @@ model's AUCs (three smoothings), the two reference rows measured on the same fra
 motion; phase one alone, D(G(x)) before phase two), train minutes and ms per frame.
 
     python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --data PED2_ROOT
-    python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --name variant-x patches.channels=gray+diff
+    python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --name variant-x train.noise_std=0.4
 
 ``--data`` defaults to the OGNET_PED2 setting (``pipelines/settings.py``).
 """

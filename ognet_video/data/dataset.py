@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ognet_video.errors import UserError
+from ognet_video.sources.files import ImageFiles
 from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray  # noqa: F401 - re-exported
 
 
@@ -29,6 +30,11 @@ class Clip:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def source(self, fps: float = 10.0) -> ImageFiles:
+        """The clip as a source: the reader ``watch`` and ``score`` use for frame folders, so ``train`` and
+        ``eval`` read frames exactly as they do."""
+        return ImageFiles(self.name, fps=fps, files=self.frames)
 
 
 @dataclass
