@@ -40,6 +40,25 @@ class Calibration:
         """Normalised score of a frame with nothing to judge: that of a frame where nothing moved."""
         return float(self.normalize(self.floor))
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> Calibration:
+        """A checkpoint's calibration, checked as strictly as a config: a NaN or zero std would make every
+        score NaN or infinite and nothing would ever be flagged, silently."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(data, dict) or not set(names) - {"clips"} <= set(data) <= set(names):
+            raise UserError(f"{source}: the calibration in its metadata is incomplete or has unknown fields; "
+                            "the file is damaged or was edited: retrain, or use an intact copy")  # fmt: skip
+        try:
+            cal = cls(**{k: data[k] for k in names if k in data})
+            nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile)]
+            ok = all(np.isfinite(nums)) and cal.std > 0 and 0 < cal.percentile <= 100 and int(cal.frames) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UserError(f"{source}: its calibration has invalid values (std must be > 0, every number finite); "
+                            "the file is damaged or was edited: retrain, or use an intact copy")  # fmt: skip
+        return cal
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -123,7 +142,7 @@ class Detector:
                 ) from None
             members.append((G, D))
         cal = meta.get("calibration")
-        calibration = Calibration(**cal) if cal else None
+        calibration = Calibration.from_dict(cal, str(path)) if cal is not None else None
         dev = device if isinstance(device, torch.device) else pick_device(device)
         return cls(cfg, members, calibration, meta, dev)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -249,3 +250,24 @@ def test_checkpoint_header_is_json_only(tmp_path, tiny_config):
     meta = json.loads(header["__metadata__"]["meta"])
     assert meta["config"]["model"]["g_channels"] == [4, 8, 8, 8]
     assert meta["calibration"]["clips"] == ["03"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{"std": 0.0}, {"std": float("nan")}, {"mean": float("inf")}, {"threshold": None}, {"frames": 0}, "drop-mean",
+     {"extra": 1}],
+)  # fmt: skip
+def test_edited_calibration_in_the_header_is_refused_in_one_line(tmp_path, tiny_config, edit):
+    """A NaN or zero std would make watch write NaN and never flag: refused when the model loads."""
+    det = make_detector(tiny_config())
+    cal = dataclasses.asdict(det.calibration)
+    if edit == "drop-mean":
+        del cal["mean"]
+    else:
+        cal.update(edit)
+    tensors, meta = load_checkpoint(det.save(tmp_path / "ok.safetensors"))
+    meta["calibration"] = cal
+    bad = save_checkpoint(tmp_path / "bad.safetensors", tensors, meta)
+    with pytest.raises(UserError, match="calibration") as err:
+        Detector.load(bad)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
