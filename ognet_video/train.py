@@ -166,6 +166,22 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
     return loss.item()
 
 
+def check_holdout(clips: list[Clip], cfg: Config) -> None:
+    """The held-out clips must be able to calibrate, checked before any training (not after both phases)."""
+    ex = PatchExtractor(cfg.patches)
+    short = [c.name for c in clips if len(c) < 2]
+    if short:
+        raise UserError(f"held-out clip(s) {', '.join(short)} have fewer than 2 frames: no motion to calibrate on; "
+                        "give longer clips or change train.holdout_clips")  # fmt: skip
+    for clip in clips:
+        frames = load_clip_frames(clip, ex).astype(np.int16)
+        motion = ex.cells(np.abs(np.diff(frames, axis=0))).mean(axis=(2, 3))  # what ``extract`` measures
+        if ex.moving(motion).any():
+            return
+    raise UserError(f"no moving patch in the held-out clips ({', '.join(c.name for c in clips)}): cannot calibrate; "
+                    "lower patches.motion_threshold or hold out clips with motion")  # fmt: skip
+
+
 def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
     """Score held-out normal clips (raw scores: calibration comes after them) and fit the normalisation and
     threshold stored in the checkpoint."""
@@ -255,6 +271,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _Log(run_dir / "log.jsonl")
     train_clips, holdout = split_clips(dataset, cfg.train.holdout_clips)
+    check_holdout(holdout, cfg)
+    data_id = {"dataset": dataset.name, "clips": {c.name: len(c) for c in dataset.train}}
 
     last = run_dir / "last.safetensors"
     state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
@@ -264,6 +282,11 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
         if state[1]["config"] != cfg.to_dict():
             raise UserError(
                 f"{run_dir} was trained with a different config; resume without overrides or start a new run"
+            )
+        if state[1].get("data", data_id) != data_id:
+            raise UserError(
+                f"{run_dir} was trained on other data ({state[1]['data']['dataset']}, "
+                f"{len(state[1]['data']['clips'])} training clips); resume with the same --data or start a new run"
             )
         finished = [_Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
         where = f" of member {len(finished) + 1}/{cfg.train.members}" if cfg.train.members > 1 else ""
@@ -279,7 +302,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
             n = len(data)
             member_state = state if state is not None and state[1].get("member", 0) == i else None
             finished.append(_train_member(cfg, i, data, fast_data, device, progress, log, last, finished,
-                                          member_state, t0))  # fmt: skip
+                                          member_state, t0, data_id))  # fmt: skip
     # phase-one reference model: D(G(x)) before phase two
     p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1})
     p1.calibration = calibrate(p1, holdout)
@@ -296,7 +319,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
 
 def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch.Tensor | None,
                   device: torch.device, progress: Progress, log: _Log, last: Path, finished: list[_Finished],
-                  state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, t0: float) -> _Finished:  # fmt: skip
+                  state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, t0: float,
+                  data_id: dict[str, Any]) -> _Finished:  # fmt: skip
     """Both phases of one (G, D) pair, from its own seed; ``last`` is rewritten after every phase-one epoch."""
     gen = seed_everything(member_seed(cfg, member))
     G, D = build_models(cfg)
@@ -343,8 +367,9 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         tensors["rng.gen"] = gen.get_state()
         for j, done in enumerate(finished):
             tensors.update(done.tensors(j))
-        save_checkpoint(last, tensors, {"config": cfg.to_dict(), "member": member, "epochs_done": epoch + 1,
-                                        "elapsed_s": time.perf_counter() - t0, **groups})  # fmt: skip
+        save_checkpoint(last, tensors, {"config": cfg.to_dict(), "data": data_id, "member": member,
+                                        "epochs_done": epoch + 1, "elapsed_s": time.perf_counter() - t0,
+                                        **groups})  # fmt: skip
     assert G_old is not None
     D1 = copy.deepcopy(D).eval()
     # ---- phase two -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 
 import ognet_video.train as train_mod
 from ognet_video.checkpoint import load_checkpoint
-from ognet_video.data import read_gray
+from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.model import build_models
@@ -142,8 +142,30 @@ def test_split_clips_and_holdout_errors(walkway_ds):
 
 
 def test_no_moving_patches_is_user_error(walkway_ds, tiny_config, tmp_path, console):
-    with pytest.raises(UserError, match="moving patches"):
+    with pytest.raises(UserError, match="moving patch"):
         train(tiny_config("patches.motion_threshold=255"), walkway_ds, tmp_path / "run", console=console)
+
+
+def test_held_out_clips_that_cannot_calibrate_fail_before_training(walkway, tiny_config, tmp_path, console):
+    """Found before phase one, not after both phases: a static held-out clip, a one-frame one."""
+    import shutil
+
+    from ognet_video.data import load_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(walkway, root)
+    held = root / "training" / "frames" / "03"
+    first = sorted(held.iterdir())[0].read_bytes()
+    for f in sorted(held.iterdir()):
+        f.write_bytes(first)  # nothing moves
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match="no moving patch in the held-out clips"):
+        train(tiny_config(), load_dataset("folder", root), run, console=console)
+    for f in sorted(held.iterdir())[1:]:
+        f.unlink()
+    with pytest.raises(UserError, match="fewer than 2 frames"):
+        train(tiny_config(), load_dataset("folder", root), run, console=console)
+    assert not (run / "last.safetensors").exists()
 
 
 def test_zero_holdout_clips_fails_before_training(walkway_ds, tiny_config, tmp_path, console):
@@ -226,6 +248,11 @@ def test_resume_with_different_config_is_user_error(walkway_ds, tiny_config, tmp
             train(tiny_config(), walkway_ds, run, console=console)
     with pytest.raises(UserError, match="different config"):
         train(tiny_config("train.lr_g=0.01"), walkway_ds, run, resume=True, console=console)
+    last = walkway_ds.train[-1]
+    other = Dataset(walkway_ds.name, walkway_ds.root, walkway_ds.layout,
+                    [*walkway_ds.train[:-1], Clip(last.name, last.frames[:-2])], walkway_ds.test)  # fmt: skip
+    with pytest.raises(UserError, match="other data"):
+        train(tiny_config(), other, run, resume=True, console=console)
 
 
 def monkeypatch_context():
