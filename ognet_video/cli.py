@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ognet_video.config import RUNTIME_KEYS
 from ognet_video.errors import UserError
 
 console = Console()
@@ -39,7 +40,6 @@ data_app = typer.Typer(help="Get and check datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 OVERRIDE = re.compile(r"^[a-z_]+\.[a-z_0-9]+=")
-RUNTIME_KEYS = ("score.event_frames", "score.batch_frames")  # settings that do not change a calibrated threshold
 
 
 def _flag(default: bool, decl: str, help: str) -> bool:  # noqa: A002 - typer's word
@@ -62,21 +62,9 @@ def _split(args: list[str] | None) -> tuple[list[str], list[str]]:
 
 
 def _runtime_overrides(det, overrides: list[str]) -> None:
-    """Apply the overrides a trained model allows; the rest were fixed when its threshold was calibrated."""
-    import yaml
+    from ognet_video.config import apply_runtime_overrides
 
-    from ognet_video.config import set_value
-
-    for item in overrides:
-        key, value = item.split("=", 1)
-        if key not in RUNTIME_KEYS:
-            raise UserError(f"{key} is fixed when the model is trained (its threshold was calibrated with it); "
-                            f"at scoring time only {', '.join(RUNTIME_KEYS)} can change")  # fmt: skip
-        try:
-            parsed = yaml.safe_load(value) if value else value
-        except yaml.YAMLError:
-            raise UserError(f"{item!r}: the value is not valid YAML") from None
-        set_value(det.cfg, key, parsed)
+    apply_runtime_overrides(det.cfg, overrides)
 
 
 @data_app.command("download", epilog=_examples("ognet-video data download ped2 --root data"))
@@ -266,10 +254,9 @@ def score(
     from ognet_video.score import score as run_score
 
     paths, overrides = _split(inputs)
-    if overrides:
-        raise UserError("score takes no settings: event and batch settings are the model's (see ognet-video info)")
     opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
-    res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device, console=console)
+    res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device,
+                    overrides=overrides, console=console)  # fmt: skip
     console.print(summary_table(res.records, res.out))
     rate = f" ({res.frames / res.seconds:.0f} fps)" if res.frames else ""
     console.print(

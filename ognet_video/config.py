@@ -307,14 +307,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             if isinstance(values, dict):
                 sources.update({f"{section}.{key}": str(p) for key in values})
     for item in overrides or []:
-        if "=" not in item:
-            raise UserError(f"override {item!r} must look like section.key=value (e.g. train.epochs=3)")
-        dotted, value = item.split("=", 1)
+        dotted, parsed = parse_override(item)
         section, key = _parse_key(dotted, "override")
-        try:
-            parsed = yaml.safe_load(value) if value else value
-        except yaml.YAMLError:
-            raise UserError(f"override {item!r}: value is not valid YAML (lists look like [4,8,8,8])") from None
         values = data.setdefault(section, {})
         if not isinstance(values, dict):
             raise UserError(f"{sources.get(section, 'config')}: section {section!r} must be a mapping of key: value")
@@ -322,6 +316,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         sources[f"{section}.{key}"] = "override"
         sources.setdefault(section, "override")
     return _build(data, sources, "config")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``section.key=value`` -> (``section.key``, the value read as YAML)."""
+    if "=" not in item:
+        raise UserError(f"override {item!r} must look like section.key=value (e.g. train.epochs=3)")
+    dotted, value = item.split("=", 1)
+    try:
+        return dotted.strip(), yaml.safe_load(value) if value else value
+    except yaml.YAMLError:
+        raise UserError(f"override {item!r}: value is not valid YAML (lists look like [4,8,8,8])") from None
+
+
+RUNTIME_KEYS = ("score.event_frames", "score.batch_frames")  # settings a calibrated threshold does not depend on
+
+
+def apply_runtime_overrides(cfg: Config, overrides: list[str]) -> None:
+    """Overrides a trained model allows at scoring time; the rest were fixed when its threshold was calibrated."""
+    for item in overrides:
+        key, value = parse_override(item)
+        if key not in RUNTIME_KEYS:
+            raise UserError(f"{key} is fixed when the model is trained (its threshold was calibrated with it); "
+                            f"at scoring time only {', '.join(RUNTIME_KEYS)} can change")  # fmt: skip
+        set_value(cfg, key, value)
 
 
 def upgrade_checkpoint_config(data: Any, source: str) -> Any:

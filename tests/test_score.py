@@ -465,3 +465,16 @@ def test_ctrl_c_or_sigterm_keeps_finished_clips_and_writes_the_summary(tmp_path,
     assert not [p for p in (out / "clips").iterdir() if p.name.startswith(".")]  # its temp folder is gone
     res = run_score([many_clips], model, out, workers=2)
     assert (res.skipped, res.scored, res.exit_code) == (len(done), 5 - len(done), 0)
+
+
+def test_event_frames_can_change_at_scoring_time_and_is_recorded(tmp_path, model, test_frames):
+    one = score_pkg.score([str(test_frames)], model, out=tmp_path / "k1", overrides=["score.event_frames=1"],
+                          console=quiet_console())  # fmt: skip
+    three = run_score([test_frames], model, tmp_path / "k3")
+    assert sum(r.events for r in one.records) >= sum(r.events for r in three.records)
+    assert json.loads((tmp_path / "k1" / "run.json").read_text())["event_frames"] == 1
+    with pytest.raises(UserError, match="event_frames=1"):
+        run_score([test_frames], model, tmp_path / "k1")  # resuming with another setting is refused
+    with pytest.raises(UserError, match="fixed when the model is trained"):
+        score_pkg.score([str(test_frames)], model, out=tmp_path / "x", overrides=["score.causal_window=2"],
+                        console=quiet_console())  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ognet_video.config import apply_runtime_overrides
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.runs import find_model, latest_run_dir, new_run_dir
@@ -37,9 +38,10 @@ def output_folder(inputs: list[str], project: Path, name: str | None, resume: bo
 
 def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOptions | None = None,
           out: Path | None = None, project: Path = Path("runs/score"), name: str | None = None, resume: bool = False,
-          device: str = "auto", train_project: Path = Path("runs/train"),
+          device: str = "auto", train_project: Path = Path("runs/train"), overrides: list[str] | None = None,
           console: Console | None = None) -> ScoreResult:  # fmt: skip
-    """Discover, check, score and summarise. ``out`` names the folder itself (resumed when it is one)."""
+    """Discover, check, score and summarise. ``out`` names the folder itself (resumed when it is one);
+    ``overrides``: ``score.event_frames=N`` / ``score.batch_frames=N``."""
     console = console or Console()
     opts = opts or ScoreOptions()
     if opts.workers is not None and opts.workers < 1:
@@ -53,6 +55,7 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
     detector = Detector.load(model_path, device=device)
     if detector.calibration is None:
         raise UserError(f"{model_path} has no calibration (training did not finish); score needs a finished run")
+    apply_runtime_overrides(detector.cfg, overrides or [])
     if opts.workers is None:
         opts = dataclasses.replace(opts, workers=1 if detector.device.type == "cpu" else 2)
     mid = model_id(model_path)
@@ -68,6 +71,6 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
     )
     with locked(out):
         info = {"model": str(model_path), "model_sha256": mid, "fps": opts.fps,
-                "threshold": detector.calibration.threshold}  # fmt: skip
+                "threshold": detector.calibration.threshold, "event_frames": detector.cfg.score.event_frames}  # fmt: skip
         check_run_info(out, info)
         return score_clips(clips, detector, mid, out, opts, console)
