@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -149,7 +150,12 @@ def train(
     console.print(
         f"training [bold]{cfg.model.preset}[/] preset on {ds.name} ({ds.layout} layout) -> {run_dir} on {dev}"
     )
-    res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=console)
+    try:
+        res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=console)
+    except BaseException:
+        if not resume and not any(run_dir.glob("*.safetensors")):  # nothing trained: leave no empty run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
     if evaluate_after and any(c.labels is not None for c in ds.test):
         _evaluate(res.model_path, ds, run_dir, dev)
@@ -333,6 +339,12 @@ def main() -> None:
     except UserError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:  # a read-only or full disk, a path under a file: the environment, not a bug
+        where = f" {exc.filename}" if exc.filename else ""
+        what = exc.strerror or type(exc).__name__
+        console.print(f"[red]error:[/]{escape(where)}: {escape(what)}; check the path, its permissions and free space",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        sys.exit(1)
     except KeyboardInterrupt as exc:  # outside a run loop (e.g. while a model loads): nothing to keep
         from ognet_video.engine import Terminated
 

@@ -52,7 +52,7 @@ class Calibration:
             cal = cls(**{k: data[k] for k in names if k in data})
             nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile)]
             ok = all(np.isfinite(nums)) and cal.std > 0 and 0 < cal.percentile <= 100 and int(cal.frames) > 0
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:
             raise UserError(f"{source}: its calibration has invalid values (std must be > 0, every number finite); "

@@ -305,10 +305,15 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
                                           member_state, t0, data_id))  # fmt: skip
     # phase-one reference model: D(G(x)) before phase two
     p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1})
-    p1.calibration = calibrate(p1, holdout)
-    phase1_path = p1.save(run_dir / "phase1.safetensors")
     det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2})
-    det.calibration = calibrate(det, holdout)
+    try:
+        p1.calibration = calibrate(p1, holdout)
+        det.calibration = calibrate(det, holdout)
+    except Exception:  # keep the trained networks: a calibration can be redone, a training costs minutes
+        kept = det.save(run_dir / "uncalibrated.safetensors")
+        console.print(f"[yellow]calibration failed; the trained networks are kept in {kept}[/]")
+        raise
+    phase1_path = p1.save(run_dir / "phase1.safetensors")
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
                     environment=host_info())  # fmt: skip

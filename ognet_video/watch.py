@@ -13,6 +13,7 @@ Frame numbers in the outputs are the source's own (they skip with ``--stride`` a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,10 @@ def watch(source: str, model: str | Path | Detector | None = None, opts: WatchOp
     folder is made; Ctrl-C and SIGTERM end the run cleanly (exit codes 130 and 143)."""
     console = console or Console()
     opts = opts or WatchOptions()
+    if opts.max_frames is not None and opts.max_frames < 1:
+        raise UserError(f"--max-frames must be 1 or more, got {opts.max_frames}")
+    if not 0 < opts.connect_timeout < math.inf:
+        raise UserError(f"--connect-timeout must be a positive number of seconds, got {opts.connect_timeout:g}")
     log = lambda msg: console.print(f"[yellow]{escape(msg)}[/]", highlight=False)
     src = open_source(source, stride=opts.stride, fps=opts.fps, opener=opener, connect_timeout=opts.connect_timeout,
                       reconnect_timeout=opts.reconnect_timeout, log=log)  # fmt: skip

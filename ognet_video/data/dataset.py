@@ -108,6 +108,16 @@ def read_labels_json(root: Path, layout: str) -> dict[str, list[int]] | None:
         raise UserError(f"{path} is not valid JSON ({exc}); fix or delete it") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} must map clip names to lists of 0/1 frame labels")
+    for clip, lab in data.items():
+        if not isinstance(lab, list) or not all(v in (0, 1) and not isinstance(v, float) for v in lab):
+            shown = (
+                repr(lab)
+                if not isinstance(lab, list)
+                else next(repr(v) for v in lab if v not in (0, 1) or isinstance(v, float))
+            )
+            raise UserError(
+                f"{path}: clip {clip!r} must have a list of 0/1 labels, one per frame (found {shown[:40]}); fix it"
+            )
     return data
 
 

@@ -113,9 +113,9 @@ def download_ped2(root: str | Path, url: str = PED2_URL, sha256: str = PED2_SHA2
                     while block := resp.read(1 << 20):
                         out.write(block)
                         prog.advance(task, len(block))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not a URL at all
             part.unlink(missing_ok=True)
-            raise UserError(f"download of {url} failed ({exc}); check the network or pass a local copy") from None
+            raise UserError(f"download of {url} failed ({exc}); check the URL and the network") from None
         got = sha256_file(part)
         if got != sha256:
             part.unlink(missing_ok=True)
@@ -153,8 +153,13 @@ def verify_ped2(root: str | Path, read_frames: bool = True) -> dict[str, int]:
     manifest = Path(root) / "MANIFEST.sha256"
     checked = 0
     if manifest.is_file():
-        for line in manifest.read_text().splitlines():
-            digest, rel = line.split(maxsplit=1)
+        for n, line in enumerate(manifest.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise UserError(f"{manifest}: line {n} is not 'SHA256  PATH'; fix or delete the file")
+            digest, rel = parts
             p = Path(root) / rel
             if not p.is_file() or sha256_file(p) != digest:
                 raise UserError(f"{p}: missing or does not match MANIFEST.sha256; restore it")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -46,8 +47,8 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
     opts = opts or ScoreOptions()
     if opts.workers is not None and opts.workers < 1:
         raise UserError(f"--workers must be at least 1 (got {opts.workers})")
-    if not opts.fps > 0:
-        raise UserError(f"--fps must be positive (got {opts.fps})")
+    if not 0 < opts.fps < math.inf:
+        raise UserError(f"--fps must be a positive number (got {opts.fps})")
     clips = discover(inputs, opts.recursive, [out] if out is not None else [project])
     model_path = find_model(model, train_project)
     n_video = sum(c.kind == "video" for c in clips)

@@ -6,6 +6,7 @@ Both are read completely, in order: nothing is dropped, whatever the consumer's 
 from __future__ import annotations
 
 import glob
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -78,8 +79,8 @@ class ImageFiles(Source):
 
     def __init__(self, spec: str | Path, stride: int = 1, fps: float = 10.0, files: list[Path] | None = None) -> None:
         super().__init__(str(spec), stride)
-        if not fps > 0:
-            raise UserError(f"--fps must be positive (got {fps})")
+        if not 0 < fps < math.inf:
+            raise UserError(f"--fps must be a positive number (got {fps})")
         self.fps = float(fps)
         self.kind = "glob" if files is None and is_glob(self.spec) and not Path(self.spec).exists() else "folder"
         self.files = files

@@ -18,8 +18,20 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """A frame as 2-D uint8 gray. Unreadable files raise UserError naming the file."""
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """A frame as 2-D uint8 gray. Unreadable files raise UserError naming the file, and so do JPEGs cut off
+    before their end marker, which OpenCV would decode with their lower part gray, without a word."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        data = np.zeros(0, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if img is None:
         raise UserError(f"cannot read frame {path}: file is missing, empty or not an image; replace or remove it")
+    if Path(path).suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
+        raise UserError(f"frame {path} is a truncated JPEG (no end marker); replace or remove it")
     return img
+
+
+def _jpeg_complete(data: np.ndarray) -> bool:
+    tail = data[-64:].tobytes().rstrip(b"\x00\r\n ")  # some writers pad after the end marker
+    return tail.endswith(b"\xff\xd9")
