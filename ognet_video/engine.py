@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ STOP_REASONS = {
     "quit": "window closed",
     "lost": "source lost",
     "failed": "failed",
+    "stopped": "stopped by the caller",
 }
 EXIT_CODES = {"interrupted": 130, "terminated": 143, "lost": 1, "failed": 1}
 
@@ -180,7 +181,18 @@ class Engine:
         self.interrupted: str | None = None
 
     def run(self, streams: Iterable[Stream], concurrency: int = 1) -> list[Stream]:
-        todo, active, done = iter(streams), [], []
+        """Every stream to its end; the streams, with their stats, in the order they were started."""
+        done: list[Stream] = []
+        for _ in self.batches(streams, concurrency, done):
+            pass
+        return done
+
+    def batches(self, streams: Iterable[Stream], concurrency: int = 1,
+                started: list[Stream] | None = None) -> Iterator[Batch]:  # fmt: skip
+        """The run loop as a generator: each batch once its sinks have it (the Python API iterates this).
+        ``started`` collects the streams as they start. Stopping the iteration early ends the open streams."""
+        todo, active = iter(streams), []
+        started = [] if started is None else started
         SIGNALS.running += 1
         try:
             while True:
@@ -188,13 +200,16 @@ class Engine:
                 while len(active) < concurrency and (s := next(todo, None)) is not None:
                     if self._start(s):
                         active.append(s)
-                    done.append(s)
+                    started.append(s)
                 if not active:
-                    return done
+                    return
                 wait = 0.1 if len(active) == 1 else 0.02
                 for s in list(active):
-                    if not self._step(s, wait):
+                    alive, batch = self._step(s, wait)
+                    if not alive:
                         active.remove(s)
+                    if batch is not None:
+                        yield batch
                     SIGNALS.check()
         except KeyboardInterrupt as exc:
             self.interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
@@ -203,10 +218,13 @@ class Engine:
         except StopRun as stop:
             for s in active:
                 self._end(s, stop.reason)
+        except GeneratorExit:  # the caller stopped iterating
+            for s in active:
+                self._end(s, "stopped")
+            raise
         finally:
             SIGNALS.running -= 1
             SIGNALS.requested = None
-        return done
 
     def _start(self, s: Stream) -> bool:
         s._t0 = time.perf_counter()
@@ -220,29 +238,30 @@ class Engine:
             return False
         return True
 
-    def _step(self, s: Stream, wait: float) -> bool:
-        """Score what the stream has queued; False once it has ended."""
+    def _step(self, s: Stream, wait: float) -> tuple[bool, Batch | None]:
+        """Score what the stream has queued: (still open, the batch scored, if any)."""
         assert s.reader is not None
+        batch = None
         try:
             frames = s.reader.get_batch(self.batch, timeout=wait)
             if frames is None:
                 self._end(s, "lost" if s.source.lost else "end", message=s.source.lost)
-                return False
+                return False, None
             if s.max_frames is not None:
                 frames = frames[: s.max_frames - s.stats.frames]
             if frames:
-                self._score(s, frames)
+                batch = self._score(s, frames)
             if s.max_frames is not None and s.stats.frames >= s.max_frames:
                 self._end(s, "max-frames")
-                return False
+                return False, batch
         except (KeyboardInterrupt, StopRun):
             raise
         except Exception as exc:
             self._fail(s, exc)
-            return False
-        return True
+            return False, None
+        return True, batch
 
-    def _score(self, s: Stream, frames: list[Frame]) -> None:
+    def _score(self, s: Stream, frames: list[Frame]) -> Batch:
         assert s.scorer is not None
         t, m = time.perf_counter(), self.timed.seconds
         results: list[FrameResult] = []
@@ -259,7 +278,9 @@ class Engine:
         s.stats.model_s += model
         s.stats.extract_s += time.perf_counter() - t - model
         s.stats.frames += len(frames)
-        self._write(s, Batch(s, frames, results, closed))
+        batch = Batch(s, frames, results, closed)
+        self._write(s, batch)
+        return batch
 
     def _write(self, s: Stream, batch: Batch) -> None:
         t = time.perf_counter()

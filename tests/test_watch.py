@@ -189,10 +189,10 @@ def test_stream_that_drops_mid_run_reconnects_and_keeps_valid_scores(anomaly_cli
     assert res.frames + res.dropped == 40  # every frame of both links was scored or counted as dropped
     assert all(isinstance(r["anomalous"], bool) and isinstance(r["smoothed"], float) for r in rows)
     # a frame with no known predecessor is unscored (null): the first, and the first after the reconnect,
-    # whose predecessor is from before the gap; every other frame has a raw score
-    unscored = [r["frame"] for r in rows if r["raw"] is None]
+    # whose predecessor is from before the gap; every other frame has a calibrated score
+    unscored = [r["frame"] for r in rows if r["score"] is None]  # raw is also null where nothing moved
     assert unscored[0] == 0 and len(unscored) == 2 and unscored[1] >= 20
-    assert all(isinstance(r["raw"], float) for r in rows if r["frame"] not in unscored)
+    assert all(isinstance(r["score"], float) for r in rows if r["frame"] not in unscored)
     summary = json.loads((res.run_dir / "summary.json").read_text())
     assert summary["stopped"] == "lost" and summary["reconnects"] == 1
     read_jsonl(res.run_dir / "events.jsonl")  # valid, whatever it holds
