@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import quiet_console
 
-from ognet_video import cli as cli_mod
 from ognet_video import score as score_pkg
+from ognet_video.cli import common as cli_common
 from ognet_video.data import read_gray
 from ognet_video.errors import UserError
 from ognet_video.postprocess import calibrated, causal_smooth
@@ -389,12 +389,12 @@ def test_a_different_model_for_the_same_out_is_refused(tmp_path, model, detector
 
 
 def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_frames):
-    monkeypatch.setattr(cli_mod, "console", quiet_console())
+    monkeypatch.setattr(cli_common, "console", quiet_console())
     monkeypatch.chdir(tmp_path)
     proc = main_cli("score", test_frames, "--model", model.parent)  # default workers: 1 on CPU
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "runs" / "score" / "frames-1" / "summary.csv").is_file()  # a numbered default run folder
-    out = cli_mod.console.file.getvalue()
+    out = cli_common.console.file.getvalue()
     assert "found 2 clips" in out and "worst first" in out and "decode workers: 1" in out
     (tmp_path / "empty_run").mkdir()
     for args, needle in (
@@ -403,15 +403,15 @@ def test_cli_score_and_its_errors(tmp_path, main_cli, monkeypatch, model, test_f
         ((str(tmp_path / "*.mp4"), "--model", model), "matched no videos"),
         ((test_frames, "--model", model, "--workers", "0"), "--workers"),
     ):
-        cli_mod.console.file.seek(0)
-        cli_mod.console.file.truncate()
+        cli_common.console.file.seek(0)
+        cli_common.console.file.truncate()
         proc = main_cli("score", *args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
-        assert needle in cli_mod.console.file.getvalue()
+        assert needle in cli_common.console.file.getvalue()
     touch(tmp_path / "clips" / "bad.mp4", b"junk")
     proc = main_cli("score", tmp_path / "clips", "--model", model, "--name", "o")
     assert proc.returncode == EXIT_FAILED_BASE + 1
-    assert "1 of 1 clips not scored" in cli_mod.console.file.getvalue()
+    assert "1 of 1 clips not scored" in cli_common.console.file.getvalue()
     assert (tmp_path / "runs" / "score" / "o-1" / "summary.csv").is_file()
 
 

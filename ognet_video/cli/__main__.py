@@ -1,0 +1,3 @@
+from ognet_video.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""What every ``ognet-video`` command shares: the app, the console, option helpers, ``main``.
+
+``ognet-video``: a thin layer that parses arguments and wires the stages together.
+
+One convention for every command, as Ultralytics has it: the model is ``--model/-m`` (a run folder or a
+checkpoint; default: the newest finished run in runs/train), outputs go to numbered folders
+``--project/NAME-N`` (``--name``), ``--resume`` continues the newest one, and ``section.key=value``
+arguments override settings.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ognet_video.errors import UserError
+
+console = Console()
+app = typer.Typer(
+    name="ognet-video",
+    help="OGNet anomaly detection for fixed-camera video.\n\n"
+    "Examples:\n\n"
+    "  ognet-video demo\n\n"
+    "  ognet-video data download ped2 --root data\n\n"
+    "  ognet-video train ped2 --data data/UCSDped2 train.epochs=4\n\n"
+    "  ognet-video eval --data data/UCSDped2\n\n"
+    "  ognet-video watch rtsp://camera/stream --save-video\n\n"
+    "  ognet-video score recordings/ --recursive",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Get and check datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+OVERRIDE = re.compile(r"^[a-z_]+\.[a-z_0-9]+=")
+
+
+def flag(default: bool, decl: str, help: str) -> bool:  # noqa: A002 - typer's word
+    return typer.Option(default, decl, help=help, metavar="")
+
+
+def model_opt() -> Path | None:
+    return typer.Option(None, "--model", "-m", help="Run folder or checkpoint (default: the newest finished run).",
+                        metavar="RUN")  # fmt: skip
+
+
+def examples(*lines: str) -> str:
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
+def split_args(args: list[str] | None) -> tuple[list[str], list[str]]:
+    """Positional arguments -> (inputs, ``section.key=value`` overrides)."""
+    args = args or []
+    return [a for a in args if not OVERRIDE.match(a)], [a for a in args if OVERRIDE.match(a)]
+
+
+def runtime_overrides(det, overrides: list[str]) -> None:
+    from ognet_video.config import apply_runtime_overrides
+
+    apply_runtime_overrides(det.cfg, overrides)
+
+
+def main() -> None:
+    """Entry point: user mistakes become one red line and exit code 2, never a traceback; SIGTERM is Ctrl-C."""
+    from ognet_video.engine import install_signal_handlers
+
+    install_signal_handlers()
+    try:
+        import ognet_video.cli  # noqa: F401 - registers the commands
+
+        app()  # standalone: typer/click print usage errors themselves (exit 2)
+    except UserError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a read-only or full disk, a path under a file: the environment, not a bug
+        where = f" {exc.filename}" if exc.filename else ""
+        what = exc.strerror or type(exc).__name__
+        console.print(f"[red]error:[/]{escape(where)}: {escape(what)}; check the path, its permissions and free space",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        sys.exit(1)
+    except KeyboardInterrupt as exc:  # outside a run loop (e.g. while a model loads): nothing to keep
+        from ognet_video.engine import Terminated
+
+        console.print("[yellow]stopped[/]")
+        sys.exit(143 if isinstance(exc, Terminated) else 130)

@@ -1,0 +1,63 @@
+"""``ognet-video score INPUT...``: an archive of recordings, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ognet_video.cli import common
+from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides, split_args  # noqa: F401
+from ognet_video.errors import UserError  # noqa: F401
+
+
+@common.app.command(epilog=examples("ognet-video score recordings/ --recursive",
+                              "ognet-video score 'archive/**/*.mp4' --model runs/train/lobby-1 --timelines",
+                              "ognet-video score recordings/ --recursive --resume"))  # fmt: skip
+def score(
+    inputs: list[str] = typer.Argument(
+        ..., help="Video files, frame folders, folders of those, globs (quote globs).", metavar="INPUT..."
+    ),  # fmt: skip
+    model: Path = model_opt(),
+    project: Path = typer.Option(
+        Path("runs/score"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
+    ),
+    name: str = typer.Option(None, "--name", help="Run name (default: the first input's name).", metavar="NAME"),
+    resume: bool = flag(False, "--resume", "Continue the newest run of this name: finished clips are skipped."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth.", metavar=""),
+    workers: int = typer.Option(
+        None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU).", metavar="N"
+    ),  # fmt: skip
+    timelines: bool = flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
+    save_video: bool = flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
+    fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column.", metavar="FPS"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
+) -> None:
+    """Score an archive: per-clip scores.csv + events.jsonl, summary.csv in runs/score/NAME-N; --resume continues.
+
+    Exit code: 0 when every clip is scored, 2 for bad arguments, 10 + the number of clips not scored (at most
+    110), 130 after Ctrl-C, 143 after SIGTERM.
+    """
+    from ognet_video.score import ScoreOptions, summary_table
+    from ognet_video.score import score as run_score
+
+    paths, overrides = split_args(inputs)
+    opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
+    res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device,
+                    overrides=overrides, console=common.console)  # fmt: skip
+    common.console.print(summary_table(res.records, res.out))
+    rate = f" ({res.frames / res.seconds:.0f} fps)" if res.frames else ""
+    common.console.print(
+        f"scored {res.scored} clips, {res.frames} frames in {res.seconds:.1f} s{rate}; {res.skipped} skipped "
+        f"(finished earlier)\noutputs: {res.out}/summary.csv, clips/NAME/scores.csv + events.jsonl; "
+        f"to resume or add clips: the same command with --resume",
+        highlight=False,
+    )
+    if res.interrupted:
+        common.console.print(f"[yellow]stopped ({res.interrupted})[/]: finished clips are kept; --resume continues")
+    elif res.failed:
+        common.console.print(
+            f"[red]{len(res.failed)} of {len(res.records)} clips not scored[/] (reasons in summary.csv)"
+        )
+    if res.exit_code:
+        raise typer.Exit(res.exit_code)
