@@ -268,6 +268,8 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     resolve_model_config(cfg.model)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
+    console.print(f"seed {cfg.train.seed}, {torch.get_num_threads()} torch threads (a seeded run repeats on the same "
+                  "thread count and host; train.num_threads sets it)", highlight=False)  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _Log(run_dir / "log.jsonl")
     train_clips, holdout = split_clips(dataset, cfg.train.holdout_clips)
