@@ -342,6 +342,19 @@ def apply_runtime_overrides(cfg: Config, overrides: list[str]) -> None:
         set_value(cfg, key, value)
 
 
+def check_preset(cfg: Config, source: str) -> None:
+    """A named preset in a checkpoint must describe the networks it holds: a label edited by hand (a small
+    ``custom`` model relabelled ``paper``) would load, and be reported, as something it is not."""
+    want = MODEL_PRESETS.get(cfg.model.preset)
+    if want is None:
+        return
+    have = {k: getattr(cfg.model, k) for k in want}
+    if have != want:
+        diff = ", ".join(f"{k}={have[k]}" for k in want if have[k] != want[k])
+        raise UserError(f"{source}: says preset {cfg.model.preset!r} but holds {diff}; the metadata was edited or "
+                        "damaged (set model.preset to 'custom' or use the original file)")  # fmt: skip
+
+
 def upgrade_checkpoint_config(data: Any, source: str) -> Any:
     """A checkpoint's stored config, readable by this version: options removed since it was written go.
 

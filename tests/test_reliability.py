@@ -80,6 +80,18 @@ def test_fuzz_checkpoint_header_fields_never_load_into_nan(tmp_path, trained_run
             ), (key, value)  # fmt: skip
 
 
+def test_an_edited_preset_label_is_refused(tmp_path, trained_run):
+    """The tiny model relabelled with a named preset loads its weights fine, but is not that preset."""
+    tensors, meta = load_checkpoint(trained_run.model_path)
+    for preset in ("cpu", "paper"):
+        meta["config"]["model"]["preset"] = preset
+        path = save_checkpoint(tmp_path / f"{preset}.safetensors", tensors, meta)
+        with pytest.raises(UserError, match=f"says preset '{preset}' but holds .*g_channels=\\[4, 8, 8, 8\\]"):
+            Detector.load(path)
+    meta["config"]["model"]["preset"] = "custom"  # the truth loads
+    assert Detector.load(save_checkpoint(tmp_path / "custom.safetensors", tensors, meta)).cfg.model.preset == "custom"
+
+
 def test_labels_json_with_wrong_values_is_one_line(walkway, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(walkway, root)
