@@ -165,3 +165,21 @@ def test_score_topk_zero_and_out_of_range_percentiles_are_refused_before_trainin
     for item in ("score.topk=0", "score.threshold_percentile=150", "train.phase2_steps=0", "train.max_patches=10"):
         with pytest.raises(UserError, match=item.split("=")[0]):
             load_config(None, [item])
+
+
+def test_openmp_waits_passively_unless_told_and_threads_are_recorded(trained_run):
+    """Spinning OpenMP threads starve other processes on a shared machine; the thread count decides a seeded
+    run's numbers, so the checkpoint records it next to the seed."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, ognet_video, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env | {"OMP_WAIT_POLICY": "ACTIVE"})  # fmt: skip
+    assert out.stdout.strip() == "ACTIVE"
+    _, meta = load_checkpoint(trained_run.model_path)
+    assert meta["environment"]["torch_threads"] == 1 and meta["config"]["train"]["seed"] == 0
