@@ -56,6 +56,7 @@ Channels = Literal["gray", "flow"]
 FlowPreset = Literal["fast", "medium"]
 FLOW_PRESETS: tuple[str, ...] = get_args(FlowPreset)
 Widths = Annotated[list[Annotated[Int, Field(gt=0)]], Field(min_length=4, max_length=4)]
+Point = Annotated[list[Annotated[Float, Field(ge=0, le=1)]], Field(min_length=2, max_length=2)]
 
 
 def _rule(key: str, value: Any, why: str, *involved: str) -> PydanticCustomError:
@@ -86,12 +87,26 @@ class PatchConfig(_Section):
     # OpenCV DIS at 232x348: "medium" (~11 ms per frame, solved at half resolution: one flow field per walker)
     # or "fast" (~2 ms, a quarter of the resolution: faster, coarser)
     flow_preset: FlowPreset = "medium"
+    # motion is measured between frames this many per second apart, resampled from the source's timestamps
+    # (10 = Ped2's rate; 0 = every frame, as checkpoints from before this setting do)
+    analysis_fps: Float = Field(10.0, ge=0, le=1000)
+    # training from recordings fits width to the footage's aspect ratio at this height (rounded to the cell
+    # grid); false: frames are resized to height x width whatever their shape. Named datasets keep height x width
+    keep_aspect: bool = True
+    # cells that are neither trained on nor scored: indices into the row-major grid (``train --mask`` writes
+    # them), and polygons of [x, y] points in fractions of the frame's width and height (0-1)
+    ignore_cells: list[Annotated[Int, Field(ge=0)]] = Field(default_factory=list)
+    ignore_polygons: list[Annotated[list[Point], Field(min_length=3)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fits(self) -> PatchConfig:
         if self.size > self.height or self.size > self.width:
             raise _rule("patches.size", self.size, f"must fit inside height x width ({self.height} x {self.width})",
                         "patches.height", "patches.width")  # fmt: skip
+        cells = ((self.height - self.size) // self.stride + 1) * ((self.width - self.size) // self.stride + 1)
+        if any(c >= cells for c in self.ignore_cells):
+            raise _rule("patches.ignore_cells", max(self.ignore_cells), f"the grid has {cells} cells (0-{cells - 1})",
+                        "patches.height", "patches.width", "patches.size", "patches.stride")  # fmt: skip
         return self
 
 
@@ -134,7 +149,11 @@ class TrainConfig(_Section):
     # decay of an exponential moving average of D's weights over phase two (0 = off: D as the last step left it)
     phase2_ema: Float = Field(0.99, ge=0, lt=1)
     max_patches: Int = Field(16000, ge=0)  # cap on training patches (0 = all moving patches), sampled with the seed
-    holdout_clips: Int = Field(2, ge=1)  # the last N normal training clips are held out for calibration
+    holdout_clips: Int = Field(2, ge=1)  # named datasets: the last N normal training clips are held out for calibration
+    # recordings: the last part in time is held out for calibration: this fraction of the footage, or
+    # holdout_seconds of it when that is > 0
+    holdout_fraction: Float = Field(0.15, gt=0, lt=1)
+    holdout_seconds: Float = Field(0.0, ge=0)
     seed: Int = Field(0, ge=0)
     # independently trained (G, D) pairs whose patch scores are averaged; member i uses seed + 1000 * i, so
     # member 0 is the one-member model of the same seed. Costs N x the training and the model's scoring time
@@ -360,7 +379,8 @@ def upgrade_checkpoint_config(data: Any, source: str) -> Any:
 
     Training-only ones (``train.*``) go whatever their value: they shaped the weights but not how the weights
     score. A scoring option goes only if it holds the value that is now the only behaviour; otherwise the
-    model needs retraining. A gray model's unused flow preset becomes the default.
+    model needs retraining. A gray model's unused flow preset becomes the default. A model from before the
+    analysis rate analyses every frame, as it did.
     """
     if not isinstance(data, dict):
         return data
@@ -375,6 +395,8 @@ def upgrade_checkpoint_config(data: Any, source: str) -> Any:
             raise UserError(f"{source}: {key}={value!r}: the model was trained with an option this version no "
                             f"longer has (only {now!r}); retrain it")  # fmt: skip
     patches = data.get("patches")
+    if isinstance(patches, dict) and "analysis_fps" not in patches:  # written before frames were resampled
+        patches["analysis_fps"] = 0.0
     if isinstance(patches, dict) and patches.get("channels") == "gray" and "flow_preset" in patches:
         if patches["flow_preset"] not in FLOW_PRESETS:
             patches["flow_preset"] = PatchConfig.model_fields["flow_preset"].default

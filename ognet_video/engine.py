@@ -229,6 +229,7 @@ class Engine:
     def _start(self, s: Stream) -> bool:
         s._t0 = time.perf_counter()
         try:
+            s.source.analyse_at(self.timed.cfg.patches.analysis_fps)  # the model's motion scale, from any camera
             s.reader = Reader(s.source).start()
             s.scorer = StreamScorer(self.timed)  # type: ignore[arg-type]  # a transparent proxy of the Detector
             for sink in s.sinks:

@@ -4,7 +4,8 @@ Grid: frames are converted to gray and resized to ``height x width`` (Ped2 on th
 232x348), then cut into ``size x size`` cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96
 non-overlapping cells; the paper's 45 on 225x360: 5 x 8). Motion of a cell = mean |frame - previous frame|
 over the cell, in gray levels (0-255); a cell is "moving" when that exceeds ``motion_threshold``. Only moving
-cells are trained on and scored.
+cells are trained on and scored, and of those only cells outside the ignore regions (``ignore_cells``,
+``ignore_polygons``: a parking lot's trees, a clock, a screen in view).
 
 The model sees each cell as ``channels`` says: "gray" (the cell itself, the paper) or "flow" (dense optical
 flow from the previous frame, x and y, by OpenCV DIS: ``flow_preset`` "medium" or "fast", about 11 or 2 ms per
@@ -55,6 +56,7 @@ class PatchExtractor:
         ys, xs = np.meshgrid(np.arange(self.rows) * st, np.arange(self.cols) * st, indexing="ij")
         # (N, 4) boxes x0, y0, x1, y1 in the resized frame, row-major like the patch order
         self.boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + s, ys.ravel() + s], axis=1)
+        self.ignored = ignored_cells(cfg, self)  # (N,) bool: cells never trained on nor scored
 
     @property
     def num_cells(self) -> int:
@@ -131,7 +133,43 @@ class PatchExtractor:
         return to_tensor(self.cfg, cp.gray[mask], None if cp.flow is None else cp.flow[mask])
 
     def moving(self, motion: np.ndarray) -> np.ndarray:
-        return motion > self.cfg.motion_threshold
+        """(T, N) cells that move and are not ignored: the only ones trained on and scored."""
+        moving = motion > self.cfg.motion_threshold
+        return moving & ~self.ignored if self.ignored.any() else moving
+
+
+def fit_width(cfg: PatchConfig, frame_shape: tuple[int, ...]) -> int:
+    """The width that keeps a ``frame_shape`` frame's aspect ratio at ``cfg.height``, rounded to whole cells
+    (240x360 -> 348 at height 232: Ped2's geometry; 1080x1920 -> 406)."""
+    h, w = frame_shape[:2]
+    cols = max(1, round((cfg.height * w / h - cfg.size) / cfg.stride) + 1)
+    return (cols - 1) * cfg.stride + cfg.size
+
+
+def _covered(ex: PatchExtractor, ignore: np.ndarray) -> np.ndarray:
+    """(N,) cells at least half covered by a (height, width) boolean image."""
+    return ex.cells(ignore[None].astype(np.float32))[0].mean(axis=(1, 2)) >= 0.5
+
+
+def ignored_cells(cfg: PatchConfig, ex: PatchExtractor) -> np.ndarray:
+    """The cells ``ignore_cells`` names and those half covered by an ``ignore_polygons`` polygon."""
+    out = np.zeros(ex.num_cells, dtype=bool)
+    out[list(cfg.ignore_cells)] = True
+    if cfg.ignore_polygons:
+        img = np.zeros((cfg.height, cfg.width), dtype=np.uint8)
+        scale = np.array([cfg.width, cfg.height], dtype=np.float64)
+        polys = [np.round(np.asarray(p, dtype=np.float64) * scale).astype(np.int32) for p in cfg.ignore_polygons]
+        cv2.fillPoly(img, polys, 1)
+        out |= _covered(ex, img > 0)
+    return out
+
+
+def mask_cells(cfg: PatchConfig, mask: np.ndarray) -> list[int]:
+    """Cells an ignore mask covers (white = ignore; any size, resized to the grid): a cell is ignored when at
+    least half of it is white."""
+    ex = PatchExtractor(cfg)
+    gray = ex.prepare(mask)
+    return [int(i) for i in np.flatnonzero(_covered(ex, gray >= 128))]
 
 
 def _previous(prev: np.ndarray | None) -> np.ndarray | None:

@@ -153,6 +153,7 @@ class StreamScorer:
         self.smoother = CausalSmoother(sc.causal_window, self.cal.empty)
         self.tracker = EventTracker(sc.event_frames)
         self.index = 0
+        self.flagged = 0  # frames above the threshold since ``reset`` (see ``misfit_warning``)
         self.frame_shape: tuple[int, ...] | None = None
         self._boxes: np.ndarray | None = None
 
@@ -194,6 +195,7 @@ class StreamScorer:
             if np.isfinite(row).any():
                 box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]
             res = FrameResult(indices[i], times[i], float(fs.raw[i]), float(z[i]), sm, sm > self.threshold, box, row)
+            self.flagged += res.anomalous
             ev = self.tracker.update(res.index, sm, res.anomalous, box, times[i])
             if ev is not None:
                 closed.append(ev)
@@ -203,3 +205,20 @@ class StreamScorer:
     def finish(self) -> Event | None:
         """End of the source: close an open event."""
         return self.tracker.finish()
+
+
+MISFIT_SHARE = 0.5  # a model that flags more than this share of a source's frames probably does not fit it
+MISFIT_MIN_FRAMES = 20
+
+
+def misfit_warning(shares: dict[str, tuple[float, int]]) -> str | None:
+    """One warning line for the sources (name -> (flagged share, frames scored)) where the model flags most
+    frames: anomalies are rare, so that is a sign the camera differs from the one the model learnt."""
+    bad = {k: v for k, (v, n) in shares.items() if n >= MISFIT_MIN_FRAMES and v > MISFIT_SHARE}
+    if not bad:
+        return None
+    worst = sorted(bad.items(), key=lambda kv: -kv[1])
+    more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
+    names = ", ".join(f"{k} ({100 * v:.0f}%)" for k, v in worst[:5]) + more
+    return (f"warning: the model flags most frames of {names}: it probably does not fit this camera (another view, "
+            "lighting or frame rate than its training footage); train on this camera's normal footage")  # fmt: skip

@@ -37,13 +37,22 @@ from ognet_video.checkpoint import (
 )
 from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
+from ognet_video.data.recordings import Recordings
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
-from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer
+from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
+    check_holdout,
+    collect_patches,
+    footage_meta,
+    load_clip_frames,
+    sample_patches,
+    split_clips,
+    split_for_training,
+)
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -58,62 +67,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def split_clips(dataset: Dataset, holdout: int) -> tuple[list[Clip], list[Clip]]:
-    """Last ``holdout`` training clips are kept out of training and used only for calibration."""
-    if holdout >= len(dataset.train):
-        raise UserError(f"train.holdout_clips={holdout} leaves no training clip (dataset has {len(dataset.train)})")
-    cut = len(dataset.train) - holdout
-    return dataset.train[:cut], dataset.train[cut:]
-
-
-def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
-    return np.stack([extractor.prepare(f.image) for f in clip.source()])
-
-
-def collect_patches(
-    clips: list[Clip], cfg: Config, progress: Progress | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """All moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
-
-    A fast twin of a moving flow patch at frame t takes its flow from frame t-k instead of t-1 (k from
-    ``train.skip_frames``): the same scene moving about k times faster than anything normal. It is picked by
-    the patch's own motion (frame t against t-1), like the patch.
-    """
-    ex = PatchExtractor(cfg.patches)
-    parts, fast = [], []
-    task = progress.add_task("patches", total=len(clips), info="") if progress else None
-    for clip in clips:
-        frames = load_clip_frames(clip, ex)
-        cp = ex.extract(frames)
-        moving = ex.moving(cp.motion)
-        parts.append(ex.select(cp, moving))
-        for k in cfg.train.skip_frames:  # config validation: only with the flow channel
-            if len(frames) > k:
-                flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset))
-                fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
-        if progress is not None and task is not None:
-            progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
-    data = torch.cat(parts)
-    fast_data = torch.cat(fast) if fast else None
-    if len(data) < cfg.train.batch_size:
-        raise UserError(
-            f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "
-            "lower patches.motion_threshold or add footage with motion"
-        )
-    return data, fast_data
-
-
-def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Config,
-                   seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
-    """One member's training set: at most ``train.max_patches`` of each kind, drawn with its seed."""
-    gen = torch.Generator().manual_seed(seed)
-    if cfg.train.max_patches and len(data) > cfg.train.max_patches:
-        data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
-    if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
-        fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
-    return data, fast_data
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -164,22 +117,6 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
     loss.backward()
     opt.step()
     return loss.item()
-
-
-def check_holdout(clips: list[Clip], cfg: Config) -> None:
-    """The held-out clips must be able to calibrate, checked before any training (not after both phases)."""
-    ex = PatchExtractor(cfg.patches)
-    short = [c.name for c in clips if len(c) < 2]
-    if short:
-        raise UserError(f"held-out clip(s) {', '.join(short)} have fewer than 2 frames: no motion to calibrate on; "
-                        "give longer clips or change train.holdout_clips")  # fmt: skip
-    for clip in clips:
-        frames = load_clip_frames(clip, ex).astype(np.int16)
-        motion = ex.cells(np.abs(np.diff(frames, axis=0))).mean(axis=(2, 3))  # what ``extract`` measures
-        if ex.moving(motion).any():
-            return
-    raise UserError(f"no moving patch in the held-out clips ({', '.join(c.name for c in clips)}): cannot calibrate; "
-                    "lower patches.motion_threshold or hold out clips with motion")  # fmt: skip
 
 
 def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
@@ -259,7 +196,7 @@ def member_seed(cfg: Config, i: int) -> int:
     return cfg.train.seed + 1000 * i
 
 
-def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, device: torch.device | None = None,
+def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bool = False, device: torch.device | None = None,
           console: Console | None = None) -> TrainResult:  # fmt: skip
     """Train both phases into ``run_dir`` (each of ``train.members``); ``resume`` continues ``last.safetensors``."""
     console = console or Console()
@@ -272,7 +209,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
                   "thread count and host; train.num_threads sets it)", highlight=False)  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     log = _Log(run_dir / "log.jsonl")
-    train_clips, holdout = split_clips(dataset, cfg.train.holdout_clips)
+    train_clips, holdout = split_for_training(dataset, cfg)
     check_holdout(holdout, cfg)
     data_id = {"dataset": dataset.name, "clips": {c.name: len(c) for c in dataset.train}}
 
@@ -318,7 +255,7 @@ def train(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool = False, de
     phase1_path = p1.save(run_dir / "phase1.safetensors")
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
-                    environment=host_info())  # fmt: skip
+                    environment=host_info(), **footage_meta(dataset, holdout))  # fmt: skip
     model_path = det.save(run_dir / "model.safetensors")
     log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
     return TrainResult(run_dir, model_path, phase1_path, minutes, n)

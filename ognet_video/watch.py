@@ -24,6 +24,7 @@ from ognet_video.detector import Detector
 from ognet_video.engine import STOP_REASONS, Engine, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.runs import load_model, new_run_dir
+from ognet_video.scoring import misfit_warning
 from ognet_video.sinks import (
     AnnotatedVideo,
     EventLog,
@@ -123,6 +124,9 @@ def print_summary(res: WatchResult, console: Console) -> None:
         f"{st.dropped} dropped, {st.reconnects} reconnects), {st.events} events -> {escape(str(res.run_dir))}",
         highlight=False,
     )
+    scorer = res.stream.scorer
+    if scorer is not None and (warn := misfit_warning({src.display: (scorer.flagged / max(1, st.frames), st.frames)})):
+        console.print(f"[yellow]{escape(warn)}[/]", highlight=False)
     ms = st.ms_per_frame()
     model_fps = 1000.0 / ms["model"] if ms["model"] > 0 else 0.0
     decode = "read" if src.live else "decode"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ognet_video.cli import common
 from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides, split_args  # noqa: F401
@@ -40,12 +41,16 @@ def score(
     """
     from ognet_video.score import ScoreOptions, summary_table
     from ognet_video.score import score as run_score
+    from ognet_video.scoring import misfit_warning
 
     paths, overrides = split_args(inputs)
     opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
     res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device,
                     overrides=overrides, console=common.console)  # fmt: skip
     common.console.print(summary_table(res.records, res.out))
+    shares = {r.name: (r.anomalous_share or 0.0, r.frames) for r in res.records if r.ok}
+    if warn := misfit_warning(shares):
+        common.console.print(f"[yellow]{escape(warn)}[/]", highlight=False)
     rate = f" ({res.frames / res.seconds:.0f} fps)" if res.frames else ""
     common.console.print(
         f"scored {res.scored} clips, {res.frames} frames in {res.seconds:.1f} s{rate}; {res.skipped} skipped "

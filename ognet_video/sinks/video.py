@@ -26,7 +26,7 @@ class AnnotatedVideo(Sink):
         s = batch.stream
         assert s.scorer is not None
         if self.writer is None and batch.frames:
-            fps = (s.source.fps or 10.0) / s.source.stride
+            fps = s.source.delivered_fps or 10.0 / s.source.stride
             self.writer = AnnotatedVideoWriter(self.folder.path / self.name, fps, s.scorer.threshold, s.scorer.cal)
         for f, r in zip(batch.frames, batch.results, strict=True):
             self.writer.write(f.image, r, s.scorer.boxes_for(f.image.shape))  # type: ignore[union-attr]

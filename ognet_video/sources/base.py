@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ognet_video.errors import UserError
+from ognet_video.sources.resample import Resampler
 
 # OpenCV and FFmpeg print their own warnings for every source that fails to open ("moov atom not found",
 # "can't open camera by index"); our errors already say it in one line. Set these variables to see them.
@@ -161,11 +162,43 @@ class Source:
         self.connected = False
         self.lost: str | None = None  # a live source that went away and did not come back
         self.opened = False
+        self.analysis_fps = 0.0  # the model's analysis rate (0: every frame); see ``analyse_at``
+        self._resampler = Resampler()
+
+    def analyse_at(self, rate: float) -> Source:
+        """Deliver only the frames of an analysis at ``rate`` fps (0: every frame), chosen from the source's
+        timestamps (``sources.resample``); the run loop sets it from the model, before the source opens."""
+        self.analysis_fps = float(rate or 0.0)
+        self._resampler = Resampler(self.analysis_fps, self.fps)
+        return self
+
+    def keeps(self, index: int) -> bool:
+        """Whether frame ``index`` is delivered, judged before it is decoded: every ``stride``-th frame, and of
+        those the ones on the analysis grid when the source's rate is known."""
+        if index % self.stride:
+            return False
+        if self._resampler.fps != self.fps:  # the rate became known when the source opened
+            self._resampler = Resampler(self.analysis_fps, self.fps)
+        return not self._resampler.by_index or self._resampler.keep_index(index)
+
+    def keeps_time(self, time: float | None) -> bool:
+        """For a source of unknown rate: whether a decoded frame at ``time`` is on the analysis grid."""
+        return self._resampler.by_index or self._resampler.keep_time(time)
+
+    @property
+    def delivered_fps(self) -> float | None:
+        """The rate of the frames this source delivers (after stride and the analysis rate), when known."""
+        rate = min(self.fps, self.analysis_fps) if self.fps and self.analysis_fps else self.fps or None
+        return None if rate is None else rate / self.stride
 
     @property
     def total(self) -> int | None:
-        """Frames that will be delivered (every ``stride``-th), when known."""
-        return None if self.length is None else math.ceil(self.length / self.stride)
+        """Frames that will be delivered (every ``stride``-th, at the analysis rate), when known."""
+        if self.length is None:
+            return None
+        if self._resampler.active and self.fps:
+            return sum(1 for i in range(self.length) if self.keeps(i))
+        return math.ceil(self.length / self.stride)
 
     def open(self) -> Source:
         if not self.opened:
@@ -193,4 +226,6 @@ class Source:
         """One phrase for the console: kind, length, rate and stride."""
         text = self.kind + (f", {self.length} frames" if self.length else "")
         text += f" at {self.fps:g} fps" if self.fps else ""
+        if self.analysis_fps and (not self.fps or self.fps > self.analysis_fps * (1 + 1e-6)):
+            text += f", analysed at {self.analysis_fps:g} fps"
         return text + (f", scoring 1 frame in {self.stride}" if self.stride > 1 else "")

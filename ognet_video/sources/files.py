@@ -46,7 +46,7 @@ class VideoFile(Source):
         index = 0
         while stop is None or not stop.is_set():
             t = time.perf_counter()
-            keep = index % self.stride == 0
+            keep = self.keeps(index)
             ok, img = cap.read() if keep else (cap.grab(), None)
             self.decode_seconds += time.perf_counter() - t
             if not ok:
@@ -55,7 +55,9 @@ class VideoFile(Source):
                 return
             self.decoded += 1
             if keep:
-                yield Frame(index, self._time(index, cap), img)
+                at = self._time(index, cap)
+                if self.keeps_time(at):  # a file that does not state its rate: its timestamps decide
+                    yield Frame(index, at, img)
             index += 1
 
     def _time(self, index: int, cap: Capture) -> float | None:
@@ -109,6 +111,8 @@ class ImageFiles(Source):
         for i in range(0, len(self.files), self.stride):
             if stop is not None and stop.is_set():
                 return
+            if not self.keeps(i):
+                continue
             t = time.perf_counter()
             img = read_gray(self.files[i])
             self.decode_seconds += time.perf_counter() - t

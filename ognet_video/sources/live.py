@@ -12,8 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import cv2
+
 from ognet_video.errors import UserError
 from ognet_video.sources.base import Capture, Frame, Opener, Source, open_capture
+
+# a camera's stated rate above this is a stream clock, not frames per second (RTSP often states 90000)
+MAX_STATED_FPS = 240.0
 
 
 class LiveSource(Source):
@@ -41,10 +46,12 @@ class LiveSource(Source):
         if cap is None:
             return
         self.connected = True
+        stated = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = stated if 1.0 <= stated <= MAX_STATED_FPS else None  # else every frame is analysed
         index, link, t0 = 0, 0, None
         while not stop.is_set():
             t = time.perf_counter()
-            keep = index % self.stride == 0
+            keep = self.keeps(index)
             ok, img = cap.read() if keep else (cap.grab(), None)
             self.decode_seconds += time.perf_counter() - t
             if not ok:

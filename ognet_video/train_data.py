@@ -1,0 +1,112 @@
+"""What training reads: the clips it trains on and holds out, and their moving patches.
+
+Named datasets hold out their last ``train.holdout_clips`` clips; recordings (``data.recordings``) the last
+part in time. Either way the held-out footage is checked before any training: it must be able to calibrate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from ognet_video.config import Config
+from ognet_video.data import Clip, Dataset
+from ognet_video.errors import UserError
+from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
+
+
+def split_clips(dataset: Dataset, holdout: int) -> tuple[list[Clip], list[Clip]]:
+    """Last ``holdout`` training clips are kept out of training and used only for calibration."""
+    if holdout >= len(dataset.train):
+        raise UserError(f"train.holdout_clips={holdout} leaves no training clip (dataset has {len(dataset.train)})")
+    cut = len(dataset.train) - holdout
+    return dataset.train[:cut], dataset.train[cut:]
+
+
+def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
+    return np.stack([extractor.prepare(f.image) for f in clip.source()])
+
+
+def collect_patches(
+    clips: list[Clip], cfg: Config, progress: Progress | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """All moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
+
+    A fast twin of a moving flow patch at frame t takes its flow from frame t-k instead of t-1 (k from
+    ``train.skip_frames``): the same scene moving about k times faster than anything normal. It is picked by
+    the patch's own motion (frame t against t-1), like the patch.
+    """
+    ex = PatchExtractor(cfg.patches)
+    parts, fast = [], []
+    task = progress.add_task("patches", total=len(clips), info="") if progress else None
+    for clip in clips:
+        frames = load_clip_frames(clip, ex)
+        cp = ex.extract(frames)
+        moving = ex.moving(cp.motion)
+        parts.append(ex.select(cp, moving))
+        for k in cfg.train.skip_frames:  # config validation: only with the flow channel
+            if len(frames) > k:
+                flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset))
+                fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
+        if progress is not None and task is not None:
+            progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
+    data = torch.cat(parts)
+    fast_data = torch.cat(fast) if fast else None
+    if len(data) < cfg.train.batch_size:
+        raise UserError(
+            f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "
+            "lower patches.motion_threshold or add footage with motion"
+        )
+    return data, fast_data
+
+
+def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Config,
+                   seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """One member's training set: at most ``train.max_patches`` of each kind, drawn with its seed."""
+    gen = torch.Generator().manual_seed(seed)
+    if cfg.train.max_patches and len(data) > cfg.train.max_patches:
+        data = data[torch.randperm(len(data), generator=gen)[: cfg.train.max_patches]]
+    if fast_data is not None and cfg.train.max_patches and len(fast_data) > cfg.train.max_patches:
+        fast_data = fast_data[torch.randperm(len(fast_data), generator=gen)[: cfg.train.max_patches]]
+    return data, fast_data
+
+
+def check_holdout(clips: list[Clip], cfg: Config) -> None:
+    """The held-out clips must be able to calibrate, checked before any training (not after both phases)."""
+    ex = PatchExtractor(cfg.patches)
+    short = [c.name for c in clips if len(c) < 2]
+    if short:
+        raise UserError(f"held-out clip(s) {', '.join(short)} have fewer than 2 frames: no motion to calibrate on; "
+                        "give longer clips or change train.holdout_clips")  # fmt: skip
+    for clip in clips:
+        frames = load_clip_frames(clip, ex).astype(np.int16)
+        motion = ex.cells(np.abs(np.diff(frames, axis=0))).mean(axis=(2, 3))  # what ``extract`` measures
+        if ex.moving(motion).any():
+            return
+    raise UserError(f"no moving patch in the held-out clips ({', '.join(c.name for c in clips)}): cannot calibrate; "
+                    "lower patches.motion_threshold or hold out clips with motion")  # fmt: skip
+
+
+DATASET_FPS = 10.0  # frame rate a named dataset's frame folders are read at (Ped2's)
+
+
+def split_for_training(dataset: Any, cfg: Config) -> tuple[list[Any], list[Any]]:
+    """(training clips, held-out clips): recordings split by time when they were loaded, named datasets by
+    their last ``train.holdout_clips`` clips (read at their own rate, so the analysis rate must be it)."""
+    if hasattr(dataset, "holdout"):  # data.recordings.Recordings
+        return dataset.training, dataset.holdout
+    if cfg.patches.analysis_fps not in (0, DATASET_FPS):
+        raise UserError(f"patches.analysis_fps={cfg.patches.analysis_fps:g}: dataset {dataset.name!r} is read at its "
+                        f"{DATASET_FPS:g} fps; use {DATASET_FPS:g} (or train on its frames as recordings with --fps)")  # fmt: skip
+    return split_clips(dataset, cfg.train.holdout_clips)
+
+
+def footage_meta(dataset: Any, holdout: list[Any]) -> dict[str, Any]:
+    """What the checkpoint records about the footage: for recordings their list and the held-out time span;
+    for a named dataset the held-out clips."""
+    if hasattr(dataset, "meta"):
+        return dataset.meta()
+    return {"holdout": {"by": "clips", "clips": [c.name for c in holdout]}}
