@@ -1,0 +1,149 @@
+"""Where the time goes: each stage alone, their serial sum, and end to end, on the same frames in one run.
+
+The Ped2 test clips are written as MP4 (mp4v, 10 fps) once; then, with the torch threads fixed:
+
+* **stages alone**: decode (the video source's reader, nothing else), extract (resize, frame difference and
+  optical flow of the decoded frames, batch by batch as the scorer feeds it), model (the G + D forward
+  passes on exactly the patches the scorer selects);
+* **end to end**: ``watch`` on each MP4 (without and with ``--save-video``), ``score`` on all of them (one
+  decode worker), and the Python API's ``Model.stream``.
+
+Ratios written next to the numbers: end to end over the slowest single stage (1.0 = the pipeline hides every
+other stage) and the API's fps over ``watch``'s. Speeds on a shared machine move with its load: compare the
+ratios of one run, not numbers from different runs.
+
+    python pipelines/speed_benchmark.py --model runs/train/ped2-1 --threads 2 [--clips 4]
+    -> pipelines/results/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ognet_video.api import Model  # noqa: E402
+from ognet_video.checkpoint import atomic_write_text  # noqa: E402
+from ognet_video.data import load_dataset, read_gray  # noqa: E402
+from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
+from ognet_video.host import host_info  # noqa: E402
+from ognet_video.patches import PatchExtractor  # noqa: E402
+from ognet_video.score import ScoreOptions, score  # noqa: E402
+from ognet_video.sources import open_source  # noqa: E402
+from ognet_video.watch import WatchOptions, watch  # noqa: E402
+from pipelines.settings import PED2  # noqa: E402
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+def write_mp4(frames: list[Path], path: Path, fps: float = 10.0) -> str:
+    first = read_gray(frames[0])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (first.shape[1], first.shape[0]))
+    for f in frames:
+        writer.write(cv2.cvtColor(read_gray(f), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return str(path)
+
+
+def decoded(path: str) -> list[np.ndarray]:
+    return [f.image for f in open_source(path)]
+
+
+def stages_alone(videos: list[str], det: Detector) -> dict[str, float]:
+    """ms per frame of decode, extract and model, each timed on its own over every frame."""
+    n, t_dec, t_ext, t_model = 0, 0.0, 0.0, 0.0
+    ex = PatchExtractor(det.cfg.patches)
+    batch = det.cfg.score.batch_frames
+    for v in videos:
+        t = time.perf_counter()
+        frames = decoded(v)
+        t_dec += time.perf_counter() - t
+        n += len(frames)
+        prev = None
+        for i in range(0, len(frames), batch):
+            t = time.perf_counter()
+            prepared = np.stack([ex.prepare(f) for f in frames[i : i + batch]])
+            cp = ex.extract(prepared, prev)
+            moving = ex.moving(cp.motion)
+            if prev is None:
+                moving[0] = False
+            x = ex.select(cp, moving)
+            prev = prepared[-1]
+            t_ext += time.perf_counter() - t
+            t = time.perf_counter()
+            det.patch_scores(x)
+            t_model += time.perf_counter() - t
+    ms = {k: 1000 * v / n for k, v in (("decode", t_dec), ("extract", t_ext), ("model", t_model))}
+    return ms | {"serial_sum": sum(ms.values()), "frames": n}
+
+
+def end_to_end(videos: list[str], det: Detector, path: Path, tmp: Path) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for label, save in (("watch", False), ("watch_save_video", True)):
+        frames, seconds = 0, 0.0
+        for v in videos:
+            res = watch(v, det, WatchOptions(save_video=save, live_panel=False), project=tmp / label, console=quiet())
+            frames, seconds = frames + res.frames, seconds + res.seconds
+        out[label] = {"fps": frames / seconds, "frames": frames}
+    t = time.perf_counter()  # model loading included: score loads the checkpoint itself
+    res = score(videos, path, opts=ScoreOptions(workers=1), project=tmp / "score", device="cpu", console=quiet())
+    out["score"] = {"fps": res.frames / (time.perf_counter() - t), "frames": res.frames}
+    model, frames, t = Model(det, "bench"), 0, time.perf_counter()
+    for v in videos:
+        frames += sum(1 for _ in model.stream(v))
+    out["api_stream"] = {"fps": frames / (time.perf_counter() - t), "frames": frames}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="runs/train/ped2-1")
+    ap.add_argument("--data", default=str(PED2), help="Ped2 root (default: the OGNET_PED2 setting)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clips", type=int, default=12, help="the first N test clips")
+    ap.add_argument("--out", type=Path, default=Path("pipelines/results/speed.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    path = resolve_model_path(args.model)
+    det = Detector.load(path, device="cpu")
+    clips = load_dataset("ped2", args.data).test[: args.clips]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        videos = [write_mp4(c.frames, tmp / f"ped2_{c.name}.mp4") for c in clips]
+        alone = stages_alone(videos, det)
+        e2e = end_to_end(videos, det, path, tmp)
+    slowest = max(alone["decode"], alone["extract"], alone["model"])
+    result = {
+        "model": str(path), "preset": det.cfg.model.preset, "clips": len(clips), "frames": alone["frames"],
+        "machine": {**host_info(), "load_avg_before": [round(x, 2) for x in load_before],
+                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]},
+        "stages_ms_per_frame": alone,
+        "serial_fps": 1000 / alone["serial_sum"],
+        "end_to_end": e2e,
+        "ratios": {
+            "watch_ms_over_slowest_stage": (1000 / e2e["watch"]["fps"]) / slowest,
+            "api_over_watch_fps": e2e["api_stream"]["fps"] / e2e["watch"]["fps"],
+            "watch_over_serial_fps": e2e["watch"]["fps"] / (1000 / alone["serial_sum"]),
+        },
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("stages_ms_per_frame", "serial_fps", "end_to_end", "ratios")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
