@@ -1,7 +1,7 @@
 """The Python API: load a model, stream any source through it, or score frames you already have.
 
     from ognet_video import load
-    model = load("runs/train/lobby-1")
+    model = load("runs/train/lobby-1")          # or an exported model: load("lobby-1.onnx")
     for r in model.stream("rtsp://cam/s"):      # batched for you; one FrameResult per frame
         if r.anomalous:
             ...
@@ -69,6 +69,7 @@ class Model:
 
 
 def load(model: str | Path | None = None, device: str = "auto") -> Model:
-    """A run folder, a ``.safetensors`` checkpoint, or None for the newest finished run in ``runs/train``."""
+    """A run folder, a ``.safetensors`` checkpoint, an exported ``.onnx`` model (``ognet-video export``; scored
+    by onnxruntime, same decisions), or None for the newest finished run in ``runs/train``."""
     det, label = load_model(model, device)
     return Model(det, label)

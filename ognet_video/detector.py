@@ -7,6 +7,7 @@ the same decisions from the same file (anomalib's lesson: store normalisation wi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,22 +85,27 @@ class Detector:
 
     With several members (``train.members``: the same recipe trained from different seeds) it is the mean
     of their scores: one GAN pair's ranking of rare patches varies from seed to seed, the mean less so.
+    ``backend``: where an exported model's scores come from instead (``onnx_backend``; no torch members).
     """
 
     def __init__(self, cfg: Config, members: list[Member], calibration: Calibration | None = None,
-                 meta: dict[str, Any] | None = None, device: torch.device | None = None) -> None:  # fmt: skip
-        if not members:
+                 meta: dict[str, Any] | None = None, device: torch.device | None = None,
+                 backend: Callable[[torch.Tensor], np.ndarray] | None = None) -> None:  # fmt: skip
+        if not members and backend is None:
             raise ValueError("a Detector needs at least one (G, D) member")
         self.cfg = cfg
         self.device = device or torch.device("cpu")
         self.members = [(G.to(self.device).eval(), D.to(self.device).eval()) for G, D in members]
         self.calibration = calibration
         self.meta = meta or {}
+        self.backend = backend
 
     @torch.inference_mode()
     def patch_scores(self, x: torch.Tensor) -> np.ndarray:
         if x.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
+        if self.backend is not None:
+            return self.backend(x)
         x = x.to(self.device, non_blocking=True)
         total = None
         for G, D in self.members:
@@ -110,6 +116,8 @@ class Detector:
         return (total / len(self.members)).cpu().numpy()
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        if self.backend is not None:
+            raise UserError("an exported model holds no torch weights to save; use its run's checkpoint")
         meta = {**self.meta, **(extra or {})}
         meta["config"] = self.cfg.to_dict()
         meta["calibration"] = dataclasses.asdict(self.calibration) if self.calibration else None
@@ -121,6 +129,11 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None) -> Detector:
+        """A checkpoint, or an exported ``.onnx`` model (scored by onnxruntime, same decisions)."""
+        if Path(path).suffix.lower() == ".onnx":
+            from ognet_video.onnx_backend import load_onnx
+
+            return load_onnx(path, device, expect_preset)
         tensors, meta = load_checkpoint(path)
         if "config" not in meta:
             raise UserError(f"{path}: checkpoint metadata has no config; it was not written by ognet-video")
@@ -149,7 +162,7 @@ class Detector:
 
 
 def resolve_model_path(path: str | Path) -> Path:
-    """A run folder (its ``model.safetensors``) or a checkpoint file."""
+    """A run folder (its ``model.safetensors``), a checkpoint file or an exported ``.onnx`` model."""
     p = Path(path).expanduser()
     if p.is_dir():
         ck = p / "model.safetensors"
@@ -157,5 +170,5 @@ def resolve_model_path(path: str | Path) -> Path:
             raise UserError(f"{p} holds no model.safetensors: the run did not finish; resume it with train --resume")
         return ck
     if not p.exists():
-        raise UserError(f"model not found: {p} (give a run folder like runs/train/ped2-1 or a .safetensors file)")
+        raise UserError(f"model not found: {p} (give a run folder like runs/train/ped2-1 or a model file)")
     return p

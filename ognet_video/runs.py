@@ -48,8 +48,8 @@ def latest_run_dir(parent: Path, name: str | None = None, need: str | None = Non
 
 
 def find_model(model: str | Path | None, train_project: Path = Path("runs/train")) -> Path:
-    """The checkpoint a command uses: ``model`` (a run folder or a .safetensors file) or, when None, the
-    newest run in ``train_project`` that holds a finished ``model.safetensors``."""
+    """The checkpoint a command uses: ``model`` (a run folder, a .safetensors file or an exported .onnx model)
+    or, when None, the newest run in ``train_project`` that holds a finished ``model.safetensors``."""
     from ognet_video.detector import resolve_model_path
 
     if model is not None:
@@ -65,8 +65,8 @@ def find_model(model: str | Path | None, train_project: Path = Path("runs/train"
 
 def load_model(model: str | Path | Detector | None, device: str = "auto",
                train_project: Path = Path("runs/train")) -> tuple[Detector, str]:  # fmt: skip
-    """A finished (calibrated) model and how to name it: a Detector, a run folder, a checkpoint, or None for
-    the newest finished run (``find_model``)."""
+    """A finished (calibrated) model and how to name it: a Detector, a run folder, a checkpoint, an exported
+    .onnx model (scored by onnxruntime), or None for the newest finished run (``find_model``)."""
     from ognet_video.detector import Detector
 
     if isinstance(model, Detector):
