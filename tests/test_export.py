@@ -58,6 +58,20 @@ def test_onnx_scores_match_torch_on_real_and_random_patches(onnx_path, detector,
     assert exported.patch_scores(x[:0]).shape == (0,)
 
 
+def test_an_ensemble_exports_as_the_mean_of_its_members(detector, tmp_path):
+    from ognet_video.export import check_batch, export_onnx
+    from ognet_video.model import build_models
+
+    torch.manual_seed(3)
+    both = Detector(detector.cfg, detector.members + [build_models(detector.cfg)], detector.calibration)
+    source = both.save(tmp_path / "model.safetensors")
+    res = export_onnx(Detector.load(source), source, tmp_path / "ens.onnx")
+    exported = Detector.load(res.path)
+    assert res.members == 2 and exported.meta["export"]["members"] == 2
+    x = check_batch(both, 64)
+    assert np.abs(exported.patch_scores(x) - both.patch_scores(x)).max() <= ATOL
+
+
 def test_metadata_is_the_checkpoints(onnx_path, detector, trained_run):
     from ognet_video.score.manifest import model_id
 
