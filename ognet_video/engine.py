@@ -1,9 +1,10 @@
 """The one run loop: sources -> ``StreamScorer`` -> sinks. ``watch`` and ``score`` are compositions of it.
 
 A ``Stream`` is one source with its sinks. ``run`` keeps up to ``concurrency`` streams open at once (each
-decoded by its own ``Reader`` thread), takes whatever frames are queued, scores them with the one shared
-model in the calling thread and hands every ``Batch`` to the stream's sinks. It times each stage (decode,
-extract, model, outputs) per stream.
+decoded by its own ``Reader`` thread), takes whatever frames each has queued, scores the moving patches of
+all of them in one forward pass of the one shared model in the calling thread (a patch's score does not
+depend on what it is batched with) and hands every ``Batch`` to its stream's sinks. It times each stage
+(decode, extract, model, outputs) per stream; a shared pass is shared out by patch count.
 
 Ending: at the end of a source every sink is closed (its outputs are complete). A failed stream (unreadable
 source, a sink that cannot write) is aborted: ``keep_partial`` streams close instead, keeping what was
@@ -21,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.events import Event
-from ognet_video.scoring import FrameResult, StreamScorer
+from ognet_video.events import Event, EventMessage
+from ognet_video.scoring import FrameResult, PendingPush, StreamScorer
 from ognet_video.sources import Frame, Reader, Source
 
 STOP_REASONS = {
@@ -131,6 +133,8 @@ class Batch:
     frames: list[Frame]
     results: list[FrameResult]
     events: list[Event]  # closed on these frames
+    messages: list[EventMessage] = field(default_factory=list)  # start / update / end, as they happened
+    taken: float = 0.0  # time.monotonic() when its frames were taken off the source's queue
 
 
 @dataclass
@@ -141,6 +145,7 @@ class Stream:
     max_frames: int | None = None
     keep_partial: bool = True  # a failed or interrupted stream keeps its outputs (watch) or drops them (score)
     info: dict[str, Any] = field(default_factory=dict)  # whatever the composing command wants its sinks to see
+    update_every: float = 5.0  # seconds of source time between an open event's update messages
     stats: StreamStats = field(default_factory=StreamStats)
     scorer: StreamScorer | None = None
     reader: Reader | None = None
@@ -203,13 +208,8 @@ class Engine:
                     started.append(s)
                 if not active:
                     return
-                wait = 0.1 if len(active) == 1 else 0.02
-                for s in list(active):
-                    alive, batch = self._step(s, wait)
-                    if not alive:
-                        active.remove(s)
-                    if batch is not None:
-                        yield batch
+                for batch in self._round(active, 0.1 if len(active) == 1 else 0.02):
+                    yield batch
                     SIGNALS.check()
         except KeyboardInterrupt as exc:
             self.interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
@@ -231,7 +231,7 @@ class Engine:
         try:
             s.source.analyse_at(self.timed.cfg.patches.analysis_fps)  # the model's motion scale, from any camera
             s.reader = Reader(s.source).start()
-            s.scorer = StreamScorer(self.timed)  # type: ignore[arg-type]  # a transparent proxy of the Detector
+            s.scorer = StreamScorer(self.timed, s.update_every)  # type: ignore[arg-type]  # a transparent proxy
             for sink in s.sinks:
                 sink.open(s)
         except Exception as exc:
@@ -239,49 +239,91 @@ class Engine:
             return False
         return True
 
-    def _step(self, s: Stream, wait: float) -> tuple[bool, Batch | None]:
-        """Score what the stream has queued: (still open, the batch scored, if any)."""
+    def _round(self, active: list[Stream], wait: float) -> list[Batch]:
+        """One pass over the open streams: take what each has queued, score it all, write each batch."""
+        taken = [(s, frames) for s in list(active) if (frames := self._take(s, wait, active))]
+        out, now = [], time.monotonic()
+        for s, batch in self._score(taken, active):
+            batch.taken = now
+            try:
+                self._write(s, batch)
+                out.append(batch)
+                if s.max_frames is not None and s.stats.frames >= s.max_frames:
+                    self._end(s, "max-frames")
+                    active.remove(s)
+            except (KeyboardInterrupt, StopRun):
+                raise
+            except Exception as exc:
+                active.remove(s)
+                self._fail(s, exc)
+        return out
+
+    def _take(self, s: Stream, wait: float, active: list[Stream]) -> list[Frame]:
+        """The frames ``s`` has queued (ending it, and taking it out of ``active``, at its end or failure)."""
         assert s.reader is not None
-        batch = None
         try:
             frames = s.reader.get_batch(self.batch, timeout=wait)
             if frames is None:
+                active.remove(s)
                 self._end(s, "lost" if s.source.lost else "end", message=s.source.lost)
-                return False, None
-            if s.max_frames is not None:
-                frames = frames[: s.max_frames - s.stats.frames]
-            if frames:
-                batch = self._score(s, frames)
-            if s.max_frames is not None and s.stats.frames >= s.max_frames:
-                self._end(s, "max-frames")
-                return False, batch
+                return []
+            return frames if s.max_frames is None else frames[: s.max_frames - s.stats.frames]
         except (KeyboardInterrupt, StopRun):
             raise
         except Exception as exc:
+            if s in active:
+                active.remove(s)
             self._fail(s, exc)
-            return False, None
-        return True, batch
+            return []
 
-    def _score(self, s: Stream, frames: list[Frame]) -> Batch:
+    def _prepare(self, s: Stream, frames: list[Frame]) -> list[PendingPush]:
         assert s.scorer is not None
-        t, m = time.perf_counter(), self.timed.seconds
-        results: list[FrameResult] = []
-        closed: list[Event] = []
+        parts = []
         for link, run in itertools.groupby(frames, key=lambda f: f.link):  # one run per connection
             part = list(run)
             if link != s._link:  # a gap: motion restarts after a reconnect
                 s.scorer.break_motion()
                 s._link = link
-            r, c = s.scorer.push([f.image for f in part], [f.time for f in part], [f.index for f in part])
-            results += r
-            closed += c
-        model = self.timed.seconds - m
-        s.stats.model_s += model
-        s.stats.extract_s += time.perf_counter() - t - model
-        s.stats.frames += len(frames)
-        batch = Batch(s, frames, results, closed)
-        self._write(s, batch)
-        return batch
+            parts.append(s.scorer.prepare([f.image for f in part], [f.time for f in part], [f.index for f in part]))
+        return parts
+
+    def _score(self, taken: list[tuple[Stream, list[Frame]]], active: list[Stream]) -> list[tuple[Stream, Batch]]:
+        """Every stream's frames through one forward pass; a stream whose frames cannot be prepared fails."""
+        pending: list[tuple[Stream, list[Frame], list[PendingPush], float]] = []
+        for s, frames in taken:
+            t = time.perf_counter()
+            try:
+                pending.append((s, frames, self._prepare(s, frames), time.perf_counter() - t))
+            except Exception as exc:
+                active.remove(s)
+                self._fail(s, exc)
+        parts = [p for _, _, ps, _ in pending for p in ps]
+        if not parts:
+            return []
+        xs = [p.scores.x for p in parts]
+        m = self.timed.seconds
+        try:
+            scores = self.timed.patch_scores(xs[0] if len(xs) == 1 else torch.cat(xs))
+        except Exception as exc:
+            for s, *_ in pending:
+                active.remove(s)
+                self._fail(s, exc)
+            return []
+        model, total = self.timed.seconds - m, max(1, len(scores))
+        split = iter(np.split(scores, np.cumsum([len(x) for x in xs])[:-1]))
+        out = []
+        for s, frames, ps, prep in pending:
+            assert s.scorer is not None
+            t, results, closed, messages = time.perf_counter(), [], [], []
+            for p in ps:
+                r, c = s.scorer.complete(p, next(split))
+                results, closed, messages = results + r, closed + c, messages + s.scorer.messages
+            share = sum(len(p.scores.x) for p in ps) / total if len(pending) > 1 else 1.0
+            s.stats.model_s += model * share
+            s.stats.extract_s += prep + time.perf_counter() - t
+            s.stats.frames += len(frames)
+            out.append((s, Batch(s, frames, results, closed, messages)))
+        return out
 
     def _write(self, s: Stream, batch: Batch) -> None:
         t = time.perf_counter()
@@ -314,7 +356,7 @@ class Engine:
         """The open event closes at its last frame above threshold; then every sink completes its outputs."""
         ev = s.scorer.finish() if s.scorer is not None else None
         if ev is not None:
-            self._write(s, Batch(s, [], [], [ev]))
+            self._write(s, Batch(s, [], [], [ev], list(s.scorer.messages)))  # type: ignore[union-attr]
         for sink in s.sinks:
             sink.close(s)
 
@@ -327,7 +369,7 @@ class Engine:
 
     def _fail(self, s: Stream, exc: Exception) -> None:
         self._finalize(s, "failed", _reason(exc))
-        if self.fail_fast and s.keep_partial and s.stats.frames > 0:
+        if s.keep_partial and s.stats.frames > 0:
             try:
                 self._close(s)  # keep what was written: a watch run that failed still has its files
             except Exception:  # noqa: S110 - the first error is the one to report

@@ -3,12 +3,20 @@
 The hysteresis (k frames either way) keeps one noisy frame from opening or splitting an event. An
 event's start is the first of the k frames that opened it and its end the last frame above threshold,
 so the recorded span does not depend on k's delay.
+
+While it runs, the tracker also leaves messages in ``outbox`` for live alerts: ``start`` when an event
+opens, ``update`` (the peak so far) at most every ``update_every`` seconds of source time while it still
+changes, ``end`` when it closes. Each carries the peak frame's image (whatever was passed as ``image``),
+so a snapshot of the peak can be saved without keeping every frame.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
+
+ASSUMED_FPS = 10.0  # source time of a frame without a timestamp: its index at this rate
 
 
 @dataclass
@@ -25,48 +33,89 @@ class Event:
         return asdict(self)
 
 
+@dataclass
+class EventMessage:
+    """``start``, ``update`` or ``end`` of the ``number``-th event of a stream, as of ``frame``/``time``."""
+
+    type: str
+    number: int  # 1, 2, ... per tracker
+    event: Event  # a copy: the state when the message was made
+    frame: int  # the frame it was made on
+    time: float | None  # that frame's source time
+    image: Any = None  # the peak frame's image, when the caller gave one
+
+
 class EventTracker:
     """Feed one frame at a time; ``update`` returns an event when one closes."""
 
-    def __init__(self, k: int = 3) -> None:
+    def __init__(self, k: int = 3, update_every: float = 5.0) -> None:
         self.k = max(1, int(k))
+        self.update_every = update_every
         self.open: Event | None = None
-        self._above: list[tuple[int, float, list[int] | None, float | None]] = []  # run of frames above, not yet open
+        self._above: list[tuple[int, float, list[int] | None, float | None, Any]] = []  # run above, not yet open
         self._below = 0
+        self._peak_image: Any = None
+        self._last_sent: tuple[float, Event] | None = None  # source time and state of the last message
+        self.number = 0
         self.closed: list[Event] = []
+        self.outbox: list[EventMessage] = []  # messages since the caller last emptied it
 
     def update(self, index: int, score: float, anomalous: bool, box: list[int] | None = None,
-               time: float | None = None) -> Event | None:  # fmt: skip
+               time: float | None = None, image: Any = None) -> Event | None:  # fmt: skip
         if anomalous:
             self._below = 0
             if self.open is None:
-                self._above.append((index, score, box, time))
+                self._above.append((index, score, box, time, image))
                 if len(self._above) >= self.k:
                     first = self._above[0]
                     peak = max(self._above, key=lambda r: r[1])
                     self.open = Event(first[0], index, peak[0], peak[1], peak[2], first[3], time)
-                    self._above = []
-            else:
-                ev = self.open
-                ev.end, ev.end_time = index, time
-                if score > ev.peak_score:
-                    ev.peak_frame, ev.peak_score, ev.peak_box = index, score, box
-            return None
-        self._above = []
-        if self.open is None:
-            return None
-        self._below += 1
-        if self._below >= self.k:
-            return self._close()
+                    self._peak_image, self._above = peak[4], []
+                    self.number += 1
+                    self._send("start", index, time)
+                return None
+            ev = self.open
+            ev.end, ev.end_time = index, time
+            if score > ev.peak_score:
+                ev.peak_frame, ev.peak_score, ev.peak_box = index, score, box
+                self._peak_image = image
+        else:
+            self._above = []
+            if self.open is None:
+                return None
+            self._below += 1
+            if self._below >= self.k:
+                return self._close(index, time)
+        self._maybe_update(index, time)
         return None
 
     def finish(self) -> Event | None:
         """End of stream: an open event closes at its last frame above threshold."""
         self._above = []
-        return self._close() if self.open is not None else None
+        if self.open is None:
+            return None
+        return self._close(self.open.end, self.open.end_time)
 
-    def _close(self) -> Event:
-        ev, self.open, self._below = self.open, None, 0
+    def _maybe_update(self, index: int, time: float | None) -> None:
+        assert self.open is not None and self._last_sent is not None
+        sent_at, sent = self._last_sent
+        changed = sent.end != self.open.end or sent.peak_frame != self.open.peak_frame
+        if changed and _seconds(index, time) - sent_at >= self.update_every:
+            self._send("update", index, time)
+
+    def _send(self, kind: str, index: int, time: float | None) -> None:
+        assert self.open is not None
+        ev = dataclasses.replace(self.open)
+        self._last_sent = (_seconds(index, time), ev)
+        self.outbox.append(EventMessage(kind, self.number, ev, index, time, self._peak_image))
+
+    def _close(self, index: int, time: float | None) -> Event:
+        self._send("end", index, time)
+        ev, self.open, self._below, self._peak_image = self.open, None, 0, None
         assert ev is not None
         self.closed.append(ev)
         return ev
+
+
+def _seconds(index: int, time: float | None) -> float:
+    return time if time is not None else index / ASSUMED_FPS

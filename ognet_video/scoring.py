@@ -15,7 +15,7 @@ import numpy as np
 
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Detector
-from ognet_video.events import Event, EventTracker
+from ognet_video.events import Event, EventMessage, EventTracker
 from ognet_video.patches import PatchExtractor
 from ognet_video.postprocess import CausalSmoother, calibrated
 
@@ -53,6 +53,16 @@ def aggregate(patch: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
     return out
 
 
+@dataclass
+class PendingScores:
+    """Frames prepared for the model: its input ``x`` (M, C, s, s) and where the M patches belong."""
+
+    x: Any  # the model input (a torch tensor)
+    moving: np.ndarray  # (T, N) bool: the cells in ``x``, row-major
+    scored: np.ndarray  # (T,) bool
+    motion: np.ndarray  # (T, N)
+
+
 class FrameScorer:
     def __init__(self, detector: Detector) -> None:
         self.detector = detector
@@ -63,8 +73,9 @@ class FrameScorer:
         """Start a new clip (or a stream after a gap): the next frame has no predecessor."""
         self.prev = None
 
-    def score(self, frames: list[np.ndarray]) -> FrameScores:
-        """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass."""
+    def prepare(self, frames: list[np.ndarray]) -> PendingScores:
+        """Everything before the forward pass: the moving patches of consecutive raw frames (any size, gray
+        or BGR). Several ``prepare``s (of this clip or others) can share one pass; see ``complete``."""
         ex = self.extractor
         prepared = np.stack([ex.prepare(f) for f in frames])
         scored = np.ones(len(frames), dtype=bool)
@@ -73,10 +84,18 @@ class FrameScorer:
         self.prev = prepared[-1].copy()
         moving = ex.moving(cp.motion)
         moving[~scored] = False
-        x = ex.select(cp, moving)
-        patch = np.full(moving.shape, np.nan)
-        patch[moving] = self.detector.patch_scores(x)
-        return FrameScores(aggregate(patch, self.detector.cfg.score), scored, patch, cp.motion)
+        return PendingScores(ex.select(cp, moving), moving, scored, cp.motion)
+
+    def complete(self, p: PendingScores, patch_scores: np.ndarray) -> FrameScores:
+        """The frame scores of ``p`` from its patches' scores (``detector.patch_scores(p.x)``)."""
+        patch = np.full(p.moving.shape, np.nan)
+        patch[p.moving] = patch_scores
+        return FrameScores(aggregate(patch, self.detector.cfg.score), p.scored, patch, p.motion)
+
+    def score(self, frames: list[np.ndarray]) -> FrameScores:
+        """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass."""
+        p = self.prepare(frames)
+        return self.complete(p, self.detector.patch_scores(p.x))
 
     def score_stream(self, frames: Iterable[np.ndarray], batch: int | None = None) -> Iterator[FrameScores]:
         """Chunks of ``batch`` frames (default ``score.batch_frames``) from an iterable of frames."""
@@ -130,6 +149,14 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
+@dataclass
+class PendingPush:
+    scores: PendingScores
+    frames: list[np.ndarray]
+    times: list[float | None]
+    indices: list[int]
+
+
 class StreamScorer:
     """FrameScorer + the checkpoint's calibration, causal smoothing, threshold and events.
 
@@ -138,20 +165,22 @@ class StreamScorer:
     Its raw scores are ``FrameScorer``'s, so they equal ``eval``'s on the same frames.
     """
 
-    def __init__(self, detector: Detector) -> None:
+    def __init__(self, detector: Detector, update_every: float = 5.0) -> None:
         if detector.calibration is None:
             raise ValueError("StreamScorer needs a calibrated detector (a finished training run)")
         self.detector = detector
         self.frames = FrameScorer(detector)
         self.cal = detector.calibration
         self.threshold = self.cal.threshold
+        self.update_every = update_every  # seconds of source time between an open event's update messages
         self.reset()
 
     def reset(self) -> None:
         sc = self.detector.cfg.score
         self.frames.reset()
         self.smoother = CausalSmoother(sc.causal_window, self.cal.empty)
-        self.tracker = EventTracker(sc.event_frames)
+        self.tracker = EventTracker(sc.event_frames, self.update_every)
+        self.messages: list[EventMessage] = []  # event messages of the last ``push``/``complete``/``finish``
         self.index = 0
         self.flagged = 0  # frames above the threshold since ``reset`` (see ``misfit_warning``)
         self.frame_shape: tuple[int, ...] | None = None
@@ -182,29 +211,46 @@ class StreamScorer:
         """
         if not frames:
             return [], []
-        fs = self.frames.score(frames)
-        z = calibrated(fs.raw, fs.scored, self.cal)
-        smoothed = self.smoother(z)
+        p = self.prepare(frames, times, indices)
+        return self.complete(p, self.detector.patch_scores(p.scores.x))
+
+    def prepare(self, frames: list[np.ndarray], times: list[float | None] | None = None,
+                indices: list[int] | None = None) -> PendingPush:  # fmt: skip
+        """``push`` up to the forward pass, so the patches of several streams can share one (``complete``)."""
         times = times or [None] * len(frames)
         indices = indices or list(range(self.index, self.index + len(frames)))
         self.index += len(frames)
+        return PendingPush(self.frames.prepare(frames), frames, times, indices)
+
+    def complete(self, p: PendingPush, patch_scores: np.ndarray) -> tuple[list[FrameResult], list[Event]]:
+        """``push``'s results from the scores of ``p``'s patches; ``messages`` holds the event messages."""
+        fs = self.frames.complete(p.scores, patch_scores)
+        z = calibrated(fs.raw, fs.scored, self.cal)
+        smoothed = self.smoother(z)
         out, closed = [], []
-        for i, frame in enumerate(frames):
+        self.tracker.outbox = []
+        for i, frame in enumerate(p.frames):
             sm, row = float(smoothed[i]), fs.patch[i]
             box = None
             if np.isfinite(row).any():
                 box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]
-            res = FrameResult(indices[i], times[i], float(fs.raw[i]), float(z[i]), sm, sm > self.threshold, box, row)
+            res = FrameResult(
+                p.indices[i], p.times[i], float(fs.raw[i]), float(z[i]), sm, sm > self.threshold, box, row
+            )
             self.flagged += res.anomalous
-            ev = self.tracker.update(res.index, sm, res.anomalous, box, times[i])
+            ev = self.tracker.update(res.index, sm, res.anomalous, box, p.times[i], frame)
             if ev is not None:
                 closed.append(ev)
             out.append(res)
+        self.messages = self.tracker.outbox
         return out, closed
 
     def finish(self) -> Event | None:
-        """End of the source: close an open event."""
-        return self.tracker.finish()
+        """End of the source: close an open event (its ``end`` message is in ``messages``)."""
+        self.tracker.outbox = []
+        ev = self.tracker.finish()
+        self.messages = self.tracker.outbox
+        return ev
 
 
 MISFIT_SHARE = 0.5  # a model that flags more than this share of a source's frames probably does not fit it

@@ -1,4 +1,4 @@
-"""``ognet-video watch SOURCE``: a recorded or live camera as it plays."""
+"""``ognet-video watch SOURCE...``: recorded or live cameras as they play, with live alerts and metrics."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from ognet_video.errors import UserError  # noqa: F401
 
 @common.app.command("watch", epilog=examples("ognet-video watch camera.mp4 --save-video",
                                        "ognet-video watch rtsp://user:pass@camera/stream --model runs/train/lobby-1",
-                                       "ognet-video watch 0 --show", "ognet-video watch 'frames/*.jpg' --fps 25"))  # fmt: skip
+                                       "ognet-video watch 0 --show", "ognet-video watch 'frames/*.jpg' --fps 25",
+                                       "ognet-video watch rtsp://cam1/s rtsp://cam2/s cams.yaml --sink mqtt://127.0.0.1/ognet "
+                                       "--sink webhook=http://127.0.0.1:8080/hook --metrics-port 9108",
+                                       "ognet-video watch camera.mp4 --sink stdout > events.jsonl"))  # fmt: skip
 def watch_cmd(
     source: list[str] = typer.Argument(
         ...,
-        help="Video file, webcam index (0), rtsp:// or http:// URL, folder of "
-        "frames, or a quoted glob; and score.event_frames=N / score.batch_frames=N.",
+        help="Video file, webcam index (0), rtsp:// or http:// URL, folder of frames, a quoted glob, or a "
+        "cameras .yaml (name, url, stride, fps); several at once share the model; and score.event_frames=N / "
+        "score.batch_frames=N.",
         metavar="SOURCE",
     ),  # fmt: skip
     model: Path = model_opt(),
@@ -34,28 +38,48 @@ def watch_cmd(
     connect_timeout: float = typer.Option(
         15.0, "--connect-timeout", help="Seconds to wait for a camera or stream.", metavar="S"
     ),  # fmt: skip
+    sink: list[str] = typer.Option(
+        [],
+        "--sink",
+        help="Send event messages (start, update, end) as they happen: stdout (JSON lines; the rest "
+        "goes to stderr), file=PATH, webhook=URL or mqtt://HOST[:PORT]/TOPIC. Repeatable.",
+        metavar="SINK",
+    ),  # fmt: skip
+    update_every: float = typer.Option(
+        5.0, "--update-every", help="Seconds of source time between update messages of an open event.", metavar="S"
+    ),  # fmt: skip
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Serve Prometheus /metrics and /healthz on this port.", metavar="PORT"
+    ),  # fmt: skip
     project: Path = typer.Option(
         Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
     ),
     name: str = typer.Option(None, "--name", help="Run name (default: the source's name).", metavar="NAME"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
-    """Score a recorded or live camera as it plays: scores.jsonl, events.jsonl, live panel, speed line.
+    """Score recorded or live cameras as they play: scores.jsonl, events.jsonl, live panel, speed line.
 
-    Ctrl-C or SIGTERM stops cleanly (exit code 130 / 143); a live source that is lost and does not come back
-    exits with 1.
+    Several sources (or a cameras file) run at once, each into its own subfolder. Ctrl-C or SIGTERM stops
+    cleanly (exit code 130 / 143); a live source that is lost and does not come back exits with 1 (the other
+    cameras go on).
     """
     from ognet_video.runs import load_model
     from ognet_video.watch import WatchOptions
     from ognet_video.watch import watch as run_watch
 
     sources, overrides = split_args(source)
-    if len(sources) != 1:
-        raise UserError(f"watch takes one SOURCE, got {len(sources)}: {' '.join(map(repr, sources)) or 'none'}")
+    if not sources:
+        raise UserError("watch needs a SOURCE: a video, frames, a webcam index, a URL or a cameras .yaml")
     det, label = load_model(model, device)
     runtime_overrides(det, overrides)
     opts = WatchOptions(save_video=save_video, show=show, stride=stride, max_frames=max_frames, fps=fps,
-                        connect_timeout=connect_timeout)  # fmt: skip
-    res = run_watch(sources[0], det, opts, project=project, name=name, label=label, console=common.console)
+                        connect_timeout=connect_timeout, sinks=sink, update_every=update_every,
+                        metrics_port=metrics_port)  # fmt: skip
+    was = common.console.stderr
+    common.console.stderr = was or "stdout" in sink  # stdout carries the messages only
+    try:
+        res = run_watch(list(sources), det, opts, project=project, name=name, label=label, console=common.console)
+    finally:
+        common.console.stderr = was
     if res.exit_code:
         raise typer.Exit(res.exit_code)

@@ -23,14 +23,15 @@ SPARK = "▁▂▃▄▅▆▇█"
 class EventLog(Sink):
     """One console line per event as it closes."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, camera: str = "") -> None:
         self.console = console
+        self.who = f"{escape(camera)} " if camera else ""  # with several cameras: whose event
 
     def write(self, batch: Batch) -> None:
         for ev in batch.events:
             when = "" if ev.start_time is None else f" ({ev.start_time:.1f}-{(ev.end_time or ev.start_time):.1f} s)"
             self.console.print(
-                f"[red]event[/] frames {ev.start}-{ev.end}{when}, peak {ev.peak_score:+.2f} at frame {ev.peak_frame}",
+                f"{self.who}[red]event[/] frames {ev.start}-{ev.end}{when}, peak {ev.peak_score:+.2f} at frame {ev.peak_frame}",
                 highlight=False,
             )
 

@@ -1,0 +1,296 @@
+"""Live event messages (``start`` / ``update`` / ``end``) and the channels that deliver them.
+
+``Alerts`` is a stream's sink: it turns the engine's ``EventMessage``s into JSON objects (camera, event id,
+wall-clock and source time, score, threshold, box, the path of a JPEG of the peak frame under
+``snapshots/``) and hands each to every channel. A ``Channel`` delivers in its own thread from a bounded
+queue that drops its oldest message when full, so a slow or dead receiver never stalls scoring; what could
+not be delivered is counted (``stats``) and logged once per burst of failures.
+
+Channels: ``stdout`` (JSON lines), ``file=PATH`` (JSONL, appended), ``webhook=URL`` (HTTP POST, retried
+with backoff), ``mqtt://HOST[:PORT]/TOPIC`` (paho-mqtt). ``parse_sink`` reads those forms.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import cv2
+
+from ognet_video.engine import Batch, Sink, Stream
+from ognet_video.errors import UserError
+from ognet_video.events import EventMessage
+from ognet_video.sinks.files import Folder
+
+SINK_FORMS = "stdout, file=PATH, webhook=http(s)://HOST/PATH or mqtt://HOST[:PORT]/TOPIC"
+Log = Callable[[str], None]
+
+
+class Channel:
+    """Delivers messages in its own thread; ``deliver`` raises on failure. Subclasses name themselves."""
+
+    retries = 0  # extra attempts per message, with backoff
+    backoff = (0.5, 4.0)
+
+    def __init__(self, name: str, log: Log | None = None, queue_size: int = 256) -> None:
+        self.name, self.log = name, log or (lambda msg: None)
+        self.queue: collections.deque[dict[str, Any]] = collections.deque(maxlen=queue_size)
+        self.sent = self.failed = self.dropped = 0
+        self._burst = 0  # failures since the last success
+        self._cv = threading.Condition()
+        self._closing: float | None = None  # the deadline to give up by, once closing
+        self._thread = threading.Thread(target=self._run, name=f"sink:{name}", daemon=True)
+
+    def start(self) -> Channel:
+        self._thread.start()
+        return self
+
+    def put(self, msg: dict[str, Any]) -> None:
+        """Queue a message (never blocks): when the queue is full its oldest message is dropped."""
+        with self._cv:
+            if len(self.queue) == self.queue.maxlen:
+                self.dropped += 1
+            self.queue.append(msg)
+            self._cv.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued within ``timeout`` seconds; what is left then is counted as failed."""
+        with self._cv:
+            self._closing = time.monotonic() + timeout
+            self._cv.notify()
+        self._thread.join(timeout + 1.0)
+        with self._cv:
+            self.failed += len(self.queue)
+            self.queue.clear()
+        self.shutdown()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped}
+
+    def deliver(self, msg: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Release the connection (after the last delivery)."""
+
+    def _late(self) -> bool:
+        return self._closing is not None and time.monotonic() > self._closing
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self.queue and self._closing is None:
+                    self._cv.wait()
+                if not self.queue or self._late():
+                    return
+                msg = self.queue.popleft()
+            self._attempt(msg)
+
+    def _attempt(self, msg: dict[str, Any]) -> None:
+        delay = self.backoff[0]
+        for attempt in range(self.retries + 1):
+            try:
+                self.deliver(msg)
+            except Exception as exc:  # any failure of the receiver is counted, never raised into scoring
+                if attempt < self.retries and not self._late():
+                    time.sleep(delay)
+                    delay = min(2 * delay, self.backoff[1])
+                    continue
+                self.failed += 1
+                self._burst += 1
+                if self._burst == 1:
+                    self.log(f"sink {self.name}: cannot deliver ({_why(exc)}); counting failures until it works again")
+                return
+            self.sent += 1
+            if self._burst:
+                self.log(f"sink {self.name}: delivering again after {self._burst} failed message(s)")
+                self._burst = 0
+            return
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class StdoutChannel(Channel):
+    def __init__(self, log: Log | None = None) -> None:
+        super().__init__("stdout", log)
+
+    def deliver(self, msg: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(msg) + "\n")
+        sys.stdout.flush()
+
+
+class FileChannel(Channel):
+    def __init__(self, path: Path, log: Log | None = None) -> None:
+        super().__init__(f"file={path}", log)
+        self.path = path
+        try:
+            self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by shutdown
+        except OSError as exc:
+            raise UserError(f"--sink file={path}: cannot open it for writing ({exc.strerror})") from None
+
+    def deliver(self, msg: dict[str, Any]) -> None:
+        self.f.write(json.dumps(msg) + "\n")
+        self.f.flush()
+
+    def shutdown(self) -> None:
+        self.f.close()
+
+
+class WebhookChannel(Channel):
+    retries = 3
+
+    def __init__(self, url: str, log: Log | None = None, timeout: float = 5.0) -> None:
+        super().__init__(f"webhook={url}", log)
+        self.url, self.timeout = url, timeout
+
+    def deliver(self, msg: dict[str, Any]) -> None:
+        req = urllib.request.Request(self.url, json.dumps(msg).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - the user's own URL
+            resp.read()
+
+
+class MqttChannel(Channel):
+    """Publishes each message to TOPIC (QoS 1); paho's own thread keeps the connection and reconnects."""
+
+    def __init__(self, host: str, port: int, topic: str, log: Log | None = None, wait: float = 3.0) -> None:
+        import paho.mqtt.client as mqtt
+
+        super().__init__(f"mqtt://{host}:{port}/{topic}", log)
+        self.topic = topic
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ognet-video-{os.getpid()}")
+        self.client.reconnect_delay_set(1, 30)
+        self._connected = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p=None: self._connected.set() if not rc.is_failure else None
+        self.client.on_disconnect = lambda *a: self._connected.clear()
+        try:
+            self.client.connect_async(host, port)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--sink mqtt://{host}:{port}/{topic}: {_why(exc)}") from None
+        self.client.loop_start()
+        if not self._connected.wait(wait):
+            self.log(f"sink {self.name}: no broker answered within {wait:g} s; retrying in the background")
+
+    def deliver(self, msg: dict[str, Any]) -> None:
+        if not self._connected.is_set():
+            raise ConnectionError("not connected to the broker")
+        info = self.client.publish(self.topic, json.dumps(msg), qos=1)
+        info.wait_for_publish(timeout=5.0)
+        if not info.is_published():
+            raise ConnectionError("the broker did not acknowledge the message")
+
+    def shutdown(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def parse_sink(spec: str, log: Log | None = None) -> Channel:
+    """A started channel for one ``--sink`` value; UserError (one line) for a malformed one."""
+    bad = f"--sink {spec!r}: give {SINK_FORMS}"
+    if spec == "stdout":
+        return StdoutChannel(log).start()
+    if spec.startswith("file="):
+        if not spec[5:]:
+            raise UserError(bad)
+        return FileChannel(Path(spec[5:]), log).start()
+    if spec.startswith("webhook="):
+        url = spec[8:]
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UserError(bad)
+        return WebhookChannel(url, log).start()
+    if spec.startswith("mqtt://"):
+        parts = urlsplit(spec)
+        topic = parts.path.strip("/")
+        try:
+            port = parts.port or 1883
+        except ValueError:
+            raise UserError(bad) from None
+        if not parts.hostname or not topic:
+            raise UserError(bad)
+        return MqttChannel(parts.hostname, port, topic, log).start()
+    raise UserError(bad)
+
+
+def now_iso() -> str:
+    """Wall-clock time with its zone, e.g. 2026-12-02T13:50:14.123+00:00."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def _atomic_jpeg(path: Path, image: Any) -> bool:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+    return True
+
+
+class Alerts(Sink):
+    """A stream's event messages as JSON to every channel, with a snapshot of the peak frame."""
+
+    def __init__(self, folder: Folder, channels: list[Channel], camera: str, run: Folder | None = None) -> None:
+        self.folder, self.channels, self.camera, self.run = folder, channels, camera, run
+        self._snap: dict[int, tuple[int, str]] = {}  # event number -> (peak frame, snapshot path)
+        self.messages = 0
+
+    def write(self, batch: Batch) -> None:
+        s = batch.stream
+        for m in batch.messages:
+            msg = self.message(m, s.scorer.threshold if s.scorer is not None else None)
+            self.messages += 1
+            for ch in self.channels:
+                ch.put(msg)
+
+    def close(self, stream: Stream) -> None:
+        stream.info["messages"] = self.messages
+
+    def snapshot(self, m: EventMessage) -> str | None:
+        """The JPEG of the peak frame, written once per peak (a new peak gets a new file)."""
+        ev = m.event
+        got = self._snap.get(m.number)
+        if got is not None and got[0] == ev.peak_frame:
+            return got[1]
+        if m.image is None:
+            return None
+        path = self.folder.path / "snapshots" / f"{self.camera}-{m.number}-{ev.peak_frame}.jpg"
+        if not _atomic_jpeg(path, m.image):
+            return None
+        self._snap[m.number] = (ev.peak_frame, str(path.resolve()))
+        return self._snap[m.number][1]
+
+    def message(self, m: EventMessage, threshold: float | None) -> dict[str, Any]:
+        ev = m.event
+        snap = self.snapshot(m)
+        if m.type == "end":
+            self._snap.pop(m.number, None)
+        return {
+            "type": m.type, "camera": self.camera, "event": f"{self.camera}-{m.number}", "run": self.run.path.name if self.run else "",
+            "time": now_iso(), "source_time": None if m.time is None else round(m.time, 3), "frame": m.frame,
+            "start": ev.start, "start_time": _r(ev.start_time), "end": ev.end if m.type == "end" else None,
+            "end_time": _r(ev.end_time) if m.type == "end" else None, "peak_frame": ev.peak_frame,
+            "score": round(ev.peak_score, 4), "threshold": None if threshold is None else round(threshold, 4),
+            "box": ev.peak_box, "snapshot": snap,
+        }  # fmt: skip
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)

@@ -1,0 +1,155 @@
+"""``--metrics-port``: Prometheus metrics and ``/healthz`` over HTTP, from a thread of their own.
+
+Values are read from the streams and channels when Prometheus scrapes (a custom collector), so the run
+loop does no extra work per frame beyond ``Health``'s small record of recent batches. ``/healthz`` answers
+200 while at least one camera is running (scoring, waiting or reconnecting) and 503 once none is, with
+each camera's state as JSON.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ognet_video.engine import Batch, Sink, Stream
+from ognet_video.errors import UserError
+from ognet_video.sinks.alerts import Channel
+
+
+class Health(Sink):
+    """One per stream: its state, and enough of its recent batches for fps and latency."""
+
+    def __init__(self, camera: str) -> None:
+        self.camera = camera
+        self.stream: Stream | None = None
+        self.state = "starting"
+        self.ticks: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
+        self.latency = 0.0  # seconds from taking the last batch off its queue to its outputs
+        self.events = 0
+
+    def open(self, stream: Stream) -> None:
+        self.stream, self.state = stream, "running"
+
+    def write(self, batch: Batch) -> None:
+        now = time.monotonic()
+        if batch.frames:
+            self.ticks.append((now, batch.stream.stats.frames))
+            self.latency = now - batch.taken if batch.taken else 0.0
+        self.events += sum(m.type == "start" for m in batch.messages)
+
+    def close(self, stream: Stream) -> None:
+        self.stream, self.state = stream, stream.stats.stopped
+
+    def abort(self, stream: Stream) -> None:
+        self.stream, self.state = stream, stream.stats.stopped or "failed"
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("starting", "running")
+
+    def fps(self, window: float = 5.0) -> float:
+        ticks = [t for t in self.ticks if t[0] >= time.monotonic() - window]
+        if len(ticks) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = ticks[0], ticks[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class _Collector:
+    def __init__(self, health: list[Health], channels: list[Channel]) -> None:
+        self.health, self.channels = health, channels
+
+    def collect(self) -> Any:
+        cam = ["camera"]
+        fams = {
+            "fps": GaugeMetricFamily("ognet_fps", "Frames scored per second, last 5 s", labels=cam),
+            "latency": GaugeMetricFamily("ognet_latency_seconds", "Last batch: queue to outputs", labels=cam),
+            "up": GaugeMetricFamily("ognet_camera_up", "1 while the camera's stream is running", labels=cam),
+            "frames": CounterMetricFamily("ognet_frames", "Frames scored", labels=cam),
+            "dropped": CounterMetricFamily("ognet_dropped_frames", "Live frames dropped (scoring behind)", labels=cam),
+            "reconnects": CounterMetricFamily("ognet_reconnects", "Reconnections of the source", labels=cam),
+            "events": CounterMetricFamily("ognet_events", "Events opened", labels=cam),
+        }
+        for h in self.health:
+            s = h.stream
+            vals = {"fps": h.fps(), "latency": h.latency, "up": float(h.alive), "events": h.events,
+                    "frames": s.stats.frames if s else 0, "dropped": _dropped(s),
+                    "reconnects": s.source.reconnects if s else 0}  # fmt: skip
+            for k, v in vals.items():
+                fams[k].add_metric([h.camera], v)
+        yield from fams.values()
+        sink = ["sink"]
+        per = [("sent", "Messages delivered"), ("failed", "Messages not delivered"),
+               ("dropped", "Messages dropped from a full queue")]  # fmt: skip
+        for key, doc in per:
+            fam = CounterMetricFamily(f"ognet_sink_{key}", doc, labels=sink)
+            for ch in self.channels:
+                fam.add_metric([ch.name], ch.stats[key])
+            yield fam
+
+
+def _dropped(s: Stream | None) -> int:
+    if s is None:
+        return 0
+    return s.reader.dropped if s.reader is not None else s.stats.dropped
+
+
+class MetricsServer:
+    """``/metrics`` and ``/healthz`` on ``host:port`` (port 0: any free port; see ``port``)."""
+
+    def __init__(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from elsewhere
+        self.health: list[Health] = []
+        self.channels: list[Channel] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self.health, self.channels))  # type: ignore[arg-type]
+        try:
+            self.server = ThreadingHTTPServer((host, port), self._handler())
+        except OSError as exc:
+            raise UserError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True)
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def healthz(self) -> tuple[int, dict[str, Any]]:
+        states = {h.camera: h.state for h in self.health}
+        ok = any(h.alive for h in self.health)
+        return (200 if ok else 503), {"ok": ok, "cameras": states}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    code, body, kind = 200, generate_latest(server.registry), CONTENT_TYPE_LATEST
+                elif path == "/healthz":
+                    code, doc = server.healthz()
+                    body, kind = json.dumps(doc).encode(), "application/json"
+                else:
+                    code, body, kind = 404, b"try /metrics or /healthz\n", "text/plain"
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:  # quiet: no line per scrape
+                pass
+
+        return Handler

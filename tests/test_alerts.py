@@ -1,0 +1,203 @@
+"""Live event messages: a local HTTP receiver, a dead and a hanging webhook, stdout, a file and a real MQTT
+broker (mosquitto, when installed) get ``start`` / ``update`` / ``end`` for every event, with the frames of
+``events.jsonl`` and a JPEG snapshot of the peak; a receiver that fails never slows scoring and is counted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import quiet_console
+from test_watch import anomaly_clip, read_jsonl, watch  # noqa: F401 - the planted-anomaly clip fixture
+
+from ognet_video.errors import UserError
+from ognet_video.sinks.alerts import parse_sink
+
+FIELDS = {"type", "camera", "event", "run", "time", "source_time", "frame", "start", "start_time", "end",
+          "end_time", "peak_frame", "score", "threshold", "box", "snapshot"}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """A local HTTP server that keeps every JSON body posted to it (or hangs, with ``delay``)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        got, self.got = [], []
+        got = self.got
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if delay:
+                    time.sleep(delay)
+                got.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def check_messages(msgs: list[dict], events: list[dict], camera: str) -> None:
+    """Each event of events.jsonl as start, updates, end (in that order), with the same frames."""
+    by_event: dict[str, list[dict]] = {}
+    for m in msgs:
+        assert set(m) == FIELDS and m["camera"] == camera
+        by_event.setdefault(m["event"], []).append(m)
+    assert len(by_event) == len(events) >= 1
+    for ms, ev in zip(by_event.values(), events, strict=True):
+        types = [m["type"] for m in ms]
+        assert types[0] == "start" and types[-1] == "end" and set(types[1:-1]) <= {"update"}, types
+        end = ms[-1]
+        assert (end["start"], end["end"], end["peak_frame"], end["box"]) == (ev["start"], ev["end"], ev["peak_frame"],
+                                                                             ev["peak_box"])  # fmt: skip
+        assert end["score"] == pytest.approx(ev["peak_score"], abs=1e-4) and end["score"] > end["threshold"]
+        assert [m["frame"] for m in ms] == sorted(m["frame"] for m in ms) and ms[0]["end"] is None
+        assert all(m["start"] == ev["start"] for m in ms)
+        for m in ms:
+            assert datetime.fromisoformat(m["time"]).tzinfo is not None
+            snap = Path(m["snapshot"])
+            assert snap.is_file() and snap.read_bytes()[:3] == b"\xff\xd8\xff" and snap.parent.name == "snapshots"
+            assert f"-{m['peak_frame']}.jpg" in snap.name
+
+
+def test_webhook_gets_start_update_end_for_every_event(anomaly_clip, detector, tmp_path):  # noqa: F811 - the imported fixture
+    rx = Receiver()
+    try:
+        res = watch(str(anomaly_clip.path), detector, project=tmp_path, sinks=[f"webhook={rx.url}"],
+                    update_every=0.05, console=quiet_console())  # fmt: skip
+    finally:
+        rx.stop()
+    events = read_jsonl(res.run_dir / "events.jsonl")
+    check_messages(rx.got, events, res.stream.name)
+    assert any(m["type"] == "update" for m in rx.got)  # a 0.05 s update interval, events of several frames
+    assert all(m["run"] == res.run_dir.name for m in rx.got)
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    assert summary["sinks"] == {f"webhook={rx.url}": {"sent": len(rx.got), "failed": 0, "dropped": 0}}
+
+
+def test_dead_or_hanging_webhook_does_not_slow_scoring_and_is_counted(anomaly_clip, detector, tmp_path):  # noqa: F811 - the imported fixture
+    base = watch(str(anomaly_clip.path), detector, project=tmp_path, console=quiet_console())
+    hang = Receiver(delay=3.0)
+    dead = f"webhook=http://127.0.0.1:{free_port()}/hook"
+    out = quiet_console()
+    t = time.monotonic()
+    try:
+        res = watch(str(anomaly_clip.path), detector, project=tmp_path, sinks=[dead, f"webhook={hang.url}"],
+                    update_every=0.05, drain_timeout=0.5, console=out)  # fmt: skip
+    finally:
+        hang.stop()
+    wall = time.monotonic() - t
+    n = res.stream.info["messages"]
+    assert n >= 2 * len(read_jsonl(res.run_dir / "events.jsonl")) >= 2
+    assert res.stream.stats.seconds < base.stream.stats.seconds + 1.0  # scoring never waited on a receiver
+    assert wall < base.stream.stats.seconds + 6.0  # the end waits drain_timeout, not every retry
+    st = res.sinks[dead]
+    assert st["sent"] == 0 and st["failed"] + st["dropped"] == n
+    assert res.sinks[f"webhook={hang.url}"]["sent"] < n
+    text = out.file.getvalue()
+    assert text.count("cannot deliver") == 1  # the dead one, once per burst
+    assert f"sink {dead}: 0 messages sent, {st['failed']} failed" in text
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    assert summary["sinks"][dead]["failed"] == st["failed"]
+
+
+def test_file_sink_and_bad_sinks(anomaly_clip, detector, tmp_path, main_cli, trained_run):  # noqa: F811 - the imported fixture
+    path = tmp_path / "alerts.jsonl"
+    res = watch(str(anomaly_clip.path), detector, project=tmp_path, sinks=[f"file={path}"], console=quiet_console())
+    check_messages(read_jsonl(path), read_jsonl(res.run_dir / "events.jsonl"), res.stream.name)
+    for bad in ("webhook=ftp://x/y", "mqtt://host", "kafka://x/y", "file=", "webhook=http://"):
+        with pytest.raises(UserError, match="give stdout, file=PATH"):
+            parse_sink(bad)
+    r = main_cli("watch", anomaly_clip.path, "--model", trained_run.run_dir, "--sink", "smtp://x")
+    lines = [line for line in r.out.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "--sink 'smtp://x'" in lines[0] and "Traceback" not in r.out
+
+
+def test_cli_sink_stdout_is_json_lines_only(cli, anomaly_clip, trained_run, tmp_path):  # noqa: F811
+    proc = cli("watch", anomaly_clip.path, "--model", trained_run.run_dir, "--sink", "stdout", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    msgs = [json.loads(line) for line in proc.stdout.splitlines()]  # every line is a message
+    run = tmp_path / "runs" / "watch" / f"{anomaly_clip.path.stem}-1"
+    check_messages(msgs, read_jsonl(run / "events.jsonl"), anomaly_clip.path.stem)
+    assert "speed:" in proc.stderr and "sink stdout:" in proc.stderr
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    exe = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).is_file()), None)
+    if exe is None:
+        pytest.skip("no mosquitto broker installed (apt-get install mosquitto); the MQTT sink is not tested")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.skip("mosquitto did not start")
+    yield port
+    proc.terminate()
+    proc.wait(5)
+
+
+def test_mqtt_broker_gets_every_message(anomaly_clip, detector, tmp_path, mosquitto):  # noqa: F811 - the imported fixture
+    import paho.mqtt.client as mqtt
+
+    got: list[dict] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    ready = threading.Event()
+    sub.on_connect = lambda c, u, f, rc, p: (c.subscribe("ognet/events", qos=1), ready.set())
+    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    sub.connect("127.0.0.1", mosquitto)
+    sub.loop_start()
+    try:
+        assert ready.wait(5)
+        time.sleep(0.2)  # the subscription is in place
+        res = watch(str(anomaly_clip.path), detector, project=tmp_path, update_every=0.05,
+                    sinks=[f"mqtt://127.0.0.1:{mosquitto}/ognet/events"], console=quiet_console())  # fmt: skip
+        deadline = time.monotonic() + 5
+        while len(got) < res.stream.info["messages"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.loop_stop()
+    check_messages(got, read_jsonl(res.run_dir / "events.jsonl"), res.stream.name)
+    assert res.sinks[f"mqtt://127.0.0.1:{mosquitto}/ognet/events"]["sent"] == len(got)
+
+
+def test_unreachable_broker_is_a_warning_and_counted(anomaly_clip, detector, tmp_path):  # noqa: F811 - the imported fixture
+    out = quiet_console()
+    spec = f"mqtt://127.0.0.1:{free_port()}/ognet"
+    res = watch(str(anomaly_clip.path), detector, project=tmp_path, sinks=[spec], drain_timeout=0.5, console=out)
+    text = out.file.getvalue()
+    assert "no broker answered" in text and "Traceback" not in text and res.exit_code == 0
+    st = res.sinks[spec]
+    assert st["sent"] == 0 and st["failed"] + st["dropped"] == res.stream.info["messages"] > 0
