@@ -142,8 +142,8 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
         raise UserError(streams[0].stats.message or f"{srcs[0].kind} {srcs[0].display!r} gave no frames")
     res = WatchResult(run.path, streams[0], label, streams, {ch.name: ch.stats for ch in channels})
     _final_summaries(res, [f for _, f in made])
-    for s, f in made:
-        print_summary(res, console, s, f.path if len(made) > 1 else None)
+    for s in streams:
+        print_summary(res, console, s, res.run_dir / s.name if len(streams) > 1 else None)
     _print_sinks(res, console)
     return res
 
