@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,9 +101,7 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
     cams = cameras_from_args(source if isinstance(source, list) else [source], log)
     if not cams:
         raise UserError("watch needs a SOURCE: a video, frames, a webcam index, a URL or a cameras file")
-    srcs = [open_source(c.url, stride=c.stride or opts.stride, fps=c.fps or opts.fps, opener=opener, log=log,
-                        connect_timeout=opts.connect_timeout, reconnect_timeout=opts.reconnect_timeout)
-            for c in cams]  # fmt: skip
+    srcs = [_open(c, opts, opener, log) for c in cams]
     det, found = load_model(model, device, train_project)
     label = label or found
     show = opts.show
@@ -146,6 +145,11 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
         print_summary(res, console, s, res.run_dir / s.name if len(streams) > 1 else None)
     _print_sinks(res, console)
     return res
+
+
+def _open(cam: Camera, opts: WatchOptions, opener: Opener | None, log: Callable[[str], None]) -> Source:
+    return open_source(cam.url, stride=cam.stride or opts.stride, fps=cam.fps or opts.fps, opener=opener, log=log,
+                       connect_timeout=opts.connect_timeout, reconnect_timeout=opts.reconnect_timeout)  # fmt: skip
 
 
 def _check(opts: WatchOptions) -> None:

@@ -50,6 +50,7 @@ class Channel:
         self._burst = 0  # failures since the last success
         self._cv = threading.Condition()
         self._closing: float | None = None  # the deadline to give up by, once closing
+        self._inflight = False  # a message is being delivered (and not yet counted)
         self._thread = threading.Thread(target=self._run, name=f"sink:{name}", daemon=True)
 
     def start(self) -> Channel:
@@ -73,6 +74,8 @@ class Channel:
         with self._cv:
             self.failed += len(self.queue)
             self.queue.clear()
+            if self._inflight and self._thread.is_alive():  # a delivery still under way: failed, counted once
+                self.failed, self._inflight = self.failed + 1, False
         self.shutdown()
 
     @property
@@ -96,7 +99,15 @@ class Channel:
                 if not self.queue or self._late():
                     return
                 msg = self.queue.popleft()
+                self._inflight = True
             self._attempt(msg)
+            with self._cv:
+                self._inflight = False
+
+    def _count(self, sent: bool) -> None:
+        with self._cv:
+            if self._inflight:  # else: counted as failed by ``close`` already
+                self.sent, self.failed = self.sent + sent, self.failed + (not sent)
 
     def _attempt(self, msg: dict[str, Any]) -> None:
         delay = self.backoff[0]
@@ -108,12 +119,12 @@ class Channel:
                     time.sleep(delay)
                     delay = min(2 * delay, self.backoff[1])
                     continue
-                self.failed += 1
+                self._count(False)
                 self._burst += 1
                 if self._burst == 1:
                     self.log(f"sink {self.name}: cannot deliver ({_why(exc)}); counting failures until it works again")
                 return
-            self.sent += 1
+            self._count(True)
             if self._burst:
                 self.log(f"sink {self.name}: delivering again after {self._burst} failed message(s)")
                 self._burst = 0
