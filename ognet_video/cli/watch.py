@@ -16,7 +16,7 @@ from ognet_video.errors import UserError  # noqa: F401
                                        "ognet-video watch 0 --show", "ognet-video watch 'frames/*.jpg' --fps 25",
                                        "ognet-video watch rtsp://cam1/s rtsp://cam2/s cams.yaml --sink mqtt://127.0.0.1/ognet "
                                        "--sink webhook=http://127.0.0.1:8080/hook --metrics-port 9108",
-                                       "ognet-video watch camera.mp4 --sink stdout > events.jsonl"))  # fmt: skip
+                                       "ognet-video watch camera.mp4 --sink stdout > alerts.jsonl"))  # fmt: skip
 def watch_cmd(
     source: list[str] = typer.Argument(
         ...,
@@ -54,7 +54,7 @@ def watch_cmd(
     project: Path = typer.Option(
         Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
     ),
-    name: str = typer.Option(None, "--name", help="Run name (default: the source's name).", metavar="NAME"),
+    name: str = typer.Option(None, "--name", help="Run name (default: the source's name, or cameras).", metavar="NAME"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
     """Score recorded or live cameras as they play: scores.jsonl, events.jsonl, live panel, speed line.
