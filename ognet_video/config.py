@@ -177,7 +177,11 @@ class ScoreConfig(_Section):
     topk: Int = Field(2, ge=1)
     causal_window: Int = Field(5, ge=1)  # trailing mean over the last N frames: what a live stream can do
     offline_window: Int = Field(9, ge=1)  # centred mean over N frames: uses future frames, offline reports only
-    threshold_percentile: Float = Field(99.0, gt=0, le=100)  # of smoothed, normalised held-out normal frame scores
+    # the decision: the threshold at which held-out normal footage is expected to raise this many false alarms
+    # per hour (a tail fit through the smoother and event tracker; calibration.py). 0: the threshold is the
+    # threshold_percentile of its smoothed, normalised frame scores instead (the rule before this setting)
+    alarms_per_hour: Float = Field(1.0, ge=0, le=3600)
+    threshold_percentile: Float = Field(99.0, gt=0, le=100)
     event_frames: Int = Field(3, ge=1)  # an event opens after k frames above threshold and closes after k below
     batch_frames: Int = Field(16, ge=1)  # frames scored per forward pass offline
 
@@ -380,7 +384,8 @@ def upgrade_checkpoint_config(data: Any, source: str) -> Any:
     Training-only ones (``train.*``) go whatever their value: they shaped the weights but not how the weights
     score. A scoring option goes only if it holds the value that is now the only behaviour; otherwise the
     model needs retraining. A gray model's unused flow preset becomes the default. A model from before the
-    analysis rate analyses every frame, as it did.
+    analysis rate analyses every frame, as it did; one from before the alarm-rate rule says it was calibrated
+    by the percentile (``score.alarms_per_hour`` 0).
     """
     if not isinstance(data, dict):
         return data
@@ -394,6 +399,9 @@ def upgrade_checkpoint_config(data: Any, source: str) -> Any:
         if section != "train" and now is not None and value != now:
             raise UserError(f"{source}: {key}={value!r}: the model was trained with an option this version no "
                             f"longer has (only {now!r}); retrain it")  # fmt: skip
+    score = data.get("score")
+    if isinstance(score, dict) and "alarms_per_hour" not in score:  # calibrated before the alarm-rate rule
+        score["alarms_per_hour"] = 0.0
     patches = data.get("patches")
     if isinstance(patches, dict) and "analysis_fps" not in patches:  # written before frames were resampled
         patches["analysis_fps"] = 0.0

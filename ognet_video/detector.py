@@ -7,6 +7,7 @@ the same decisions from the same file (anomalib's lesson: store normalisation wi
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,15 @@ class Calibration:
     mean: float  # of raw held-out normal frame scores
     std: float
     threshold: float  # on the causally smoothed normalised score
-    percentile: float
+    percentile: float  # share of the footage's smoothed frames at or below the threshold (a detail)
     frames: int  # held-out normal frames it was fitted on
     clips: list[str] = dataclasses.field(default_factory=list)
+    # the rule (``calibration.py``): "alarm_rate" (a target of false alarms per hour, through a tail fit) or
+    # "percentile" (``percentile`` of the smoothed frames; every checkpoint from before the alarm rate)
+    rule: str = "percentile"
+    alarms_per_hour: float | None = None  # the target, with the "alarm_rate" rule
+    seconds: float | None = None  # of footage it was fitted on
+    tail: list[float] | None = None  # Gumbel location, scale, block seconds of the event statistic's block maxima
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         return (np.asarray(raw, dtype=np.float64) - self.mean) / self.std
@@ -46,13 +53,19 @@ class Calibration:
         """A checkpoint's calibration, checked as strictly as a config: a NaN or zero std would make every
         score NaN or infinite and nothing would ever be flagged, silently."""
         names = [f.name for f in dataclasses.fields(cls)]
-        if not isinstance(data, dict) or not set(names) - {"clips"} <= set(data) <= set(names):
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING}  # fmt: skip
+        if not isinstance(data, dict) or not required <= set(data) <= set(names):
             raise UserError(f"{source}: the calibration in its metadata is incomplete or has unknown fields; "
                             "the file is damaged or was edited: retrain, or use an intact copy")  # fmt: skip
         try:
             cal = cls(**{k: data[k] for k in names if k in data})
             nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile)]
             ok = all(np.isfinite(nums)) and cal.std > 0 and 0 < cal.percentile <= 100 and int(cal.frames) > 0
+            ok = ok and cal.rule in ("percentile", "alarm_rate")
+            ok = ok and (
+                cal.rule == "percentile" or (cal.alarms_per_hour is not None and 0 < cal.alarms_per_hour < math.inf)
+            )
         except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:

@@ -18,11 +18,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ognet_video.calibration import seconds_per_frame
 from ognet_video.checkpoint import atomic_write_text
 from ognet_video.data import Clip
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.metrics import summarize
+from ognet_video.localisation import find_masks, localisation_metrics
+from ognet_video.metrics import operator_metrics, summarize
 from ognet_video.postprocess import calibrated, causal_smooth, offline_smooth
 from ognet_video.report import plot_roc, plot_timeline
 from ognet_video.scoring import FrameScorer
@@ -61,15 +63,16 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
         raise UserError("the test split has no frame labels (testing/labels.json); nothing to evaluate")
     scorer = FrameScorer(detector)
     cal, sc = detector.calibration, detector.cfg.score
-    raw, z, motion, labels = {}, {}, {}, {}
+    raw, z, motion, labels, patch, seen = {}, {}, {}, {}, {}, {}
     n_frames = 0
     t0 = time.perf_counter()
     with progress_bar(console) as progress:
         task = progress.add_task("scoring", total=sum(len(c) for c in clips), info="")
         for clip in clips:
-            fs = scorer.score_clip(_frames(clip, progress, task))
+            seen[clip.name] = ([], [])  # frame times, first frame's shape
+            fs = scorer.score_clip(_frames(clip, progress, task, seen[clip.name]))
             raw[clip.name], motion[clip.name], labels[clip.name] = fs.raw, fs.motion.max(axis=1), clip.labels
-            z[clip.name] = calibrated(fs.raw, fs.scored, cal)
+            z[clip.name], patch[clip.name] = calibrated(fs.raw, fs.scored, cal), fs.patch
             n_frames += len(clip)
     seconds = time.perf_counter() - t0
     scores = smooth_all(z, sc.causal_window, sc.offline_window, cal.empty)
@@ -86,6 +89,10 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
         "false_positive_rate": fp / max(1, int((y == 0).sum())),
         "precision": tp / max(1, tp + fp),
     }
+    fps = round(1 / float(np.median([seconds_per_frame(t, 0.1) for t, _ in seen.values()])), 6)
+    metrics["operator"] = operator_metrics(labels, scores["causal"], cal.threshold, sc.event_frames, fps)
+    if loc := _localisation(clips, scorer, patch, scores["causal"], seen):
+        metrics["localisation"] = loc
     metrics["frames"] = n_frames
     metrics["ms_per_frame"] = 1000 * seconds / max(1, n_frames)
     metrics["smoothing"] = {"causal_window": sc.causal_window, "offline_window": sc.offline_window}
@@ -97,10 +104,25 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
     return result
 
 
-def _frames(clip: Clip, progress, task):
+def _frames(clip: Clip, progress, task, seen: tuple[list, list]):
     for f in clip.source():
+        seen[0].append(f.time)
+        if not seen[1]:
+            seen[1].append(f.image.shape[:2])
         yield f.image
         progress.advance(task)
+
+
+def _localisation(clips: list[Clip], scorer: FrameScorer, patch: dict, smoothed: dict, seen: dict) -> dict | None:
+    """Pixel AUC, RBDC and TBDC of the box ``watch`` draws, where the dataset has pixel masks for every clip."""
+    found = {}
+    for clip in clips:
+        masks = find_masks(list(getattr(clip, "frames", [])))
+        if masks is None or not seen[clip.name][1]:
+            return None
+        boxes = scorer.extractor.boxes_for(seen[clip.name][1][0])
+        found[clip.name] = (masks, patch[clip.name], boxes, smoothed[clip.name])
+    return localisation_metrics(found) if found else None
 
 
 def write_report(result: EvalResult, labels: dict[str, np.ndarray], detector: Detector, out_dir: Path,
@@ -153,4 +175,28 @@ def per_clip_table(metrics: dict) -> Table:
     for c in metrics["none"]["per_clip_auc"]:
         vals = [metrics[m]["per_clip_auc"][c] for m in MODES]
         t.add_row(c, *["n/a" if v is None else f"{v:.3f}" for v in vals])
+    return t
+
+
+def operator_table(metrics: dict) -> Table:
+    """What an operator gets at the stored threshold, and where the box lands (when the data has pixel masks)."""
+    op, loc = metrics["operator"], metrics.get("localisation")
+    t = Table(
+        title=f"at the stored threshold {op['threshold']:+.3f} (causal, events after {op['event_frames']} frames)"
+    )
+    for col in ("intervals hit", "false alarms / normal frames", "per 1000 normal frames", "per hour", "frame FPR",
+                "median delay"):  # fmt: skip
+        t.add_column(col, justify="right")
+    fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+    delay = (
+        "n/a"
+        if op["delay_frames_median"] is None
+        else f"{op['delay_frames_median']:g} frames ({op['delay_seconds_median']:.1f} s)"
+    )
+    t.add_row(f"{op['intervals_hit']}/{op['intervals']}", f"{op['false_alarm_events']} / {op['normal_frames']}",
+              fmt(op["false_alarms_per_1000_normal_frames"], ".1f"), fmt(op["false_alarms_per_hour"], ".0f"),
+              fmt(op["frame_false_positive_rate"], ".3f"), delay)  # fmt: skip
+    if loc:
+        t.caption = (f"localisation of the drawn box: pixel AUC {fmt(loc['pixel_auc'], '.3f')}, RBDC {loc['rbdc']:.3f}, "
+                     f"TBDC {loc['tbdc']:.3f} ({loc['regions']} regions, {loc['tracks']} tracks)")  # fmt: skip
     return t

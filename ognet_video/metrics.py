@@ -40,3 +40,61 @@ def summarize(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray]) -> d
         "anomalous": int(y.sum()),
         "per_clip_auc": per_clip,
     }
+
+
+# ------------------------------------------------------------------------------------------ operator metrics
+
+
+def intervals(labels: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of anomalous frames as (first, last), inclusive: the anomalies an operator must be alerted to."""
+    y = np.concatenate([[0], np.asarray(labels, dtype=np.int64) != 0, [0]]).astype(np.int8)
+    d = np.diff(y)
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
+
+
+def clip_events(smoothed: np.ndarray, threshold: float, k: int) -> list[tuple[int, int]]:
+    """(start, end) of the events the stream's tracker opens on a clip's smoothed scores (``events.py``)."""
+    from ognet_video.events import EventTracker
+
+    tracker = EventTracker(k)
+    for i, v in enumerate(np.asarray(smoothed, dtype=np.float64)):
+        tracker.update(i, float(v), bool(v > threshold))
+    tracker.finish()
+    return [(e.start, e.end) for e in tracker.closed]
+
+
+def operator_metrics(labels: dict[str, np.ndarray], smoothed: dict[str, np.ndarray], threshold: float, k: int,
+                     fps: float) -> dict:  # fmt: skip
+    """What an operator sees at ``threshold``: anomalous intervals hit, false alarms, detection delay.
+
+    An event is a false alarm when none of its frames is anomalous. An interval is hit when an event
+    overlaps it; its delay runs from the interval's first frame to the frame its first overlapping event
+    opened (the event's k-th frame: an event is raised only then), 0 if that was earlier.
+    """
+    hit, false_alarms, flagged_normal, normal, delays = 0, 0, 0, 0, []
+    per_interval = []
+    for c in sorted(labels):
+        y, s = np.asarray(labels[c]), np.asarray(smoothed[c])
+        events = clip_events(s, threshold, k)
+        false_alarms += sum(1 for a, b in events if not y[a : b + 1].any())
+        flagged_normal += int(((s > threshold) & (y == 0)).sum())
+        normal += int((y == 0).sum())
+        for a, b in intervals(y):
+            over = [e for e in events if e[0] <= b and e[1] >= a]
+            delay = max(0, over[0][0] + k - 1 - a) if over else None
+            hit += delay is not None
+            if delay is not None:
+                delays.append(delay)
+            per_interval.append({"clip": c, "start": a, "end": b, "delay_frames": delay})
+    hours = normal / fps / 3600 if fps > 0 else 0.0
+    med = float(np.median(delays)) if delays else None
+    return {
+        "threshold": float(threshold), "event_frames": int(k), "fps": float(fps),
+        "intervals": len(per_interval), "intervals_hit": hit,
+        "false_alarm_events": false_alarms, "normal_frames": normal,
+        "false_alarms_per_1000_normal_frames": 1000 * false_alarms / normal if normal else None,
+        "false_alarms_per_hour": false_alarms / hours if hours else None,
+        "frame_false_positive_rate": flagged_normal / normal if normal else None,
+        "delay_frames_median": med, "delay_seconds_median": None if med is None else med / fps,
+        "per_interval": per_interval,
+    }  # fmt: skip

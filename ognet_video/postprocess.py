@@ -6,7 +6,8 @@
   ``CausalSmoother`` is the one implementation, fed a whole clip at once (eval, calibration) or a stream
   chunk by chunk (watch, score), with the same numbers either way;
 * offline smoothing: centred mean over ``w`` frames (looks ``w//2`` frames ahead: reports only);
-* ``fit_calibration``: fitted on held-out normal clips, never on test labels.
+* ``fit_calibration``: fitted on held-out normal clips, never on test labels; the threshold from a target
+  rate of false alarms per hour (``calibration.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ognet_video.calibration import BLOCK_SECONDS, frame_percentile, rate_threshold
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Calibration
 
@@ -78,10 +80,15 @@ def offline_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndar
     return _window_mean(x, np.maximum(0, t - half), np.minimum(len(x), t + half + 1), empty)
 
 
-def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig) -> Calibration:
+def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig,
+                    seconds_per_frame: dict[str, float] | None = None) -> Calibration:  # fmt: skip
     """Normalisation and threshold from the frame scores of held-out normal clips (uncalibrated).
 
-    The floor is the lowest patch score seen on them: what a frame where nothing moved is worth.
+    The floor is the lowest patch score seen on them: what a frame where nothing moved is worth. The
+    threshold is the one at which such footage raises ``cfg.alarms_per_hour`` false alarms per hour through
+    the stream's smoother and event tracker (``calibration.rate_threshold``); with ``alarms_per_hour`` 0, the
+    ``threshold_percentile`` of the smoothed frames. ``seconds_per_frame``: each clip's frame interval
+    (default: 10 fps, Ped2's).
     """
     patches = [fs.patch[np.isfinite(fs.patch)] for fs in clips.values()]
     patches = [p for p in patches if p.size]
@@ -95,8 +102,17 @@ def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig) -> Calibrat
     mean = float(allv.mean())
     std = float(allv.std()) or 1.0
     cal = Calibration(floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(clips))
-    smoothed = np.concatenate(
-        [causal_smooth(calibrated(fs.raw, fs.scored, cal), cfg.causal_window, cal.empty) for fs in clips.values()]
-    )
-    cal.threshold = float(np.percentile(smoothed, cfg.threshold_percentile))
+    smoothed = [
+        causal_smooth(calibrated(fs.raw, fs.scored, cal), cfg.causal_window, cal.empty) for fs in clips.values()
+    ]
+    dt = [(seconds_per_frame or {}).get(name, 0.1) for name in clips]
+    cal.seconds = round(float(sum(len(s) * d for s, d in zip(smoothed, dt, strict=True))), 6)
+    if not cfg.alarms_per_hour:
+        cal.threshold = float(np.percentile(np.concatenate(smoothed), cfg.threshold_percentile))
+        return cal
+    memory = (cfg.causal_window + cfg.event_frames - 1) * max(dt)  # seconds a high frame lasts in the statistic
+    fit = rate_threshold(smoothed, dt, cfg.event_frames, cfg.alarms_per_hour, max(BLOCK_SECONDS, 2 * memory))
+    cal.rule, cal.alarms_per_hour, cal.threshold = "alarm_rate", float(cfg.alarms_per_hour), fit.threshold
+    cal.tail = [fit.loc, fit.scale, fit.block_seconds]
+    cal.percentile = frame_percentile(smoothed, fit.threshold)
     return cal

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ognet_video.calibration import score_footage
 from ognet_video.checkpoint import (
     load_checkpoint,
     optimizer_from_tensors,
@@ -43,7 +44,6 @@ from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.postprocess import fit_calibration
-from ognet_video.scoring import FrameScorer
 from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
     check_holdout,
     collect_patches,
@@ -121,12 +121,11 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
 
 def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
     """Score held-out normal clips (raw scores: calibration comes after them) and fit the normalisation and
-    threshold stored in the checkpoint."""
-    scorer = FrameScorer(detector)
-    scores = {clip.name: scorer.score_clip(f.image for f in clip.source()) for clip in clips}
+    threshold stored in the checkpoint (a target rate of false alarms per hour, ``score.alarms_per_hour``)."""
+    scores, seconds_per_frame = score_footage(detector, clips)
     if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
         raise UserError("no moving patch in the held-out clips: cannot calibrate; lower patches.motion_threshold")
-    return fit_calibration(scores, detector.cfg.score)
+    return fit_calibration(scores, detector.cfg.score, seconds_per_frame)
 
 
 @dataclass

@@ -75,3 +75,19 @@ def test_uncalibrated_or_unlabelled_is_user_error(trained_run, walkway_ds, conso
     det.calibration = None
     with pytest.raises(UserError, match="calibration"):
         evaluate(det, walkway_ds.test, None, console=console, plots=False)
+
+
+def test_operator_metrics_in_the_report(evaluation, walkway_ds):
+    """At the stored threshold: the same numbers as ``operator_metrics`` on the report's causal scores."""
+    from ognet_video.metrics import intervals, operator_metrics
+
+    det, res, out = evaluation
+    metrics = json.loads((out / "metrics.json").read_text())
+    op = metrics["operator"]
+    assert op["intervals"] == sum(len(intervals(c.labels)) for c in walkway_ds.test) > 0
+    assert op["threshold"] == det.calibration.threshold and op["fps"] == pytest.approx(10.0)
+    want = operator_metrics(
+        res.labels, res.scores["causal"], det.calibration.threshold, det.cfg.score.event_frames, 10.0
+    )
+    assert op == json.loads(json.dumps(want))
+    assert "localisation" not in metrics  # the walkway has no pixel masks

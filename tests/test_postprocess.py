@@ -102,7 +102,7 @@ def test_calibrated_fills_static_frames_with_the_floor_and_keeps_unscored_ones_o
 
 def test_fit_calibration_by_hand():
     clips = {"b": _scores([7.0, 1.0, np.nan, 3.0, 5.0], floor=0.0), "a": _scores([9.0, 2.0, 2.0])}
-    cfg = ScoreConfig(causal_window=2, threshold_percentile=100.0)
+    cfg = ScoreConfig(causal_window=2, threshold_percentile=100.0, alarms_per_hour=0)
     cal = fit_calibration(clips, cfg=cfg)
     # each clip's first frame (no predecessor) is left out; a static frame (NaN later on) is the floor,
     # the lowest patch score of all clips
@@ -132,7 +132,7 @@ def test_fit_calibration_without_moving_patches_is_refused():
 def test_fit_calibration_percentile_threshold():
     rng = np.random.default_rng(2)
     raw = {"a": rng.normal(size=500), "b": rng.normal(size=300)}
-    cfg = ScoreConfig(causal_window=1, threshold_percentile=90.0)
+    cfg = ScoreConfig(causal_window=1, threshold_percentile=90.0, alarms_per_hour=0)
     cal = fit_calibration({k: _scores(v) for k, v in raw.items()}, cfg)
     z = cal.normalize(np.concatenate([raw["a"][1:], raw["b"][1:]]))
     assert np.mean(z > cal.threshold) == pytest.approx(0.10, abs=0.005)

@@ -130,8 +130,12 @@ def test_calibration_uses_only_the_held_out_normal_clip(trained_run, walkway_ds)
     assert cal.std == pytest.approx(np.nanstd(raw), rel=1e-5)
     z = (raw - cal.mean) / cal.std
     sm = causal_smooth(z, det.cfg.score.causal_window, cal.empty)
-    want = np.percentile(sm, det.cfg.score.threshold_percentile)
-    assert cal.threshold == pytest.approx(want, rel=1e-4, abs=1e-6)
+    from ognet_video.calibration import rate_threshold
+
+    sc = det.cfg.score  # the threshold: sc.alarms_per_hour false alarms per hour of such footage (10 fps)
+    block = max(2.0, 2 * (sc.causal_window + sc.event_frames - 1) * 0.1)
+    want = rate_threshold([sm], [0.1], sc.event_frames, sc.alarms_per_hour, block).threshold
+    assert cal.rule == "alarm_rate" and cal.threshold == pytest.approx(want, rel=1e-4, abs=1e-6)
 
 
 def test_split_clips_and_holdout_errors(walkway_ds):

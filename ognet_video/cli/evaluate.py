@@ -16,13 +16,14 @@ from ognet_video.errors import UserError  # noqa: F401
 def report(model_path: Path, ds, out_dir: Path, dev, overrides: list[str] | None = None) -> None:
     """Evaluate a checkpoint on ``ds.test`` into ``out_dir`` and print the tables (train and eval share it)."""
     from ognet_video.detector import Detector
-    from ognet_video.evaluate import evaluate, metrics_table, per_clip_table
+    from ognet_video.evaluate import evaluate, metrics_table, operator_table, per_clip_table
 
     det = Detector.load(model_path, device=dev)
     runtime_overrides(det, overrides or [])
     res = evaluate(det, ds.test, out_dir, common.console)
     common.console.print(metrics_table(res.metrics, f"{ds.name}: frame-level AUC ({len(ds.test)} test clips)"))
     common.console.print(per_clip_table(res.metrics))
+    common.console.print(operator_table(res.metrics))
     thr = res.metrics["at_threshold"]
     common.console.print(
         f"at the calibrated threshold (causal): recall {thr['recall']:.3f}, false-positive rate "

@@ -32,6 +32,12 @@ def score(
     timelines: bool = flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
     save_video: bool = flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column.", metavar="FPS"),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        help="Decision threshold on the smoothed score (default: the model's calibrated one).",
+        metavar="X",
+    ),  # fmt: skip
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
     """Score an archive: per-clip scores.csv + events.jsonl, summary.csv in runs/score/NAME-N; --resume continues.
@@ -46,7 +52,7 @@ def score(
     paths, overrides = split_args(inputs)
     opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
     res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device,
-                    overrides=overrides, console=common.console)  # fmt: skip
+                    overrides=overrides, threshold=threshold, console=common.console)  # fmt: skip
     common.console.print(summary_table(res.records, res.out))
     shares = {r.name: (r.anomalous_share or 0.0, r.frames) for r in res.records if r.ok}
     if warn := misfit_warning(shares):

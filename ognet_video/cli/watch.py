@@ -32,6 +32,12 @@ def watch_cmd(
         1, "--stride", help="Score every Nth frame; motion is measured between scored frames.", metavar="N"
     ),  # fmt: skip
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many scored frames.", metavar="N"),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        help="Decision threshold on the smoothed score (default: the model's calibrated one).",
+        metavar="X",
+    ),  # fmt: skip
     fps: float = typer.Option(
         10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video).", metavar="FPS"
     ),  # fmt: skip
@@ -63,6 +69,7 @@ def watch_cmd(
     cleanly (exit code 130 / 143); a live source that is lost and does not come back exits with 1 (the other
     cameras go on).
     """
+    from ognet_video.calibration import with_threshold
     from ognet_video.runs import load_model
     from ognet_video.watch import WatchOptions
     from ognet_video.watch import watch as run_watch
@@ -72,6 +79,7 @@ def watch_cmd(
         raise UserError("watch needs a SOURCE: a video, frames, a webcam index, a URL or a cameras .yaml")
     det, label = load_model(model, device)
     runtime_overrides(det, overrides)
+    det.calibration = with_threshold(det.calibration, threshold)
     opts = WatchOptions(save_video=save_video, show=show, stride=stride, max_frames=max_frames, fps=fps,
                         connect_timeout=connect_timeout, sinks=sink, update_every=update_every,
                         metrics_port=metrics_port)  # fmt: skip

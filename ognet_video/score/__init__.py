@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ognet_video.calibration import with_threshold
 from ognet_video.config import apply_runtime_overrides
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
@@ -40,9 +41,9 @@ def output_folder(inputs: list[str], project: Path, name: str | None, resume: bo
 def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOptions | None = None,
           out: Path | None = None, project: Path = Path("runs/score"), name: str | None = None, resume: bool = False,
           device: str = "auto", train_project: Path = Path("runs/train"), overrides: list[str] | None = None,
-          console: Console | None = None) -> ScoreResult:  # fmt: skip
+          threshold: float | None = None, console: Console | None = None) -> ScoreResult:  # fmt: skip
     """Discover, check, score and summarise. ``out`` names the folder itself (resumed when it is one);
-    ``overrides``: ``score.event_frames=N`` / ``score.batch_frames=N``."""
+    ``overrides``: ``score.event_frames=N`` / ``score.batch_frames=N``; ``threshold``: the operator's own."""
     console = console or Console()
     opts = opts or ScoreOptions()
     if opts.workers is not None and opts.workers < 1:
@@ -57,6 +58,7 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
     if detector.calibration is None:
         raise UserError(f"{model_path} has no calibration (training did not finish); score needs a finished run")
     apply_runtime_overrides(detector.cfg, overrides or [])
+    detector.calibration = with_threshold(detector.calibration, threshold)
     if opts.workers is None:
         opts = dataclasses.replace(opts, workers=1 if detector.device.type == "cpu" else 2)
     mid = model_id(model_path)

@@ -131,6 +131,9 @@ def check_run_info(out: Path, info: dict[str, Any]) -> None:
                 )
             if old.get("fps") != info["fps"]:
                 raise UserError(f"{out} was scored with --fps {old.get('fps')}; use the same --fps or a new folder")
+            if old.get("threshold", info["threshold"]) != info["threshold"]:
+                raise UserError(f"{out} was scored at threshold {old['threshold']:g}; use the same --threshold "
+                                "or a new folder")  # fmt: skip
             if old.get("event_frames", info["event_frames"]) != info["event_frames"]:
                 raise UserError(f"{out} was scored with score.event_frames={old['event_frames']}; use the same "
                                 "setting or a new folder")  # fmt: skip

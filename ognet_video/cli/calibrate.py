@@ -1,0 +1,64 @@
+"""``ognet-video calibrate --model RUN INPUT...``: refit the decision on more normal footage, no retraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from ognet_video.cli import common
+from ognet_video.cli.common import examples, model_opt
+
+
+def _rate(cal) -> str:
+    if cal is None:
+        return "none"
+    if cal.rule == "alarm_rate":
+        return f"{cal.threshold:+.3f} (target {cal.alarms_per_hour:g} false alarms per hour; {cal.percentile:.2f}% of frames below)"
+    return f"{cal.threshold:+.3f} ({cal.percentile:g}th percentile of smoothed frames)"
+
+
+@common.app.command(epilog=examples("ognet-video calibrate --model runs/train/lobby-1 lobby-week2/",
+                                    "ognet-video calibrate -m runs/train/gate-1 'dumps/*.mp4' --alarms-per-hour 0.5"))  # fmt: skip
+def calibrate(
+    inputs: list[str] = typer.Argument(
+        ...,
+        help="Normal footage: video files, frame folders, folders of those, globs (quote globs).",
+        metavar="INPUT...",
+    ),  # fmt: skip
+    model: Path = model_opt(),
+    alarms_per_hour: float = typer.Option(
+        None,
+        "--alarms-per-hour",
+        help="Target false alarms per hour of normal video (default: the model's, 1).",
+        metavar="N",
+    ),  # fmt: skip
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth.", metavar=""),
+    fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders.", metavar="FPS"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
+) -> None:
+    """Refit normalisation and threshold on normal footage the model has not seen; the networks stay.
+
+    The model file is rewritten in place (so the run folder's next watch, score or eval uses it) and the
+    previous one is kept next to it as model-before-calibrate-N.safetensors. Only the footage given here
+    calibrates: include earlier footage to keep it in.
+    """
+    from ognet_video.recalibrate import recalibrate
+    from ognet_video.runs import find_model
+
+    res = recalibrate(find_model(model), inputs, alarms_per_hour, fps, recursive, device)
+    new, secs = res.new, res.new.seconds or 0.0
+    hours = secs / 3600
+    before = "" if res.old_alarms is None else f"; the previous threshold raised {res.old_alarms} on it"
+    common.console.print(
+        f"calibrated on {res.clips} clips, {new.frames} frames ({secs / 60:.1f} min)\n"
+        f"threshold before: {_rate(res.old)}\nthreshold now:    {_rate(new)}\n"
+        f"false alarms on this footage now: {res.new_alarms} ({res.new_alarms / hours:.1f} per hour){before}\n"
+        f"wrote {escape(str(res.path))}; the previous model is kept as {escape(str(res.kept))}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    if secs < 600:
+        common.console.print(f"[yellow]note:[/] {secs / 60:.1f} min of footage is little to judge a rate per hour "
+                             "by: the threshold extrapolates its tail; more normal footage (different times, "
+                             "crowds, light) makes it hold better", highlight=False)  # fmt: skip

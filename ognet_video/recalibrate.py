@@ -1,0 +1,92 @@
+"""``ognet-video calibrate``: refit a trained model's normalisation and threshold on more normal footage.
+
+The networks stay as they are; only the calibration changes. The footage is found as ``score`` finds it
+(``score.discover``) and read through the same sources at the model's analysis rate. The model is rewritten
+in place, atomically, so every command that uses the run folder picks the new decision up; the previous
+file is kept next to it as ``model-before-calibrate-N.safetensors`` (N counts up), a valid ``--model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ognet_video.calibration import count_alarms, score_footage
+from ognet_video.detector import Calibration, Detector
+from ognet_video.errors import UserError
+from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
+from ognet_video.score.discover import ClipInput, clip_names, discover
+
+
+@dataclass
+class _Footage:
+    """One input clip read like a dataset clip (``name``, ``source()``), at the model's analysis rate."""
+
+    clip: ClipInput
+    name: str
+    fps: float
+    analysis_fps: float
+
+    def source(self):
+        return iter(self.clip.source(self.fps).analyse_at(self.analysis_fps))
+
+
+@dataclass
+class Recalibration:
+    path: Path  # the model, rewritten
+    kept: Path  # the previous model file
+    old: Calibration | None
+    new: Calibration
+    clips: int
+    old_alarms: int | None  # alarms the previous calibration raises on this footage
+    new_alarms: int
+
+
+def _backup_path(path: Path) -> Path:
+    n = 1
+    while (p := path.with_name(f"{path.stem}-before-calibrate-{n}{path.suffix}")).exists():
+        n += 1
+    return p
+
+
+def _alarms(det: Detector, cal: Calibration, scores: dict) -> int:
+    sc = det.cfg.score
+    return sum(count_alarms(causal_smooth(calibrated(fs.raw, fs.scored, cal), sc.causal_window, cal.empty),
+                            cal.threshold, sc.event_frames) for fs in scores.values())  # fmt: skip
+
+
+def recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None = None, fps: float = 10.0,
+                recursive: bool = False, device: str = "auto") -> Recalibration:  # fmt: skip
+    """Score ``inputs`` (normal footage) with the model at ``model_path`` and store the refitted calibration."""
+    if alarms_per_hour is not None and not 0 < alarms_per_hour <= 3600:
+        raise UserError(f"--alarms-per-hour must be above 0 and at most 3600 (got {alarms_per_hour:g})")
+    if not 0 < fps < float("inf"):
+        raise UserError(f"--fps must be a positive number (got {fps:g})")
+    det = Detector.load(model_path, device=device)
+    clips = discover(inputs, recursive, [model_path.parent])
+    names = clip_names(clips)
+    footage = [_Footage(c, n, fps, det.cfg.patches.analysis_fps) for c, n in zip(clips, names, strict=True)]
+    scores, dt = score_footage(det, footage)
+    if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
+        raise UserError("no moving patch in the footage: cannot calibrate; give footage with normal activity")
+    rate = alarms_per_hour or det.cfg.score.alarms_per_hour or 1.0
+    det.cfg.score.alarms_per_hour = rate
+    old = det.calibration
+    new = fit_calibration(scores, det.cfg.score, dt)
+    old_alarms = _alarms(det, old, scores) if old is not None else None
+    det.calibration = new
+    det.meta["calibration_footage"] = {
+        "by": "calibrate", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "inputs": [str(c.path) for c in clips], "clips": names, "frames": new.frames,
+        "seconds": round(new.seconds or 0.0, 3),
+        "previous": dataclasses.asdict(old) if old is not None else None,
+    }  # fmt: skip
+    kept = _backup_path(model_path)
+    shutil.copy2(model_path, kept)
+    det.save(model_path)
+    return Recalibration(model_path, kept, old, new, len(clips), old_alarms, _alarms(det, new, scores))
