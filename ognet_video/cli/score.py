@@ -27,7 +27,11 @@ def score(
     resume: bool = flag(False, "--resume", "Continue the newest run of this name: finished clips are skipped."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Search folders at every depth.", metavar=""),
     workers: int = typer.Option(
-        None, "--workers", "-w", help="Clips decoded at once (default: 1 on CPU, 2 on GPU).", metavar="N"
+        None,
+        "--workers",
+        "-w",
+        metavar="N",
+        help="Clips decoded at once (default: 1 on CPU, 2 on GPU); ray: clips scored at once (default: all CPUs).",
     ),  # fmt: skip
     timelines: bool = flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
     save_video: bool = flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
@@ -39,20 +43,37 @@ def score(
         metavar="X",
     ),  # fmt: skip
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help='local, or ray: one Ray task per clip (pip install "ognet-video\\[ray]").',
+        metavar="ENGINE",
+    ),  # fmt: skip
+    address: str = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster: auto or HOST:PORT (default: start Ray on this machine).",
+        metavar="ADDR",
+    ),  # fmt: skip
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs per clip.", metavar="N"),
+    gpus_per_task: float = typer.Option(
+        0.0, "--gpus-per-task", help="Ray: GPUs per clip (0.5: two clips share one).", metavar="F"
+    ),
 ) -> None:
     """Score an archive: per-clip scores.csv + events.jsonl, summary.csv in runs/score/NAME-N; --resume continues.
 
     Exit code: 0 when every clip is scored, 2 for bad arguments, 10 + the number of clips not scored (at most
     110), 130 after Ctrl-C, 143 after SIGTERM.
     """
-    from ognet_video.score import ScoreOptions, summary_table
+    from ognet_video.score import RayOptions, ScoreOptions, summary_table
     from ognet_video.score import score as run_score
     from ognet_video.scoring import misfit_warning
 
     paths, overrides = split_args(inputs)
     opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
     res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device,
-                    overrides=overrides, threshold=threshold, console=common.console)  # fmt: skip
+                    overrides=overrides, threshold=threshold, engine=engine, console=common.console,
+                    ray_opts=RayOptions(address, cpus_per_task, gpus_per_task))  # fmt: skip
     common.console.print(summary_table(res.records, res.out))
     shares = {r.name: (r.anomalous_share or 0.0, r.frames) for r in res.records if r.ok}
     if warn := misfit_warning(shares):

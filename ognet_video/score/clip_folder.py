@@ -24,6 +24,22 @@ def _short(source_frames: int, expected: int | None) -> bool:
     return expected is not None and source_frames < 0.98 * expected - 1
 
 
+def publish(tmp: Path, final: Path) -> None:
+    """Rename the finished temp folder ``tmp`` (a sibling of ``final``) into place, durably."""
+    for p in tmp.iterdir():
+        os.chmod(p, 0o644)
+    fsync_dir(tmp)
+    old = None
+    if final.exists():  # left by a run killed after publishing but before its manifest line
+        old = final.parent / f".old-{uuid.uuid4().hex[:12]}"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    os.chmod(final, 0o755)
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class ClipFolder(Sink):
     def __init__(self, clips_dir: Path, clip: ClipInput, name: str, fp: tuple[int, int, int], mid: str,
                  manifest: Manifest, extras: list[str]) -> None:  # fmt: skip
@@ -47,20 +63,7 @@ class ClipFolder(Sink):
             self.first = (batch.events[0].start, batch.events[0].start_time)
 
     def close(self, stream: Stream) -> None:
-        tmp = self.folder.path
-        for p in tmp.iterdir():
-            os.chmod(p, 0o644)
-        fsync_dir(tmp)
-        final = self.clips_dir / self.name
-        old = None
-        if final.exists():  # left by a run killed after publishing but before its manifest line
-            old = self.clips_dir / f".old-{uuid.uuid4().hex[:12]}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        os.chmod(final, 0o755)
-        fsync_dir(self.clips_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        publish(self.folder.path, self.clips_dir / self.name)
         src = stream.source
         status, reason = "done", ""
         if src.kind == "video" and _short(src.decoded, src.length):

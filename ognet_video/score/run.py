@@ -144,11 +144,10 @@ class _Job:
     fp: tuple[int, int, int]
 
 
-def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path, opts: ScoreOptions,
-                console: Console | None = None) -> ScoreResult:  # fmt: skip
-    """Score ``clips`` into ``out`` (which already passed ``check_run_info``), skipping finished ones."""
-    console = console or Console()
-    t0 = time.perf_counter()
+def plan_jobs(clips: list[ClipInput], mid: str, out: Path, opts: ScoreOptions,
+              console: Console) -> tuple[Manifest, list[_Job], int]:  # fmt: skip
+    """Open the manifest and split ``clips`` into jobs to score and finished ones (skipped); an input that
+    cannot be read is recorded as failed. Every engine starts here, so resume behaves the same in all."""
     clips_dir = out / CLIPS
     clips_dir.mkdir(parents=True, exist_ok=True)
     _clean_tmp(clips_dir)
@@ -168,36 +167,63 @@ def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path,
             jobs.append(_Job(clip, name, fp))
     if skipped:
         console.print(f"{skipped} of {len(clips)} clips already scored in {out} (skipped); {len(jobs)} to go")
+    return manifest, jobs, skipped
+
+
+def expected_frames(jobs: list[_Job]) -> float:
+    """The progress bar's total: frame folders count their files; videos count as the mean of those."""
+    known = [j.fp[2] for j in jobs if j.clip.kind == "frames"]
+    mean = sum(known) / len(known) if known else 0
+    return sum(j.fp[2] if j.clip.kind == "frames" else mean for j in jobs)
+
+
+def finish(out: Path, clips: list[ClipInput], manifest: Manifest, scored: int, skipped: int, frames: int,
+           t0: float, interrupted: str | None) -> ScoreResult:  # fmt: skip
+    """Close the manifest and write ``summary.csv`` (also after Ctrl-C: what finished is listed)."""
+    manifest.close()
+    recs = read_manifest(out)
+    write_summary(out, recs)
+    ordered = [recs[str(c.path)] for c in clips if str(c.path) in recs]
+    return ScoreResult(out, ordered, scored, skipped, frames, time.perf_counter() - t0, interrupted)
+
+
+def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path, opts: ScoreOptions,
+                console: Console | None = None) -> ScoreResult:  # fmt: skip
+    """Score ``clips`` into ``out`` (which already passed ``check_run_info``), skipping finished ones."""
+    console = console or Console()
+    t0 = time.perf_counter()
+    manifest, jobs, skipped = plan_jobs(clips, mid, out, opts, console)
     engine = Engine(detector, fail_fast=False)
     frames = 0
     try:
         if jobs:
             with _progress(console) as progress:
-                known = [j.fp[2] for j in jobs if j.clip.kind == "frames"]
-                mean = sum(known) / len(known) if known else 0
-                total = sum(j.fp[2] if j.clip.kind == "frames" else mean for j in jobs)
-                bar = _ProgressSink(progress, total, len(jobs))
-                streams = engine.run(_streams(jobs, clips_dir, mid, manifest, opts, bar), opts.workers or 1)
+                bar = _ProgressSink(progress, expected_frames(jobs), len(jobs))
+                streams = engine.run(_streams(jobs, out / CLIPS, mid, manifest, opts, bar), opts.workers or 1)
                 frames = sum(s.stats.frames for s in streams)
                 for s in streams:
                     if s.stats.stopped == "failed":
                         console.print(f"[red]failed[/] {escape(s.name)}: {escape(s.stats.message or '')}")
     finally:
-        manifest.close()
-        write_summary(out, read_manifest(out))  # also after Ctrl-C: what finished is listed
-    recs = read_manifest(out)
-    ordered = [recs[str(c.path)] for c in clips if str(c.path) in recs]
-    return ScoreResult(out, ordered, len(jobs), skipped, frames, time.perf_counter() - t0, engine.interrupted)
+        result = finish(out, clips, manifest, len(jobs), skipped, frames, t0, engine.interrupted)
+    return result
+
+
+def clip_stream(job: _Job, clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
+                first: list[Sink]) -> Stream:  # fmt: skip
+    """One clip's stream: ``first`` (e.g. the progress bar), its files, and the ``ClipFolder`` that publishes
+    them into ``clips_dir`` and appends the record to ``manifest``. A Ray worker builds the same one."""
+    publish = ClipFolder(clips_dir, job.clip, job.name, job.fp, mid, manifest, opts.extras)
+    sinks: list[Sink] = [*first, ScoresCsv(publish.folder), EventsJsonl(publish.folder)]
+    if opts.timelines:
+        sinks.append(Timeline(publish.folder, job.name))
+    if opts.save_video:
+        sinks.append(AnnotatedVideo(publish.folder))
+    return Stream(job.name, job.clip.source(opts.fps), [*sinks, publish], keep_partial=False)
 
 
 def _streams(jobs: list[_Job], clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
              bar: _ProgressSink) -> Iterator[Stream]:  # fmt: skip
     """One stream per clip, made as the engine takes it (so its temp folder exists only while it runs)."""
     for job in jobs:
-        publish = ClipFolder(clips_dir, job.clip, job.name, job.fp, mid, manifest, opts.extras)
-        sinks: list[Sink] = [bar, ScoresCsv(publish.folder), EventsJsonl(publish.folder)]
-        if opts.timelines:
-            sinks.append(Timeline(publish.folder, job.name))
-        if opts.save_video:
-            sinks.append(AnnotatedVideo(publish.folder))
-        yield Stream(job.name, job.clip.source(opts.fps), [*sinks, publish], keep_partial=False)
+        yield clip_stream(job, clips_dir, mid, manifest, opts, [bar])
