@@ -15,7 +15,8 @@ def _rate(cal) -> str:
     if cal is None:
         return "none"
     if cal.rule == "alarm_rate":
-        return f"{cal.threshold:+.3f} (target {cal.alarms_per_hour:g} false alarms per hour; {cal.percentile:.2f}% of frames below)"
+        alarms = "false alarm" if cal.alarms_per_hour == 1 else "false alarms"
+        return f"{cal.threshold:+.3f} (target {cal.alarms_per_hour:g} {alarms} per hour; {cal.percentile:.2f}% of frames below)"
     return f"{cal.threshold:+.3f} ({cal.percentile:g}th percentile of smoothed frames)"
 
 
