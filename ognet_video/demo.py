@@ -1,4 +1,4 @@
-"""The offline demo: synthetic street-camera clips, a small OGNet trained in about 9 CPU-minutes, its report.
+"""The offline demo: synthetic street-camera clips, a small OGNet trained in a few minutes, its report.
 
 Everything lands in the project folder (``runs/`` by default), so ``watch``, ``score`` and ``eval``
 find the demo's clips and model afterwards: the clips in ``runs/demo/walkway`` (rewritten only when

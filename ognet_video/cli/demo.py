@@ -17,7 +17,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic clips and the training.", metavar="N"),
     project: Path = typer.Option(Path("runs"), "--project", help="Where the clips and the run go.", metavar="DIR"),
 ) -> None:
-    """Offline demo: synthetic walkway clips, a small model trained in about 9 CPU-minutes, its AUC, what to try next."""
+    """Offline demo: synthetic walkway clips, a small model trained in a few minutes, its AUC, what to try next."""
     from ognet_video.demo import run_demo
 
     res = run_demo(project=project, seed=seed, console=common.console)
