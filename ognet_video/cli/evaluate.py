@@ -66,6 +66,8 @@ def info(model: Path = model_opt()) -> None:
     from ognet_video.runs import find_model
 
     det = Detector.load(find_model(model))
-    meta = {k: v for k, v in det.meta.items() if k not in ("config",)} | {"members": len(det.members)}
+    meta = {k: v for k, v in det.meta.items() if k not in ("config",)} | {
+        "members": len(det.members) or det.meta.get("export", {}).get("members", 0)
+    }  # an .onnx holds no torch members
     common.console.print_json(json.dumps(meta))
     common.console.print_json(json.dumps(det.cfg.to_dict()))
