@@ -12,7 +12,7 @@ and the causal micro AUC of score's per-clip ``scores.csv`` (the ``smoothed`` co
 Ped2's frame ``k``) against Ped2's labels, next to the frames-layout run of the same seed (its
 ``metrics.json``, given with ``--reference``). Writes ``pipelines/results/own_camera.json``.
 
-    python pipelines/own_camera_benchmark.py --work /tmp/own-camera --reference runs/train/ped2-1
+    python pipelines/own_camera_benchmark.py --work runs/own-camera --reference runs/train/ped2-1
 
 Videos are H.264 (crf 18) written with ffmpeg where it is installed, else OpenCV's MPEG-4 part 2.
 ``--clips N`` / ``--epochs N`` make a smaller, faster version (recorded as such in the results).
