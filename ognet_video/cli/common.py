@@ -51,6 +51,11 @@ def model_opt() -> Path | None:
                         metavar="RUN")  # fmt: skip
 
 
+def threshold_opt() -> float | None:
+    return typer.Option(None, "--threshold", help="Decision threshold on the smoothed score (default: the model's "
+                        "calibrated one).", metavar="X")  # fmt: skip
+
+
 def examples(*lines: str) -> str:
     return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from ognet_video.cli import common
-from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides, split_args  # noqa: F401
+from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides, split_args, threshold_opt  # noqa: F401
 from ognet_video.errors import UserError  # noqa: F401
 
 
@@ -36,12 +36,7 @@ def score(
     timelines: bool = flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
     save_video: bool = flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column.", metavar="FPS"),
-    threshold: float = typer.Option(
-        None,
-        "--threshold",
-        help="Decision threshold on the smoothed score (default: the model's calibrated one).",
-        metavar="X",
-    ),  # fmt: skip
+    threshold: float = threshold_opt(),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
     engine: str = typer.Option(
         "local",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ognet_video.cli import common
-from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides, split_args  # noqa: F401
+from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides, split_args, threshold_opt  # noqa: F401
 from ognet_video.errors import UserError  # noqa: F401
 
 
@@ -32,12 +32,7 @@ def watch_cmd(
         1, "--stride", help="Score every Nth frame; motion is measured between scored frames.", metavar="N"
     ),  # fmt: skip
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many scored frames.", metavar="N"),
-    threshold: float = typer.Option(
-        None,
-        "--threshold",
-        help="Decision threshold on the smoothed score (default: the model's calibrated one).",
-        metavar="X",
-    ),  # fmt: skip
+    threshold: float = threshold_opt(),
     fps: float = typer.Option(
         10.0, "--fps", help="Frame rate of a frame folder or glob (timestamps, video).", metavar="FPS"
     ),  # fmt: skip
