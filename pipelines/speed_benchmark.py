@@ -19,7 +19,6 @@ ratios of one run, not numbers from different runs.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -27,15 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ognet_video.api import Model  # noqa: E402
 from ognet_video.checkpoint import atomic_write_text  # noqa: E402
-from ognet_video.data import load_dataset, read_gray  # noqa: E402
+from ognet_video.data import load_dataset  # noqa: E402
 from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
 from ognet_video.patches import PatchExtractor  # noqa: E402
@@ -43,19 +40,7 @@ from ognet_video.score import ScoreOptions, score  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
 from ognet_video.watch import WatchOptions, watch  # noqa: E402
 from pipelines.settings import PED2  # noqa: E402
-
-
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=120)
-
-
-def write_mp4(frames: list[Path], path: Path, fps: float = 10.0) -> str:
-    first = read_gray(frames[0])
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (first.shape[1], first.shape[0]))
-    for f in frames:
-        writer.write(cv2.cvtColor(read_gray(f), cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return str(path)
+from pipelines.watch_benchmark import quiet, write_mp4  # noqa: E402 - the same MP4s as the watch benchmark
 
 
 def decoded(path: str) -> list[np.ndarray]:
@@ -123,7 +108,7 @@ def main() -> None:
     clips = load_dataset("ped2", args.data).test[: args.clips]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        videos = [write_mp4(c.frames, tmp / f"ped2_{c.name}.mp4") for c in clips]
+        videos = [str(write_mp4(c.frames, tmp / f"ped2_{c.name}.mp4")) for c in clips]
         alone = stages_alone(videos, det)
         e2e = end_to_end(videos, det, path, tmp)
     slowest = max(alone["decode"], alone["extract"], alone["model"])
