@@ -10,7 +10,6 @@ onnxruntime's scores of a random batch must match torch's before it is kept.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import warnings
@@ -28,6 +27,7 @@ from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.model import in_channels
 from ognet_video.onnx_backend import FORMAT, INPUT, OUTPUT, OnnxBackend, open_session, require
+from ognet_video.score.manifest import model_id
 
 FORMATS = ("onnx",)
 OPSET = 17
@@ -59,14 +59,6 @@ class ExportResult:
     max_abs_diff: float  # onnxruntime vs torch on the check batch
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export_meta(det: Detector, source: Path) -> dict[str, Any]:
     """What scoring needs, as a checkpoint stores it, plus where the export came from."""
     import onnx
@@ -79,7 +71,7 @@ def export_meta(det: Detector, source: Path) -> dict[str, Any]:
     meta["export"] = {
         "format": "onnx",
         "source": source.name,
-        "source_sha256": sha256(source),
+        "source_sha256": model_id(source),  # the id score records for this model
         "members": len(det.members),
         "opset": OPSET,
         "input": [in_channels(det.cfg), det.cfg.patches.size, det.cfg.patches.size],
