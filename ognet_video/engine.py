@@ -254,8 +254,7 @@ class Engine:
             except (KeyboardInterrupt, StopRun):
                 raise
             except Exception as exc:
-                active.remove(s)
-                self._fail(s, exc)
+                self._drop(s, exc, active)
         return out
 
     def _take(self, s: Stream, wait: float, active: list[Stream]) -> list[Frame]:
@@ -271,9 +270,7 @@ class Engine:
         except (KeyboardInterrupt, StopRun):
             raise
         except Exception as exc:
-            if s in active:
-                active.remove(s)
-            self._fail(s, exc)
+            self._drop(s, exc, active)
             return []
 
     def _prepare(self, s: Stream, frames: list[Frame]) -> list[PendingPush]:
@@ -295,8 +292,7 @@ class Engine:
             try:
                 pending.append((s, frames, self._prepare(s, frames), time.perf_counter() - t))
             except Exception as exc:
-                active.remove(s)
-                self._fail(s, exc)
+                self._drop(s, exc, active)
         parts = [p for _, _, ps, _ in pending for p in ps]
         if not parts:
             return []
@@ -306,8 +302,7 @@ class Engine:
             scores = self.timed.patch_scores(xs[0] if len(xs) == 1 else torch.cat(xs))
         except Exception as exc:
             for s, *_ in pending:
-                active.remove(s)
-                self._fail(s, exc)
+                self._drop(s, exc, active)
             return []
         model, total = self.timed.seconds - m, max(1, len(scores))
         split = iter(np.split(scores, np.cumsum([len(x) for x in xs])[:-1]))
@@ -317,7 +312,9 @@ class Engine:
             t, results, closed, messages = time.perf_counter(), [], [], []
             for p in ps:
                 r, c = s.scorer.complete(p, next(split))
-                results, closed, messages = results + r, closed + c, messages + s.scorer.messages
+                results += r
+                closed += c
+                messages += s.scorer.messages
             share = sum(len(p.scores.x) for p in ps) / total if len(pending) > 1 else 1.0
             s.stats.model_s += model * share
             s.stats.extract_s += prep + time.perf_counter() - t
@@ -366,6 +363,12 @@ class Engine:
                 sink.abort(s)
             except Exception:  # noqa: S110 - aborting is best effort; the failure is already recorded
                 pass
+
+    def _drop(self, s: Stream, exc: Exception, active: list[Stream]) -> None:
+        """``s`` failed: out of the open streams, then failed (which raises when ``fail_fast``)."""
+        if s in active:
+            active.remove(s)
+        self._fail(s, exc)
 
     def _fail(self, s: Stream, exc: Exception) -> None:
         self._finalize(s, "failed", _reason(exc))
