@@ -35,8 +35,8 @@ from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.data import load_dataset  # noqa: E402
 from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
-from ognet_video.patches import PatchExtractor  # noqa: E402
 from ognet_video.score import ScoreOptions, score  # noqa: E402
+from ognet_video.scoring import FrameScorer  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
 from ognet_video.watch import WatchOptions, watch  # noqa: E402
 from pipelines.settings import PED2  # noqa: E402
@@ -50,26 +50,19 @@ def decoded(path: str) -> list[np.ndarray]:
 def stages_alone(videos: list[str], det: Detector) -> dict[str, float]:
     """ms per frame of decode, extract and model, each timed on its own over every frame."""
     n, t_dec, t_ext, t_model = 0, 0.0, 0.0, 0.0
-    ex = PatchExtractor(det.cfg.patches)
     batch = det.cfg.score.batch_frames
     for v in videos:
         t = time.perf_counter()
         frames = decoded(v)
         t_dec += time.perf_counter() - t
         n += len(frames)
-        prev = None
+        scorer = FrameScorer(det)  # a new clip: no previous frame
         for i in range(0, len(frames), batch):
             t = time.perf_counter()
-            prepared = np.stack([ex.prepare(f) for f in frames[i : i + batch]])
-            cp = ex.extract(prepared, prev)
-            moving = ex.moving(cp.motion)
-            if prev is None:
-                moving[0] = False
-            x = ex.select(cp, moving)
-            prev = prepared[-1]
+            p = scorer.prepare(frames[i : i + batch])  # everything before the forward pass, as the engine does
             t_ext += time.perf_counter() - t
             t = time.perf_counter()
-            det.patch_scores(x)
+            det.patch_scores(p.x)
             t_model += time.perf_counter() - t
     ms = {k: 1000 * v / n for k, v in (("decode", t_dec), ("extract", t_ext), ("model", t_model))}
     return ms | {"serial_sum": sum(ms.values()), "frames": n}
