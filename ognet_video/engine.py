@@ -1,9 +1,10 @@
 """The one run loop: sources -> ``StreamScorer`` -> sinks. ``watch`` and ``score`` are compositions of it.
 
 A ``Stream`` is one source with its sinks. ``run`` keeps up to ``concurrency`` streams open at once (each
-decoded by its own ``Reader`` thread), takes whatever frames each has queued, scores the moving patches of
-all of them in one forward pass of the one shared model in the calling thread (a patch's score does not
-depend on what it is batched with) and hands every ``Batch`` to its stream's sinks. It times each stage
+decoded by its own ``Reader`` thread and prepared for the model, optical flow included, by its own
+``Prefetcher`` thread while the previous batch is scored), takes whatever batches each has prepared, scores
+the moving patches of all of them in one forward pass of the one shared model in the calling thread (a
+patch's score does not depend on what it is batched with) and hands every ``Batch`` to its stream's sinks. It times each stage
 (decode, extract, model, outputs) per stream; a shared pass is shared out by patch count.
 
 Ending: at the end of a source every sink is closed (its outputs are complete). A failed stream (unreadable
@@ -14,7 +15,6 @@ raising ``StopRun`` (a window closed) ends the run normally.
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
 from collections.abc import Iterable, Iterator
@@ -27,7 +27,8 @@ import torch
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.events import Event, EventMessage
-from ognet_video.scoring import FrameResult, PendingPush, StreamScorer
+from ognet_video.prefetch import END, Prefetcher, Prepared
+from ognet_video.scoring import FrameResult, StreamScorer
 from ognet_video.sources import Frame, Reader, Source
 
 STOP_REASONS = {
@@ -149,7 +150,7 @@ class Stream:
     stats: StreamStats = field(default_factory=StreamStats)
     scorer: StreamScorer | None = None
     reader: Reader | None = None
-    _link: int = 0
+    prefetch: Prefetcher | None = None
     _t0: float = 0.0
 
 
@@ -178,6 +179,8 @@ def _reason(exc: BaseException) -> str:
 
 class Engine:
     """Runs streams through one model; see the module docstring."""
+
+    overlap = True  # False: decode, extract, model one after the other (the speed benchmark's baseline)
 
     def __init__(self, detector: Detector, batch_frames: int | None = None, fail_fast: bool = True) -> None:
         self.timed = _TimedDetector(detector)
@@ -234,66 +237,49 @@ class Engine:
             s.scorer = StreamScorer(self.timed, s.update_every)  # type: ignore[arg-type]  # a transparent proxy
             for sink in s.sinks:
                 sink.open(s)
+            s.prefetch = Prefetcher(s.reader, s.scorer, self.batch, s.max_frames, threaded=self.overlap).start()
         except Exception as exc:
             self._fail(s, exc)
             return False
         return True
 
     def _round(self, active: list[Stream], wait: float) -> list[Batch]:
-        """One pass over the open streams: take what each has queued, score it all, write each batch."""
-        taken = [(s, frames) for s in list(active) if (frames := self._take(s, wait, active))]
+        """One pass over the open streams: take what each has prepared, score it all, write each batch."""
+        taken = [(s, ready) for s in list(active) if (ready := self._take(s, wait, active))]
         out, now = [], time.monotonic()
         for s, batch in self._score(taken, active):
             batch.taken = now
             try:
                 self._write(s, batch)
                 out.append(batch)
-                if s.max_frames is not None and s.stats.frames >= s.max_frames:
-                    self._end(s, "max-frames")
-                    active.remove(s)
             except (KeyboardInterrupt, StopRun):
                 raise
             except Exception as exc:
                 self._drop(s, exc, active)
         return out
 
-    def _take(self, s: Stream, wait: float, active: list[Stream]) -> list[Frame]:
-        """The frames ``s`` has queued (ending it, and taking it out of ``active``, at its end or failure)."""
-        assert s.reader is not None
+    def _take(self, s: Stream, wait: float, active: list[Stream]) -> list[Prepared]:
+        """The batches ``s`` has prepared (ending it, and taking it out of ``active``, at its end or failure)."""
+        assert s.prefetch is not None
         try:
-            frames = s.reader.get_batch(self.batch, timeout=wait)
-            if frames is None:
+            ready = s.prefetch.take(timeout=wait)
+            if isinstance(ready, str):
                 active.remove(s)
-                self._end(s, "lost" if s.source.lost else "end", message=s.source.lost)
+                if ready == END:
+                    self._end(s, "lost" if s.source.lost else "end", message=s.source.lost)
+                else:
+                    self._end(s, "max-frames")
                 return []
-            return frames if s.max_frames is None else frames[: s.max_frames - s.stats.frames]
+            return ready
         except (KeyboardInterrupt, StopRun):
             raise
         except Exception as exc:
             self._drop(s, exc, active)
             return []
 
-    def _prepare(self, s: Stream, frames: list[Frame]) -> list[PendingPush]:
-        assert s.scorer is not None
-        parts = []
-        for link, run in itertools.groupby(frames, key=lambda f: f.link):  # one run per connection
-            part = list(run)
-            if link != s._link:  # a gap: motion restarts after a reconnect
-                s.scorer.break_motion()
-                s._link = link
-            parts.append(s.scorer.prepare([f.image for f in part], [f.time for f in part], [f.index for f in part]))
-        return parts
-
-    def _score(self, taken: list[tuple[Stream, list[Frame]]], active: list[Stream]) -> list[tuple[Stream, Batch]]:
-        """Every stream's frames through one forward pass; a stream whose frames cannot be prepared fails."""
-        pending: list[tuple[Stream, list[Frame], list[PendingPush], float]] = []
-        for s, frames in taken:
-            t = time.perf_counter()
-            try:
-                pending.append((s, frames, self._prepare(s, frames), time.perf_counter() - t))
-            except Exception as exc:
-                self._drop(s, exc, active)
-        parts = [p for _, _, ps, _ in pending for p in ps]
+    def _score(self, taken: list[tuple[Stream, list[Prepared]]], active: list[Stream]) -> list[tuple[Stream, Batch]]:
+        """Every stream's prepared frames through one forward pass."""
+        parts = [p for _, ready in taken for r in ready for p in r.parts]
         if not parts:
             return []
         xs = [p.scores.x for p in parts]
@@ -301,23 +287,25 @@ class Engine:
         try:
             scores = self.timed.patch_scores(xs[0] if len(xs) == 1 else torch.cat(xs))
         except Exception as exc:
-            for s, *_ in pending:
+            for s, _ in taken:
                 self._drop(s, exc, active)
             return []
         model, total = self.timed.seconds - m, max(1, len(scores))
         split = iter(np.split(scores, np.cumsum([len(x) for x in xs])[:-1]))
         out = []
-        for s, frames, ps, prep in pending:
+        for s, ready in taken:
             assert s.scorer is not None
-            t, results, closed, messages = time.perf_counter(), [], [], []
-            for p in ps:
-                r, c = s.scorer.complete(p, next(split))
-                results += r
-                closed += c
-                messages += s.scorer.messages
-            share = sum(len(p.scores.x) for p in ps) / total if len(pending) > 1 else 1.0
+            t, frames, results, closed, messages = time.perf_counter(), [], [], [], []
+            for r in ready:
+                frames += r.frames
+                for p in r.parts:
+                    res, c = s.scorer.complete(p, next(split))
+                    results += res
+                    closed += c
+                    messages += s.scorer.messages
+            share = sum(len(p.scores.x) for r in ready for p in r.parts) / total if len(taken) > 1 else 1.0
             s.stats.model_s += model * share
-            s.stats.extract_s += prep + time.perf_counter() - t
+            s.stats.extract_s += sum(r.seconds for r in ready) + time.perf_counter() - t
             s.stats.frames += len(frames)
             out.append((s, Batch(s, frames, results, closed, messages)))
         return out
@@ -330,6 +318,8 @@ class Engine:
         s.stats.output_s += time.perf_counter() - t
 
     def _finalize(self, s: Stream, stopped: str, message: str | None) -> None:
+        if s.prefetch is not None:
+            s.prefetch.stop()
         if s.reader is not None:
             s.reader.stop()
             s.stats.dropped = s.reader.dropped

@@ -5,8 +5,10 @@ The Ped2 test clips are written as MP4 (mp4v, 10 fps) once; then, with the torch
 * **stages alone**: decode (the video source's reader, nothing else), extract (resize, frame difference and
   optical flow of the decoded frames, batch by batch as the scorer feeds it), model (the G + D forward
   passes on exactly the patches the scorer selects);
-* **end to end**: ``watch`` on each MP4 (without and with ``--save-video``), ``score`` on all of them (one
-  decode worker), and the Python API's ``Model.stream``.
+* **end to end**: ``watch`` on each MP4 (without and with ``--save-video``), with the stages overlapped (the
+  default) and one after the other (``Engine.overlap = False``, the loop before the prefetcher), ``score`` on
+  all of them (one decode worker), and the Python API's ``Model.stream`` both ways, whose scores must agree
+  exactly (``overlap_vs_serial``).
 
 Ratios written next to the numbers: end to end over the slowest single stage (1.0 = the pipeline hides every
 other stage) and the API's fps over ``watch``'s. Speeds on a shared machine move with its load: compare the
@@ -34,6 +36,7 @@ from ognet_video.api import Model  # noqa: E402
 from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.data import load_dataset  # noqa: E402
 from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
+from ognet_video.engine import Engine  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
 from ognet_video.score import ScoreOptions, score  # noqa: E402
 from ognet_video.scoring import FrameScorer  # noqa: E402
@@ -68,21 +71,37 @@ def stages_alone(videos: list[str], det: Detector) -> dict[str, float]:
     return ms | {"serial_sum": sum(ms.values()), "frames": n}
 
 
+def api_results(videos: list[str], det: Detector) -> tuple[float, np.ndarray]:
+    """fps of ``Model.stream`` over the videos, and every frame's (raw, score, smoothed) in order."""
+    model, rows, t = Model(det, "bench"), [], time.perf_counter()
+    for v in videos:
+        rows += [(r.raw, r.score, r.smoothed) for r in model.stream(v)]
+    return len(rows) / (time.perf_counter() - t), np.array(rows, dtype=np.float64)
+
+
 def end_to_end(videos: list[str], det: Detector, path: Path, tmp: Path) -> dict[str, dict[str, float]]:
+    """watch (stages overlapped, then one after the other as before the prefetcher), score and the API."""
     out: dict[str, dict[str, float]] = {}
-    for label, save in (("watch", False), ("watch_save_video", True)):
-        frames, seconds = 0, 0.0
+    for label, save, overlap in (("watch", False, True), ("watch_save_video", True, True),
+                                 ("watch_serial", False, False), ("watch_serial_save_video", True, False)):  # fmt: skip
+        Engine.overlap, frames, seconds = overlap, 0, 0.0
         for v in videos:
             res = watch(v, det, WatchOptions(save_video=save, live_panel=False), project=tmp / label, console=quiet())
             frames, seconds = frames + res.frames, seconds + res.seconds
         out[label] = {"fps": frames / seconds, "frames": frames}
+    Engine.overlap = True
     t = time.perf_counter()  # model loading included: score loads the checkpoint itself
     res = score(videos, path, opts=ScoreOptions(workers=1), project=tmp / "score", device="cpu", console=quiet())
     out["score"] = {"fps": res.frames / (time.perf_counter() - t), "frames": res.frames}
-    model, frames, t = Model(det, "bench"), 0, time.perf_counter()
-    for v in videos:
-        frames += sum(1 for _ in model.stream(v))
-    out["api_stream"] = {"fps": frames / (time.perf_counter() - t), "frames": frames}
+    fps, overlapped = api_results(videos, det)
+    Engine.overlap = False
+    serial_fps, serial = api_results(videos, det)
+    Engine.overlap = True
+    same = np.array_equal(np.isnan(overlapped), np.isnan(serial))
+    diff = float(np.nanmax(np.abs(overlapped - serial))) if same else float("inf")
+    out["api_stream"] = {"fps": fps, "frames": len(overlapped)}
+    out["api_stream_serial"] = {"fps": serial_fps, "frames": len(serial)}
+    out["overlap_vs_serial"] = {"max_abs_diff_raw_score_smoothed": diff, "same_unscored_frames": same}
     return out
 
 
@@ -115,7 +134,9 @@ def main() -> None:
         "ratios": {
             "watch_ms_over_slowest_stage": (1000 / e2e["watch"]["fps"]) / slowest,
             "api_over_watch_fps": e2e["api_stream"]["fps"] / e2e["watch"]["fps"],
-            "watch_over_serial_fps": e2e["watch"]["fps"] / (1000 / alone["serial_sum"]),
+            "watch_over_serial_sum_fps": e2e["watch"]["fps"] / (1000 / alone["serial_sum"]),
+            "watch_over_watch_serial_fps": e2e["watch"]["fps"] / e2e["watch_serial"]["fps"],
+            "watch_save_video_over_serial_fps": e2e["watch_save_video"]["fps"] / e2e["watch_serial_save_video"]["fps"],
         },
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

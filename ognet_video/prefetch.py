@@ -1,0 +1,136 @@
+"""``Prefetcher``: a stream's next batches prepared for the model (resize, frame difference, optical flow, the
+moving patches) in their own thread while the run loop scores the current one, so decode, flow and the model
+overlap on separate cores instead of running one after the other.
+
+Why the results stay bit-identical: the prefetcher is the only caller of the stream scorer's ``prepare``
+(the motion state: the previous frame) and the run loop the only caller of its ``complete`` (smoothing,
+threshold, events); the two halves share no state, and batches are cut exactly as before (a recorded source
+in full batches, a live one in what is queued). OpenCV and torch release the GIL, so the threads really run
+at once. A small bounded queue between the two keeps memory flat; when scoring is behind a live camera the
+reader drops its oldest frames, as it did before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from ognet_video.scoring import PendingPush, StreamScorer
+from ognet_video.sources import Frame, Reader
+
+END, MAX_FRAMES = "end", "max-frames"  # what ``get`` returns after the last batch
+
+
+@dataclass
+class Prepared:
+    """One batch of a stream's frames, ready for the forward pass (one part per connection of a live source)."""
+
+    frames: list[Frame]
+    parts: list[PendingPush]
+    seconds: float  # spent preparing it
+
+
+class Prefetcher:
+    def __init__(self, reader: Reader, scorer: StreamScorer, batch: int, max_frames: int | None = None,
+                 depth: int = 2, threaded: bool = True) -> None:  # fmt: skip
+        self.threaded = threaded  # False: each batch is prepared inside ``take`` (the stages one after the other)
+        self.reader, self.scorer, self.batch, self.max_frames = reader, scorer, batch, max_frames
+        self.queue: queue.Queue[Prepared | str | BaseException] = queue.Queue(maxsize=depth)
+        self.taken = 0  # frames taken off the reader
+        self._held: Prepared | str | BaseException | None = None  # taken off the queue, not yet handed out
+        self._link = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"prefetch:{reader.source.display}", daemon=True)
+
+    def start(self) -> Prefetcher:
+        if self.threaded:
+            self._thread.start()
+        return self
+
+    def take(self, timeout: float) -> list[Prepared] | str:
+        """The batches prepared by now, up to ``batch`` frames in all (waiting at most ``timeout`` for the first;
+        [] when none came): a recorded source gives one full batch per call, as scoring it alone did. ``END``
+        or ``MAX_FRAMES`` once everything is taken; an error of the reader or of preparing is raised here, in
+        the run loop's thread, after the batches prepared before it."""
+        if self._held is None:
+            try:
+                self._held = self.queue.get(timeout=timeout) if self.threaded else self._step(timeout)
+            except queue.Empty:
+                return []
+            if self._held is None:
+                return []
+        out: list[Prepared] = []
+        while self._held is not None:
+            item = self._held
+            if isinstance(item, str):
+                return out or item  # the end stays held for the next call
+            if isinstance(item, BaseException):
+                if out:
+                    return out
+                raise item
+            if out and sum(len(p.frames) for p in out) + len(item.frames) > self.batch:
+                return out
+            out.append(item)
+            try:
+                self._held = self.queue.get_nowait() if self.threaded else None
+            except queue.Empty:
+                self._held = None
+        return out
+
+    def stop(self) -> None:
+        """Stop the thread (safe to call twice); the caller stops the reader."""
+        self._stop.set()
+        while True:  # unblock a thread waiting on a full queue
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self._step()
+            if item is not None:
+                self._put(item)
+                if not isinstance(item, Prepared):
+                    return
+
+    def _step(self, timeout: float = 0.1) -> Prepared | str | BaseException | None:
+        """The next item for the queue: a prepared batch, the end, an error; None when no frame came."""
+        try:
+            want = self.batch if self.max_frames is None else min(self.batch, self.max_frames - self.taken)
+            if want <= 0:
+                return MAX_FRAMES
+            frames = self.reader.get_batch(want, timeout=timeout)
+            if frames is None:
+                return END
+            if not frames:
+                return None
+            self.taken += len(frames)
+            t = time.perf_counter()
+            parts = self._prepare(frames)
+            return Prepared(frames, parts, time.perf_counter() - t)
+        except BaseException as exc:  # noqa: BLE001 - handed to the run loop, which decides
+            return exc
+
+    def _prepare(self, frames: list[Frame]) -> list[PendingPush]:
+        parts = []
+        for link, run in itertools.groupby(frames, key=lambda f: f.link):  # one part per connection
+            part = list(run)
+            if link != self._link:  # a gap: motion restarts after a reconnect
+                self.scorer.break_motion()
+                self._link = link
+            parts.append(self.scorer.prepare([f.image for f in part], [f.time for f in part], [f.index for f in part]))
+        return parts
+
+    def _put(self, item: Prepared | str | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
