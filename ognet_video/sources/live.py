@@ -21,6 +21,17 @@ from ognet_video.sources.base import Capture, Frame, Opener, Source, open_captur
 MAX_STATED_FPS = 240.0
 
 
+def _stated_fps(spec: str, cap: Capture) -> float | None:
+    """The rate a live capture states, when it is one. An IP camera's MJPEG over HTTP (multipart JPEGs) carries
+    no timing and FFmpeg states its default 25 fps whatever the camera sends: unknown too. Unknown: every frame
+    is analysed."""
+    stated = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    mjpeg = int(cap.get(cv2.CAP_PROP_FOURCC) or 0) == cv2.VideoWriter_fourcc(*"MJPG")
+    if mjpeg and stated == 25.0 and spec.lower().startswith(("http://", "https://")):
+        return None
+    return stated if 1.0 <= stated <= MAX_STATED_FPS else None
+
+
 class LiveSource(Source):
     live = True
 
@@ -46,8 +57,7 @@ class LiveSource(Source):
         if cap is None:
             return
         self.connected = True
-        stated = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = stated if 1.0 <= stated <= MAX_STATED_FPS else None  # else every frame is analysed
+        self.fps = _stated_fps(self.spec, cap)
         index, link, t0 = 0, 0, None
         while not stop.is_set():
             t = time.perf_counter()
