@@ -7,13 +7,16 @@ anomalies) reconstructions. Then the score is calibrated on held-out normal trai
 
 A run folder holds ``last.safetensors`` (resume state, rewritten atomically after every epoch),
 ``phase1.safetensors`` (reference: D(G(x)) before phase two), ``model.safetensors`` (final) and
-``log.jsonl`` (losses).
+``log.jsonl`` (losses). Under torchrun (``ognet_video.distributed``) every rank trains on its share of each
+batch, the gradients are averaged, and rank 0 alone writes the run folder and calibrates.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
 from ognet_video.data.recordings import Recordings
 from ognet_video.detector import Calibration, Detector
+from ognet_video.distributed import SOLO, World
 from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
@@ -74,9 +78,15 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def phase_one_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                   x: torch.Tensor, cfg: Config, gen: torch.Generator | None = None) -> dict[str, float]:  # fmt: skip
-    """One adversarial step: D on G(x~).detach(), then G through the *updated* D (0 = real, 1 = fake)."""
-    noise = torch.randn(x.shape, generator=gen).to(x.device) * cfg.train.noise_std
+                   x: torch.Tensor, cfg: Config, gen: torch.Generator | None = None,
+                   world: World = SOLO) -> dict[str, float]:  # fmt: skip
+    """One adversarial step: D on G(x~).detach(), then G through the *updated* D (0 = real, 1 = fake).
+
+    Under torchrun ``x`` is this rank's share of the batch: the noise is drawn for the whole batch (the same
+    generator state on every rank) and sliced like it, and each gradient is averaged over the ranks.
+    """
+    n = len(x) * world.size
+    noise = torch.randn((n, *x.shape[1:]), generator=gen)[world.part(n)].to(x.device) * cfg.train.noise_std
     x_noisy = (x + noise).clamp_(-1.0, 1.0)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
     with amp:
@@ -84,19 +94,21 @@ def phase_one_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer,
         loss_d = 0.5 * (bce(D(fake.detach()), 1.0) + bce(D(x), 0.0))
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
+    world.average_grads(D)
     opt_d.step()
     with amp:
         mse = F.mse_loss(fake.float(), x)
         loss_g = 0.5 * mse + 0.5 * bce(D(fake), 0.0)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
+    world.average_grads(G)
     opt_g.step()
     return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "mse": mse.item()}
 
 
 def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torch.optim.Optimizer,
                    x: torch.Tensor, xi: torch.Tensor, xj: torch.Tensor,
-                   x_fast: torch.Tensor | None = None) -> float:  # fmt: skip
+                   x_fast: torch.Tensor | None = None, world: World = SOLO) -> float:  # fmt: skip
     """D learns good (x, G_n(x)) vs bad (G_old(x), G_n of a blend of two G_old outputs); 4 separate D calls.
 
     With ``x_fast`` (frame-skip twins, ours), a fifth call also marks G_n(x_fast) as bad, with weight 1.
@@ -115,6 +127,7 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
         loss = sum(w * bce(o, t) for o, (_, t, w) in zip(outs, groups, strict=True))
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    world.average_grads(D)
     opt.step()
     return loss.item()
 
@@ -138,10 +151,12 @@ class TrainResult:
 
 
 class _Log:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | None) -> None:
+        self.path = path  # None: not rank 0, nothing written
 
     def write(self, **row: Any) -> None:
+        if self.path is None:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
@@ -195,52 +210,68 @@ def member_seed(cfg: Config, i: int) -> int:
     return cfg.train.seed + 1000 * i
 
 
-def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bool = False, device: torch.device | None = None,
-          console: Console | None = None) -> TrainResult:  # fmt: skip
-    """Train both phases into ``run_dir`` (each of ``train.members``); ``resume`` continues ``last.safetensors``."""
-    console = console or Console()
-    device = device or torch.device("cpu")
-    validate(cfg)  # assignments to one section are checked there; the rules between sections here
-    resolve_model_config(cfg.model)
+def _set_threads(cfg: Config, world: World) -> None:
+    """train.num_threads when set; under torchrun otherwise this machine's cores shared out among its ranks."""
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    console.print(f"seed {cfg.train.seed}, {torch.get_num_threads()} torch threads (a seeded run repeats on the same "
-                  "thread count and host; train.num_threads sets it)", highlight=False)  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = _Log(run_dir / "log.jsonl")
-    train_clips, holdout = split_for_training(dataset, cfg)
-    check_holdout(holdout, cfg)
-    data_id = {"dataset": dataset.name, "clips": {c.name: len(c) for c in dataset.train}}
+    elif world.active:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", world.size))))
 
+
+def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bool = False, device: torch.device | None = None,
+          console: Console | None = None, world: World = SOLO) -> TrainResult:  # fmt: skip
+    """Train both phases into ``run_dir`` (each of ``train.members``); ``resume`` continues ``last.safetensors``.
+
+    With a ``world`` of several ranks every rank calls this with the same arguments: each trains on its share of
+    every batch; rank 0 alone writes ``run_dir`` and calibrates (the others return once the networks are trained).
+    """
+    console = console or Console()
+    device = device or torch.device("cpu")
     last = run_dir / "last.safetensors"
     state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
     finished: list[_Finished] = []
-    if resume and last.is_file():
-        state = load_checkpoint(last)
-        if state[1]["config"] != cfg.to_dict():
-            raise UserError(
-                f"{run_dir} was trained with a different config; resume without overrides or start a new run"
-            )
-        if state[1].get("data", data_id) != data_id:
-            raise UserError(
-                f"{run_dir} was trained on other data ({state[1]['data']['dataset']}, "
-                f"{len(state[1]['data']['clips'])} training clips); resume with the same --data or start a new run"
-            )
-        finished = [_Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
-        where = f" of member {len(finished) + 1}/{cfg.train.members}" if cfg.train.members > 1 else ""
-        console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{where}")
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    with world.together():  # a set-up error on any rank stops every rank, before any of them waits on another
+        validate(cfg)  # assignments to one section are checked there; the rules between sections here
+        resolve_model_config(cfg.model)
+        if cfg.train.batch_size % world.size:
+            raise UserError(f"train.batch_size={cfg.train.batch_size} does not split evenly over {world.size} "
+                            "processes: make it a multiple of --nproc-per-node")  # fmt: skip
+        _set_threads(cfg, world)
+        console.print(f"seed {cfg.train.seed}, {torch.get_num_threads()} torch threads{' per process' * world.active} "
+                      "(a seeded run repeats on the same thread count and host; train.num_threads sets it)",
+                      highlight=False)  # fmt: skip
+        if world.active:
+            bs = cfg.train.batch_size
+            console.print(f"{world.size} processes ({world.backend}): each trains on {bs // world.size} patches of "
+                          f"every batch of {bs}, gradients averaged; rank 0 writes the run", highlight=False)  # fmt: skip
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        train_clips, holdout = split_for_training(dataset, cfg)
+        check_holdout(holdout, cfg)
+        data_id = {"dataset": dataset.name, "clips": {c.name: len(c) for c in dataset.train}}
+        if resume and last.is_file():
+            state = _resume_state(cfg, last, data_id)
+            finished = [_Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
+            where = f" of member {len(finished) + 1}/{cfg.train.members}" if cfg.train.members > 1 else ""
+            console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{where}")
+    log = _Log(run_dir / "log.jsonl" if world.is_main else None)
+    if world.is_main:
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     t0 = time.perf_counter() - (state[1]["elapsed_s"] if state else 0.0)
 
     with progress_bar(console) as progress:
-        all_data, all_fast = collect_patches(train_clips, cfg, progress)
+        all_data, all_fast = collect_patches(train_clips, cfg, progress, world)
         n = 0
         for i in range(len(finished), cfg.train.members):
             data, fast_data = sample_patches(all_data, all_fast, cfg, member_seed(cfg, i))
             n = len(data)
             member_state = state if state is not None and state[1].get("member", 0) == i else None
             finished.append(_train_member(cfg, i, data, fast_data, device, progress, log, last, finished,
-                                          member_state, t0, data_id))  # fmt: skip
+                                          member_state, t0, data_id, world))  # fmt: skip
+    if not world.is_main:  # rank 0 calibrates and saves; the networks are the same on every rank
+        return TrainResult(run_dir, run_dir / "model.safetensors", run_dir / "phase1.safetensors",
+                           (time.perf_counter() - t0) / 60, n)  # fmt: skip
     # phase-one reference model: D(G(x)) before phase two
     p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1})
     det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2})
@@ -260,11 +291,39 @@ def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: boo
     return TrainResult(run_dir, model_path, phase1_path, minutes, n)
 
 
+def _resume_state(cfg: Config, last: Path, data_id: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``last.safetensors``, checked against this run's config and data (every rank reads the same file)."""
+    state = load_checkpoint(last)
+    if state[1]["config"] != cfg.to_dict():
+        raise UserError(
+            f"{last.parent} was trained with a different config; resume without overrides or start a new run"
+        )
+    if state[1].get("data", data_id) != data_id:
+        raise UserError(
+            f"{last.parent} was trained on other data ({state[1]['data']['dataset']}, "
+            f"{len(state[1]['data']['clips'])} training clips); resume with the same --data or start a new run"
+        )
+    return state
+
+
+def _digest(*modules: torch.nn.Module) -> str:
+    """sha256 of the modules' parameters and buffers: equal on every rank when they trained in step."""
+    h = hashlib.sha256()
+    for m in modules:
+        for k, v in m.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch.Tensor | None,
                   device: torch.device, progress: Progress, log: _Log, last: Path, finished: list[_Finished],
                   state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, t0: float,
-                  data_id: dict[str, Any]) -> _Finished:  # fmt: skip
-    """Both phases of one (G, D) pair, from its own seed; ``last`` is rewritten after every phase-one epoch."""
+                  data_id: dict[str, Any], world: World = SOLO) -> _Finished:  # fmt: skip
+    """Both phases of one (G, D) pair, from its own seed; ``last`` is rewritten after every phase-one epoch.
+
+    Every rank draws the same batches from the same generator and trains on its ``world.part`` of each.
+    """
     gen = seed_everything(member_seed(cfg, member))
     G, D = build_models(cfg)
     G, D = G.to(device), D.to(device)
@@ -286,7 +345,7 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         start_epoch = meta["epochs_done"]
     tag = f"member {member + 1}/{cfg.train.members} " if cfg.train.members > 1 else ""
     n, bs = len(data), cfg.train.batch_size
-    steps = n // bs
+    steps, part = n // bs, world.part(bs)
     # ---- phase one -------------------------------------------------------------------------
     for epoch in range(start_epoch, cfg.train.epochs):
         G.train()
@@ -295,17 +354,21 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         task = progress.add_task(f"{tag}phase 1 epoch {epoch + 1}/{cfg.train.epochs}", total=steps, info="")
         sums = {"loss_d": 0.0, "loss_g": 0.0, "mse": 0.0}
         for i in range(steps):
-            x = data[order[i * bs : (i + 1) * bs]].to(device, non_blocking=True)
-            out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen)
+            x = data[order[i * bs : (i + 1) * bs][part]].to(device, non_blocking=True)
+            out = phase_one_step(G, D, opt_g, opt_d, x, cfg, gen, world=world)
             for k in sums:
                 sums[k] += out[k]
             if i % 10 == 0:
                 progress.update(task, completed=i + 1, info=f"D {out['loss_d']:.3f} G {out['loss_g']:.3f}")
         progress.update(task, completed=steps)
+        world.average_buffers(G)  # BatchNorm statistics: each rank saw its share of the batches
+        world.average_buffers(D)
         if epoch == 0:
             G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch G
-        log.write(member=member, phase=1, epoch=epoch + 1, **{k: v / steps for k, v in sums.items()},
-                  seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
+        means = dict(zip(sums, world.mean([v / steps for v in sums.values()]), strict=True))
+        log.write(member=member, phase=1, epoch=epoch + 1, **means, seconds=round(time.perf_counter() - t0, 1))
+        if not world.is_main:
+            continue
         tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
         tensors["rng.gen"] = gen.get_state()
         for j, done in enumerate(finished):
@@ -328,15 +391,23 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
     task = progress.add_task(f"{tag}phase 2", total=cfg.train.phase2_steps, info="")
     losses = []
     for _ in range(cfg.train.phase2_steps):
-        idx = torch.randint(0, n, (3, bs), generator=gen)
+        idx = torch.randint(0, n, (3, bs), generator=gen)[:, part]
         x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
         x_fast = None
         if fast_data is not None:
-            x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)].to(device)
-        losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast))
+            x_fast = fast_data[torch.randint(0, len(fast_data), (bs,), generator=gen)[part]].to(device)
+        losses.append(phase_two_step(G, G_old, D, opt2, x, xi, xj, x_fast, world=world))
         if d_avg is not None:
             d_avg.update_parameters(D)
         progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
-    log.write(member=member, phase=2, steps=len(losses), loss_first=losses[0], loss_last=losses[-1],
+    D_final = D if d_avg is None else d_avg.module
+    world.average_buffers(D_final)
+    first, final = world.mean([losses[0], losses[-1]])
+    log.write(member=member, phase=2, steps=len(losses), loss_first=first, loss_last=final,
               seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
-    return _Finished(G, D if d_avg is None else d_avg.module, D1)
+    if world.active:  # the ranks trained in step: the same networks everywhere (checked, and logged)
+        digests = world.gather(_digest(G, G_old, D1, D_final))
+        log.write(member=member, rank_digests=digests)
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"the {world.size} training processes ended with different networks: {digests}")
+    return _Finished(G, D_final, D1)

@@ -14,6 +14,7 @@ from rich.progress import Progress
 
 from ognet_video.config import Config
 from ognet_video.data import Clip, Dataset
+from ognet_video.distributed import SOLO, World
 from ognet_video.errors import UserError
 from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
 
@@ -31,30 +32,36 @@ def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
 
 
 def collect_patches(
-    clips: list[Clip], cfg: Config, progress: Progress | None = None
+    clips: list[Clip], cfg: Config, progress: Progress | None = None, world: World = SOLO
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """All moving patches of the clips as (M, C, s, s) in [-1, 1], and their "too fast" twins for phase two.
 
     A fast twin of a moving flow patch at frame t takes its flow from frame t-k instead of t-1 (k from
     ``train.skip_frames``): the same scene moving about k times faster than anything normal. It is picked by
-    the patch's own motion (frame t against t-1), like the patch.
+    the patch's own motion (frame t against t-1), like the patch. Under torchrun each rank reads every
+    ``world.size``-th clip and all ranks then hold all patches, in clip order as one process would.
     """
     ex = PatchExtractor(cfg.patches)
-    parts, fast = [], []
-    task = progress.add_task("patches", total=len(clips), info="") if progress else None
-    for clip in clips:
-        frames = load_clip_frames(clip, ex)
-        cp = ex.extract(frames)
-        moving = ex.moving(cp.motion)
-        parts.append(ex.select(cp, moving))
-        for k in cfg.train.skip_frames:  # config validation: only with the flow channel
-            if len(frames) > k:
-                flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset))
-                fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
-        if progress is not None and task is not None:
-            progress.update(task, advance=1, info=f"{sum(len(p) for p in parts)} moving")
-    data = torch.cat(parts)
-    fast_data = torch.cat(fast) if fast else None
+    mine: list[tuple[int, torch.Tensor, list[torch.Tensor]]] = []
+    share = [(i, c) for i, c in enumerate(clips) if i % world.size == world.rank]
+    task = progress.add_task("patches", total=len(share), info="") if progress else None
+    with world.together():
+        for i, clip in share:
+            frames = load_clip_frames(clip, ex)
+            cp = ex.extract(frames)
+            moving = ex.moving(cp.motion)
+            fast = []
+            for k in cfg.train.skip_frames:  # config validation: only with the flow channel
+                if len(frames) > k:
+                    flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset))
+                    fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
+            mine.append((i, ex.select(cp, moving), fast))
+            if progress is not None and task is not None:
+                progress.update(task, advance=1, info=f"{sum(len(p) for _, p, _ in mine)} moving")
+    every = sorted((part for rank in world.gather(mine) for part in rank), key=lambda part: part[0])
+    data = torch.cat([p for _, p, _ in every])
+    fast_parts = [f for _, _, fs in every for f in fs]
+    fast_data = torch.cat(fast_parts) if fast_parts else None
     if len(data) < cfg.train.batch_size:
         raise UserError(
             f"only {len(data)} moving patches in the training clips (need >= {cfg.train.batch_size}); "

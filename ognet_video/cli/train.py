@@ -1,11 +1,14 @@
 """``ognet-video train``: phase one + phase two, calibration, evaluation when the data has labels.
 
 Two kinds of input: a named dataset with ``--data`` (``ped2``, ``folder``), or recordings given as ``score``
-takes them (video files, frame folders, folders of them, globs), which have no test split.
+takes them (video files, frame folders, folders of them, globs), which have no test split. Under torchrun
+(``torchrun --nproc-per-node N -m ognet_video train ...``) N processes train together; rank 0 alone prints,
+writes the run folder, calibrates and evaluates (docs/scale-out.md).
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -22,7 +25,8 @@ from ognet_video.errors import UserError
                               "ognet-video train folder --data my-dataset train.epochs=4 --name lobby",
                               "ognet-video train 'lobby-week1/*.mp4' --name lobby",
                               "ognet-video train rtsp-dumps/ --name gate --mask gate-ignore.png train.holdout_seconds=600",
-                              "ognet-video train ped2 --data data/UCSDped2 --resume"))  # fmt: skip
+                              "ognet-video train ped2 --data data/UCSDped2 --resume",
+                              "torchrun --nproc-per-node 2 -m ognet_video train ped2 --data data/UCSDped2"))  # fmt: skip
 def train(
     args: list[str] = typer.Argument(
         ...,
@@ -54,38 +58,56 @@ def train(
     ),  # fmt: skip
 ) -> None:
     """Train OGNet (phase one + phase two), calibrate on held-out normal footage, save runs/train/NAME-N."""
+    from rich.console import Console
+
+    from ognet_video import distributed
     from ognet_video.config import load_config
     from ognet_video.detector import pick_device
-    from ognet_video.runs import latest_run_dir, new_run_dir
     from ognet_video.train import train as run_train
 
+    if not distributed.is_main_process():  # torchrun's other ranks: rank 0 alone prints (errors included)
+        common.console = Console(file=io.StringIO())
     inputs, overrides = split_args(args)
     cfg = load_config(config, overrides)
-    ds, run_name = _load(inputs, data, cfg, recursive, fps)
-    if mask is not None:
-        _apply_mask(cfg, mask)
-    dev = pick_device(device)
+    world, dev = distributed.init(pick_device(device))
+    with world.together():
+        ds, run_name = _load(inputs, data, cfg, recursive, fps)
+        if mask is not None:
+            _apply_mask(cfg, mask)
     run_name = name or run_name
-    if resume:
-        run_dir = latest_run_dir(project, run_name, need="last.safetensors")
-        if (run_dir / "model.safetensors").is_file():
-            raise UserError(f"{run_dir} already finished; nothing to resume (start a new run without --resume)")
-    else:
-        run_dir = new_run_dir(project, run_name)
+    run_dir = Path(world.from_main(lambda: str(_run_dir(project, run_name, resume))))  # rank 0 picks it
     common.console.print(
         f"training [bold]{cfg.model.preset}[/] preset on {escape(ds.name)} ({ds.layout} layout) -> {run_dir} on {dev}"
     )
     try:
-        res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=common.console)
-    except BaseException:
-        if not resume and not any(run_dir.glob("*.safetensors")):  # nothing trained: leave no empty run behind
+        res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=common.console, world=world)
+    except BaseException as exc:
+        if world.is_main and not resume and not any(run_dir.glob("*.safetensors")):  # leave no empty run behind
             shutil.rmtree(run_dir, ignore_errors=True)
+        if world.active and distributed.is_dist_error(exc):
+            raise UserError("another training process stopped mid-run (torchrun's report names it); continue "
+                            "from the last finished epoch with --resume") from None  # fmt: skip
         raise
+    distributed.close(world)
+    if not world.is_main:
+        return
     common.console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
     if evaluate_after and any(c.labels is not None for c in ds.test):
         from ognet_video.cli.evaluate import report
 
         report(res.model_path, ds, run_dir, dev)
+
+
+def _run_dir(project: Path, run_name: str, resume: bool) -> Path:
+    """The newest unfinished run of the name with ``resume``, else a new numbered one."""
+    from ognet_video.runs import latest_run_dir, new_run_dir
+
+    if not resume:
+        return new_run_dir(project, run_name)
+    run_dir = latest_run_dir(project, run_name, need="last.safetensors")
+    if (run_dir / "model.safetensors").is_file():
+        raise UserError(f"{run_dir} already finished; nothing to resume (start a new run without --resume)")
+    return run_dir
 
 
 def _load(inputs: list[str], data: Path | None, cfg, recursive: bool, fps: float):  # noqa: ANN202 - a pair

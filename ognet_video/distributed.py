@@ -1,0 +1,164 @@
+"""Training on several processes under torchrun: the process group, this process's rank, and the few collectives
+training needs (gradient and buffer averages, a value decided by rank 0, an error seen by any rank).
+
+torchrun's environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) switches it on; without it, or with
+``WORLD_SIZE=1``, ``World()`` is a single process and every helper is a no-op, so the one-process run is unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from ognet_video.errors import UserError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (``size`` 1: alone)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str = ""
+    device: str = "cpu"  # where the small tensors of a collective live (nccl: this rank's GPU)
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that prints and writes the run folder."""
+        return self.rank == 0
+
+    def part(self, n: int) -> slice:
+        """This rank's share of a batch of ``n`` (a multiple of ``size``): rank r takes the r-th n/size rows."""
+        k = n // self.size
+        return slice(self.rank * k, (self.rank + 1) * k)
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def _average(self, tensors: list[torch.Tensor]) -> None:
+        """Replace each tensor by its mean over the ranks, in one all-reduce (identical bytes on every rank)."""
+        if not self.active or not tensors:
+            return
+        flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])
+        dist.all_reduce(flat)
+        flat /= self.size
+        offset = 0
+        for t in tensors:
+            t.detach().copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    def average_grads(self, module: torch.nn.Module) -> None:
+        """Mean of each parameter's gradient over the ranks: the gradient of the loss over the global batch."""
+        self._average([p.grad for p in module.parameters() if p.grad is not None])
+
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Mean of the floating buffers (BatchNorm running statistics) over the ranks. They are updated linearly
+        from batch statistics, so averaging them once before they are used or saved equals averaging every step."""
+        self._average([b for b in module.buffers() if b.is_floating_point()])
+
+    def mean(self, values: list[float]) -> list[float]:
+        """Each number's mean over the ranks (alone: ``values`` unchanged)."""
+        if not self.active:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return (t / self.size).tolist()
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if not self.active:
+            return [obj]
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def from_main(self, fn: Callable[[], T]) -> T:
+        """``fn()`` run on rank 0 only, its result (picklable) given to every rank; a UserError there is raised
+        on every rank (printed by rank 0 alone, whose console is the only one shown)."""
+        if not self.active:
+            return fn()
+        box: list[Any] = [None]
+        error: UserError | None = None
+        if self.is_main:
+            try:
+                box[0] = ("ok", fn())
+            except UserError as exc:
+                error, box[0] = exc, ("error", str(exc))
+        dist.broadcast_object_list(box, src=0)
+        if error is not None:
+            raise error
+        kind, value = box[0]
+        if kind == "error":
+            raise UserError(value)
+        return value
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """A block every rank runs (set-up checks, its share of the patches): when it fails on any rank, it fails
+        on all of them, so that none waits for the others in a later collective. Rank 0 raises the error of the
+        first rank that failed (its own one first), so that the one console shown says what happened."""
+        error: BaseException | None = None
+        try:
+            yield
+        except Exception as exc:
+            error = exc
+        if self.active:
+            seen = self.gather(None if error is None else f"{type(error).__name__}: {error}")
+            failed = [(r, msg) for r, msg in enumerate(seen) if msg is not None]
+            if error is None and failed:
+                rank, msg = failed[0]
+                raise UserError(f"rank {rank} of {self.size} stopped: {msg}")
+        if error is not None:
+            raise error
+
+
+SOLO = World()  # a process alone: the default world of every function that takes one
+
+
+def init(device: torch.device) -> tuple[World, torch.device]:
+    """Join torchrun's process group (gloo on a CPU, nccl on CUDA, device ``cuda:LOCAL_RANK``); alone when
+    ``WORLD_SIZE`` is unset or 1. Returns the world and the device this process trains on."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if local >= torch.cuda.device_count():
+            raise UserError(f"process {local} on this machine has no GPU of its own ({torch.cuda.device_count()} "
+                            "found): start at most one process per GPU (torchrun --nproc-per-node)")  # fmt: skip
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
+    return World(rank, size, local, dist.get_backend(), str(device)), device
+
+
+def is_main_process() -> bool:
+    """Rank 0 or alone, from torchrun's environment (before or without ``init``)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def close(world: World) -> None:
+    """Leave the process group (after the last collective; a no-op alone)."""
+    if world.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_dist_error(exc: BaseException) -> bool:
+    """A collective that failed because another rank stopped (its own message is on its console)."""
+    return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and "gloo" in str(exc).lower())

@@ -1,0 +1,118 @@
+"""Training on two processes (gloo on the CPU): under torchrun from the command line, and resumed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from conftest import TINY, quiet_console
+
+from ognet_video.checkpoint import load_checkpoint
+from ognet_video.config import load_config
+from ognet_video.data import load_dataset, read_gray
+from ognet_video.detector import Detector
+from ognet_video.distributed import SOLO, World
+from ognet_video.scoring import FrameScorer
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
+
+
+def quiet_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NO_COLOR="1")
+    return env
+
+
+def test_torchrun_two_processes_train_one_run(walkway, tmp_path):
+    """torchrun -m ognet_video train: one run folder, written by rank 0; both ranks end with the same networks."""
+    project = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "ognet_video", "train", "folder", "--data", str(walkway), "--project", str(project), "--name", "two",
+           "--no-eval", *TINY]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=quiet_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("done in") == 1  # rank 0 alone prints
+    assert "2 processes (gloo): each trains on 16 patches of every batch of 32" in out.stdout
+    assert [p.name for p in project.iterdir()] == ["two-1"]
+    run = project / "two-1"
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r.get("phase") == 1] == [1, 2]  # one line per epoch: rank 0 alone writes
+    digests = [r["rank_digests"] for r in rows if "rank_digests" in r]
+    assert len(digests) == 1 and len(digests[0]) == 2 and digests[0][0] == digests[0][1]
+    det = Detector.load(run / "model.safetensors")
+    assert det.calibration is not None
+    clip = load_dataset("folder", walkway).test[0]
+    fs = FrameScorer(det).score_clip(read_gray(f) for f in clip.frames)
+    assert np.isfinite(fs.raw[1:]).all()
+
+
+def test_torchrun_user_error_ends_every_rank_with_one_line(walkway, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "ognet_video", "train", "folder", "--data", str(walkway), "--project", str(tmp_path / "runs"),
+           *TINY, "train.batch_size=33"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=quiet_env())
+    assert out.returncode != 0
+    assert out.stdout.count("error:") == 1 and "does not split evenly over 2 processes" in out.stdout
+    assert not list((tmp_path / "runs").iterdir())  # nothing trained: no run left behind
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _worker(rank: int, port: int, root: str, out: str) -> None:
+    """One rank: an uninterrupted run, then a run stopped in epoch two on every rank and resumed."""
+    import ognet_video.train as train_mod
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    world = World(rank, 2, rank, "gloo")
+    ds, cfg, base = load_dataset("folder", Path(root)), load_config(None, TINY), Path(out)
+    train_mod.train(cfg, ds, base / "whole", console=quiet_console(), world=world)
+    real, calls = train_mod.phase_one_step, [0]
+
+    def step(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 8:  # every rank at the same step: 6 steps an epoch, the 2nd one of epoch two
+            raise Interrupted
+        return real(*args, **kwargs)
+
+    train_mod.phase_one_step = step
+    try:
+        train_mod.train(cfg, ds, base / "cut", console=quiet_console(), world=world)
+    except Interrupted:
+        assert not (base / "cut" / "model.safetensors").exists()
+        (base / f"interrupted-{rank}").touch()
+    train_mod.phase_one_step = real
+    train_mod.train(cfg, ds, base / "cut", resume=True, console=quiet_console(), world=world)
+    dist.destroy_process_group()
+
+
+def test_two_ranks_resume_bit_exact(walkway, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_worker, args=(port, str(walkway), str(tmp_path)), nprocs=2, start_method="spawn")
+    assert (tmp_path / "interrupted-0").exists() and (tmp_path / "interrupted-1").exists()
+    _, meta = load_checkpoint(tmp_path / "cut" / "last.safetensors")
+    assert meta["epochs_done"] == 2
+    for name in ("model.safetensors", "phase1.safetensors"):
+        a, ma = load_checkpoint(tmp_path / "whole" / name)
+        b, mb = load_checkpoint(tmp_path / "cut" / name)
+        assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a), name
+        assert ma["calibration"] == mb["calibration"]
+
+
+def test_one_process_world_changes_nothing():
+    assert not SOLO.active and SOLO.is_main and SOLO.part(32) == slice(0, 32)
+    assert SOLO.mean([0.1, 0.2]) == [0.1, 0.2] and SOLO.gather("x") == ["x"]
+    assert World(1, 2).part(32) == slice(16, 32)
