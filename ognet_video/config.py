@@ -93,8 +93,13 @@ class PatchConfig(_Section):
     # training from recordings fits width to the footage's aspect ratio at this height (rounded to the cell
     # grid); false: frames are resized to height x width whatever their shape. Named datasets keep height x width
     keep_aspect: bool = True
+    # the part of the source frame that is analysed, [x0, y0, x1, y1] in fractions of its width and height; training
+    # from recordings sets it to the picture inside black bars (letterbox/pillarbox) when ``crop_bars`` is true
+    crop: list[Annotated[Float, Field(ge=0, le=1)]] = Field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0],
+                                                            min_length=4, max_length=4)  # fmt: skip
+    crop_bars: bool = True
     # cells that are neither trained on nor scored: indices into the row-major grid (``train --mask`` writes
-    # them), and polygons of [x, y] points in fractions of the frame's width and height (0-1)
+    # them), and polygons of [x, y] points in fractions of the source frame's width and height (0-1)
     ignore_cells: list[Annotated[Int, Field(ge=0)]] = Field(default_factory=list)
     ignore_polygons: list[Annotated[list[Point], Field(min_length=3)]] = Field(default_factory=list)
 
@@ -103,6 +108,9 @@ class PatchConfig(_Section):
         if self.size > self.height or self.size > self.width:
             raise _rule("patches.size", self.size, f"must fit inside height x width ({self.height} x {self.width})",
                         "patches.height", "patches.width")  # fmt: skip
+        x0, y0, x1, y1 = self.crop
+        if not (x0 < x1 and y0 < y1):
+            raise _rule("patches.crop", self.crop, "must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1 (fractions)")
         cells = ((self.height - self.size) // self.stride + 1) * ((self.width - self.size) // self.stride + 1)
         if any(c >= cells for c in self.ignore_cells):
             raise _rule("patches.ignore_cells", max(self.ignore_cells), f"the grid has {cells} cells (0-{cells - 1})",

@@ -1,7 +1,7 @@
 """Frame -> grid patches + per-patch motion, vectorised with numpy strides (no loop over patches).
 
-Grid: frames are converted to gray and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 ->
-232x348), then cut into ``size x size`` cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96
+Grid: frames are cut to ``crop`` (the picture inside black bars, when training found any), converted to gray
+and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 -> 232x348), then cut into ``size x size`` cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96
 non-overlapping cells; the paper's 45 on 225x360: 5 x 8). Motion of a cell = mean |frame - previous frame|
 over the cell, in gray levels (0-255); a cell is "moving" when that exceeds ``motion_threshold``. Only moving
 cells are trained on and scored, and of those only cells outside the ignore regions (``ignore_cells``,
@@ -57,13 +57,17 @@ class PatchExtractor:
         # (N, 4) boxes x0, y0, x1, y1 in the resized frame, row-major like the patch order
         self.boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + s, ys.ravel() + s], axis=1)
         self.ignored = ignored_cells(cfg, self)  # (N,) bool: cells never trained on nor scored
+        self.cropped = list(cfg.crop) != [0.0, 0.0, 1.0, 1.0]
 
     @property
     def num_cells(self) -> int:
         return self.rows * self.cols
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """Any frame (gray or BGR, any size, uint8) -> gray uint8 at the model's resolution."""
+        """Any frame (gray or BGR, any size, uint8) -> its ``crop``, gray uint8 at the model's resolution."""
+        if self.cropped:
+            x0, y0, x1, y1 = crop_pixels(self.cfg.crop, frame.shape)
+            frame = frame[y0:y1, x0:x1]
         if frame.ndim == 3:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
         if frame.dtype != np.uint8:
@@ -74,9 +78,9 @@ class PatchExtractor:
 
     def boxes_for(self, frame_shape: tuple[int, ...]) -> np.ndarray:
         """Cell boxes scaled to an original frame of ``frame_shape`` (for drawing)."""
-        h, w = frame_shape[:2]
-        scale = np.array([w / self.cfg.width, h / self.cfg.height] * 2)
-        return np.round(self.boxes * scale).astype(int)
+        x0, y0, x1, y1 = crop_pixels(self.cfg.crop, frame_shape)
+        scale = np.array([(x1 - x0) / self.cfg.width, (y1 - y0) / self.cfg.height] * 2)
+        return np.round(self.boxes * scale).astype(int) + np.array([x0, y0, x0, y0])
 
     def cells(self, frames: np.ndarray) -> np.ndarray:
         """(T, H, W) -> (T, N, s, s) view of the grid cells."""
@@ -146,6 +150,49 @@ def fit_width(cfg: PatchConfig, frame_shape: tuple[int, ...]) -> int:
     return (cols - 1) * cfg.stride + cfg.size
 
 
+def crop_pixels(crop: list[float], frame_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``crop`` fractions -> x0, y0, x1, y1 pixels of a frame of ``frame_shape`` (at least one pixel each way)."""
+    h, w = frame_shape[:2]
+    x0, y0 = round(crop[0] * w), round(crop[1] * h)
+    return x0, y0, max(x0 + 1, round(crop[2] * w)), max(y0 + 1, round(crop[3] * h))
+
+
+BAR_LEVEL = 24  # gray level at or under which a border column or row is black (ffmpeg cropdetect's default limit)
+MIN_BAR = 0.01  # bars thinner than this share of the side are left alone
+MIN_PICTURE = 0.25  # a "picture" narrower than this share of the side is a dark scene, not bars
+
+
+def brightness_profile(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's brightest gray value per column and per row: what ``black_bars`` reads (``np.maximum`` of several
+    frames' profiles is the profile of all of them)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 and frame.shape[2] == 3 else frame
+    gray = gray if gray.ndim == 2 else gray[..., 0]
+    return gray.max(axis=0), gray.max(axis=1)
+
+
+def black_bars(cols: np.ndarray, rows: np.ndarray, level: int = BAR_LEVEL) -> list[float] | None:
+    """The picture inside letterbox/pillarbox bars as ``crop`` fractions [x0, y0, x1, y1], from the brightest value
+    per column and row over sampled frames (``brightness_profile``); None when there are no bars. Bars waste grid
+    cells that never move and shift the grid against the scene: the picture alone is analysed, as without them."""
+    w, h = len(cols), len(rows)
+
+    def edges(profile: np.ndarray) -> tuple[int, int]:
+        lit = np.flatnonzero(profile > level)
+        return (0, 0) if not lit.size else (int(lit[0]), len(profile) - 1 - int(lit[-1]))
+
+    left, right = edges(cols)
+    top, bottom = edges(rows)
+    if left + right < MIN_BAR * w:
+        left = right = 0
+    if top + bottom < MIN_BAR * h:
+        top = bottom = 0
+    if not (left or right or top or bottom):
+        return None
+    if w - left - right < MIN_PICTURE * w or h - top - bottom < MIN_PICTURE * h:
+        return None
+    return [left / w, top / h, (w - right) / w, (h - bottom) / h]
+
+
 def _covered(ex: PatchExtractor, ignore: np.ndarray) -> np.ndarray:
     """(N,) cells at least half covered by a (height, width) boolean image."""
     return ex.cells(ignore[None].astype(np.float32))[0].mean(axis=(1, 2)) >= 0.5
@@ -157,8 +204,11 @@ def ignored_cells(cfg: PatchConfig, ex: PatchExtractor) -> np.ndarray:
     out[list(cfg.ignore_cells)] = True
     if cfg.ignore_polygons:
         img = np.zeros((cfg.height, cfg.width), dtype=np.uint8)
+        x0, y0, x1, y1 = cfg.crop  # polygons are drawn on the source frame: map them into the crop
+        origin, span = np.array([x0, y0]), np.array([x1 - x0, y1 - y0])
         scale = np.array([cfg.width, cfg.height], dtype=np.float64)
-        polys = [np.round(np.asarray(p, dtype=np.float64) * scale).astype(np.int32) for p in cfg.ignore_polygons]
+        polys = [np.round((np.asarray(p, dtype=np.float64) - origin) / span * scale).astype(np.int32)
+                 for p in cfg.ignore_polygons]  # fmt: skip
         cv2.fillPoly(img, polys, 1)
         out |= _covered(ex, img > 0)
     return out

@@ -2,8 +2,8 @@
 
 Ped2's clips are written as MP4 files at 30 fps and 16:9: Ped2 is recorded at 10 fps, so each frame is
 written three times (the 30 fps file holds the same motion, three source frames per Ped2 frame), and the
-360x240 frames are padded with black bars to 426x240. Then, through the command line and with no flag
-about fps or geometry:
+360x240 frames are padded with black bars to 426x240 (``--fit crop``: cut to 360x202 instead, a 16:9
+picture with no bars). Then, through the command line and with no flag about fps or geometry:
 
     ognet-video train WORK/videos/training/*.mp4 --name ped2-mp4 train.seed=S
     ognet-video score WORK/videos/testing/*.mp4 --model RUN
@@ -52,15 +52,27 @@ def _padded(frames: list[Path], width: int = WIDTH) -> list[np.ndarray]:
     return out
 
 
-def write_video(frames: list[Path], path: Path, width: int = WIDTH) -> str:
-    """A Ped2 clip as a 30 fps 16:9 MP4 (each frame three times, black bars left and right): H.264 (crf 18)
-    with ffmpeg where it is installed, else OpenCV's MPEG-4 part 2. Returns the codec."""
+def _cropped(frames: list[Path]) -> list[np.ndarray]:
+    """16:9 by cutting rows off the top and bottom (360x240 -> 360x202): a 16:9 picture with no bars."""
+    out = []
+    for f in frames:
+        img = read_gray(f)
+        h = round(img.shape[1] * 9 / 16)
+        top = (img.shape[0] - h) // 2
+        out.append(np.ascontiguousarray(img[top : top + h]))
+    return out
+
+
+def write_video(frames: list[Path], path: Path, width: int = WIDTH, fit: str = "pad") -> str:
+    """A Ped2 clip as a 30 fps 16:9 MP4 (each frame three times; black bars left and right, or with ``fit``
+    "crop" the top and bottom cut off): H.264 (crf 18) with ffmpeg where it is installed, else OpenCV's MPEG-4
+    part 2. Returns the codec."""
     codec = "h264" if shutil.which("ffmpeg") else "mp4v"
     if path.is_file():
         return codec
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
-    imgs = _padded(frames, width)
+    imgs = _cropped(frames) if fit == "crop" else _padded(frames, width)
     h, w = imgs[0].shape
     if codec == "h264":
         cmd = ["ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-r",
@@ -105,14 +117,18 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=0, help="Train on the first N training clips only (0: all).")
     ap.add_argument("--epochs", type=int, default=0, help="train.epochs (0: the default recipe's).")
     ap.add_argument("--width", type=int, default=WIDTH, help="Frame width of the videos (360: Ped2's 3:2, no bars).")
+    ap.add_argument("--fit", choices=("pad", "crop"), default="pad",
+                    help="16:9 by black bars left and right (pad) or by cutting the top and bottom (crop).")
     args = ap.parse_args()
+    if args.fit == "crop":
+        args.width = 360
     ds = load_dataset("ped2", args.data)
     train_clips = ds.train[: args.clips] if args.clips else ds.train
     vid = args.work / "videos"
     codec = ""
     for split, clips in (("training", train_clips), ("testing", ds.test)):
         for c in clips:
-            codec = write_video(c.frames, vid / split / f"{c.name}.mp4", args.width)
+            codec = write_video(c.frames, vid / split / f"{c.name}.mp4", args.width, args.fit)
     run = args.work / "runs" / "train" / f"ped2-mp4-s{args.seed}"
     t0 = time.perf_counter()
     minutes = {}
@@ -140,10 +156,14 @@ def main() -> None:
     ref = json.loads((args.reference / "metrics.json").read_text()) if args.reference else None
     ref_auc = ref["causal"]["micro_auc"] if ref else None
     result = {
-        "what": "Ped2 as 30 fps 16:9 MP4 (frames repeated 3x, black bars), train + score through the CLI",
+        "what": "Ped2 as 30 fps MP4 (frames repeated 3x; "
+        + {"pad": "black bars to 16:9" if args.width == WIDTH else f"{args.width} px wide",
+           "crop": "16:9 by cutting 19 rows off the top and bottom"}[args.fit]  # fmt: skip
+        + "), train + score through the CLI, no flag about fps or geometry",
         "seed": args.seed,
         "codec": codec,
-        "video_size": [240, args.width],
+        "video_size": [202, 360] if args.fit == "crop" else [240, args.width],
+        "crop": meta["patches"].get("crop"),
         "smaller": {"clips": args.clips or len(ds.train), "epochs": args.epochs or meta["train"]["epochs"]},
         "geometry": [meta["patches"]["height"], meta["patches"]["width"]],
         "analysis_fps": meta["patches"]["analysis_fps"],
@@ -157,7 +177,8 @@ def main() -> None:
         REPO
         / "pipelines"
         / "results"
-        / ("own_camera.json" if args.width == WIDTH else f"own_camera-w{args.width}.json")
+        / ("own_camera-crop.json" if args.fit == "crop" else
+           "own_camera.json" if args.width == WIDTH else f"own_camera-w{args.width}.json")  # fmt: skip
     )
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("causal", "frames_layout_causal_micro_auc", "difference")}, indent=2))

@@ -31,7 +31,7 @@ from ognet_video.sources.resample import Resampler
 from ognet_video.train import collect_patches, load_clip_frames
 from tests.conftest import TINY
 
-PAD = 33  # 240x360 -> 240x426: 16:9
+WIDTH, PAD = 426, 33  # 240x426: 16:9; the scene's 240x360 with black bars of 33 px left and right
 
 
 def _frames(seed: int, n: int) -> list[np.ndarray]:
@@ -40,12 +40,14 @@ def _frames(seed: int, n: int) -> list[np.ndarray]:
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 30, repeat: int = 3, codec: str = "mp4v",
-                pad: int = PAD) -> Path:  # fmt: skip
-    """10 fps frames as a ``fps`` video, each frame ``repeat`` times, with black bars to 16:9."""
+                pad: int = 0) -> Path:  # fmt: skip
+    """10 fps frames as a 16:9 ``fps`` video, each frame ``repeat`` times: the scene widened to 16:9, or with
+    ``pad`` px black bars left and right (a 4:3 or 3:2 camera in a 16:9 stream)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames[0].shape
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w + 2 * pad, h))
+    h = frames[0].shape[0]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (WIDTH, h))
     for f in frames:
+        f = f if pad else cv2.resize(f, (WIDTH, h), interpolation=cv2.INTER_AREA)
         img = cv2.cvtColor(cv2.copyMakeBorder(f, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0), cv2.COLOR_GRAY2BGR)
         for _ in range(repeat):
             out.write(img)
@@ -260,3 +262,52 @@ def test_watch_and_score_warn_when_a_model_flags_most_frames(cam_run, cam, cli, 
     res = cli("score", cam / "00.mp4", cam / "01.mp4", "--model", det.save(tmp_path / "m.safetensors"),
               "--project", tmp_path / "s")  # fmt: skip
     assert res.returncode == 0 and "flags most frames of 00.mp4 (100%), 01.mp4 (100%)" in res.stdout.replace("\n", " ")
+
+
+def _folder(root: Path, frames: list[np.ndarray], pad: int) -> Path:
+    root.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(root / f"{i:03d}.png"), cv2.copyMakeBorder(f, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0))
+    return root
+
+
+def test_black_bars_are_cropped_and_the_picture_analysed_as_without_them(tmp_path):
+    """A 3:2 scene in a 16:9 stream (pillarbox): training finds the bars, and the model sees exactly the frames a
+    camera without them gives; the drawn boxes and the ignore polygons stay in the stream's own coordinates."""
+    frames = _frames(3, 30)
+    barred = _folder(tmp_path / "barred", frames, PAD)
+    plain = _folder(tmp_path / "plain", frames, 0)
+    logged: list[str] = []
+    hold = ["train.holdout_seconds=1"]  # 3 s of footage
+    cfg, ref = load_config(None, hold), load_config(None, hold)
+    fit_geometry(cfg, load_recordings([str(barred)], cfg), log=logged.append)
+    fit_geometry(ref, load_recordings([str(plain)], ref))
+    assert cfg.patches.crop == pytest.approx([PAD / WIDTH, 0, 1 - PAD / WIDTH, 1])
+    assert ref.patches.crop == [0, 0, 1, 1] and (cfg.patches.width, ref.patches.width) == (348, 348)
+    assert logged == ["black bars cropped: the picture is 360x240 at (33, 0) of 426x240 (patches.crop_bars=false "
+                      "keeps them)"]  # fmt: skip
+    a, b = PatchExtractor(cfg.patches), PatchExtractor(ref.patches)
+    img = cv2.imread(str(barred / "000.png"))
+    assert np.array_equal(a.prepare(img), b.prepare(frames[0]))
+    assert np.array_equal(a.boxes_for(img.shape), b.boxes_for(frames[0].shape) + [PAD, 0, PAD, 0])
+    left = [[[0, 0], [213 / 426, 0], [213 / 426, 1], [0, 1]]]  # the left half of the 16:9 stream
+    cfg.patches.ignore_polygons = left
+    cols = np.unique(np.flatnonzero(PatchExtractor(cfg.patches).ignored) % a.cols)
+    assert cols.tolist() == list(range(6))  # half of the stream is 180 px of the 360 px picture: 6 of 12 columns
+    kept = load_config(None, [*hold, "patches.crop_bars=false"])
+    fit_geometry(kept, load_recordings([str(barred)], kept))
+    assert kept.patches.crop == [0, 0, 1, 1] and kept.patches.width == 406
+
+
+def test_bar_detection_leaves_scenes_without_bars_alone():
+    from ognet_video.patches import black_bars, brightness_profile
+
+    scene = _frames(5, 1)[0]
+    assert black_bars(*brightness_profile(scene)) is None
+    assert black_bars(*brightness_profile(np.full((240, 426), 10, np.uint8))) is None  # a dark scene, not bars
+    letterbox = cv2.copyMakeBorder(scene, 30, 30, 0, 0, cv2.BORDER_CONSTANT, value=0)
+    assert black_bars(*brightness_profile(letterbox)) == pytest.approx([0, 30 / 300, 1, 270 / 300])
+    thin = cv2.copyMakeBorder(scene, 0, 0, 1, 1, cv2.BORDER_CONSTANT, value=0)  # 2 px of 362: a dark edge, kept
+    assert black_bars(*brightness_profile(thin)) is None
+    with pytest.raises(UserError, match="patches.crop"):
+        load_config(None, ["patches.crop=[0.5,0,0.4,1]"])

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ognet_video.config import Config
 from ognet_video.errors import UserError
 from ognet_video.sources import Frame, Source
 
+PROFILE_FRAMES = 8  # first frames of each recording that black-bar detection looks at
 CHUNK = 600  # analysed frames per training segment: one minute at 10 fps
 MIN_HOLDOUT = 10  # analysed frames the calibration needs at least (1 s at 10 fps)
 MIN_TRAIN = 20  # analysed frames left to train on at least
@@ -36,6 +40,8 @@ class Recording:
     rate: float  # frames analysed per second: the analysis rate, or the source's where that is lower
     frames: int  # analysed frames
     shape: tuple[int, int]
+    # the brightest gray value per column and per row of its first few frames (``patches.brightness_profile``)
+    profile: tuple[Any, Any] | None = None
 
     @property
     def seconds(self) -> float:
@@ -145,7 +151,9 @@ def _merged(segments: list[Segment]) -> list[Segment]:
 
 
 def probe(clip: Any, name: str, analysis_fps: float, folder_fps: float) -> Recording:
-    """Open a recording and read its first frame: UserError when it cannot be read."""
+    """Open a recording and read its first frames: UserError when it cannot be read."""
+    from ognet_video.patches import brightness_profile
+
     src = clip.source(folder_fps).analyse_at(analysis_fps)
     src.open()
     frames = src.frames()
@@ -154,12 +162,20 @@ def probe(clip: Any, name: str, analysis_fps: float, folder_fps: float) -> Recor
         if first is None:
             raise UserError("it has no decodable frames")
         fps = src.fps or 0.0
-        n = src.total if src.length and src.fps else 1 + sum(1 for _ in frames)
+        cols, rows = brightness_profile(first.image)
+        seen = 1
+        for f in frames if not (src.length and src.fps) else islice(frames, PROFILE_FRAMES - 1):
+            if seen < PROFILE_FRAMES and f.image.shape == first.image.shape:
+                c, r = brightness_profile(f.image)
+                cols, rows = np.maximum(cols, c), np.maximum(rows, r)
+            seen += 1
+        n = src.total if src.length and src.fps else seen
     finally:
         frames.close()
         src.close()
     rate = min(analysis_fps, fps) if analysis_fps and fps else (fps or analysis_fps or folder_fps)
-    return Recording(clip, name, fps, rate, int(n or 0), tuple(first.image.shape[:2]))  # type: ignore[arg-type]
+    shape = tuple(first.image.shape[:2])
+    return Recording(clip, name, fps, rate, int(n or 0), shape, (cols, rows))  # type: ignore[arg-type]
 
 
 def _chunks(rec: Recording, start: int, stop: int, cfg: Config, folder_fps: float) -> list[Segment]:
@@ -219,16 +235,27 @@ def load_recordings(inputs: list[str], cfg: Config, recursive: bool = False, fol
 
 
 def fit_geometry(cfg: Config, recs: Recordings, log: Callable[[str], None] | None = None) -> None:
-    """With ``patches.keep_aspect``: ``patches.width`` from the footage's aspect ratio (the first recording's;
-    ``log`` hears when others differ)."""
+    """``patches.crop`` from black bars the first recording's size shares (``patches.crop_bars``), then, with
+    ``patches.keep_aspect``, ``patches.width`` from the picture's aspect ratio (``log`` hears both choices, and
+    recordings of other sizes)."""
     from ognet_video.config import set_value
-    from ognet_video.patches import fit_width
+    from ognet_video.patches import black_bars, crop_pixels, fit_width
 
+    shape = recs.recordings[0].shape
+    if cfg.patches.crop_bars and cfg.patches.crop == [0.0, 0.0, 1.0, 1.0]:
+        profiles = [r.profile for r in recs.recordings if r.shape == shape and r.profile is not None]
+        crop = black_bars(np.maximum.reduce([c for c, _ in profiles]), np.maximum.reduce([r for _, r in profiles]))
+        if crop is not None:
+            set_value(cfg, "patches.crop", crop, "footage")
+            if log is not None:
+                x0, y0, x1, y1 = crop_pixels(crop, shape)
+                log(f"black bars cropped: the picture is {x1 - x0}x{y1 - y0} at ({x0}, {y0}) of {shape[1]}x{shape[0]} "
+                    "(patches.crop_bars=false keeps them)")  # fmt: skip
     if not cfg.patches.keep_aspect:
         return
-    shape = recs.recordings[0].shape
     others = sorted({r.shape for r in recs.recordings} - {shape})
     if others and log is not None:
         log(f"recordings of other sizes ({', '.join(f'{w}x{h}' for h, w in others)}) are resized to the first "
             f"one's aspect ratio ({shape[1]}x{shape[0]})")  # fmt: skip
-    set_value(cfg, "patches.width", fit_width(cfg.patches, shape), "footage")
+    x0, y0, x1, y1 = crop_pixels(cfg.patches.crop, shape)
+    set_value(cfg, "patches.width", fit_width(cfg.patches, (y1 - y0, x1 - x0)), "footage")
