@@ -2,7 +2,7 @@
 
 Runs, one after the other on the same clips and model: the local engine (the command's default: one
 decode worker, torch on every core), then Ray on this machine with 1 and with 2 CPUs (one clip per task,
-one CPU and one torch thread per task). Ray's start (``ray.init``) is timed apart from the scoring, which
+each holding one CPU: one torch thread, OpenCV on one thread, the stages one after the other). Ray's start (``ray.init``) is timed apart from the scoring, which
 includes starting the worker processes. Every run's files must equal the local engine's. Writes
 ``pipelines/results/ray.json``.
 
@@ -104,8 +104,9 @@ def main() -> None:
         "host": host_line(host_info()),
         "load_avg_at_start": [round(x, 2) for x in load0],
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
-        "note": "local: 1 decode worker, torch on every core; ray: one clip per task, 1 CPU and 1 torch thread each. "
-        "score_s includes starting Ray's worker processes; ray_start_s is ray.init on this machine.",
+        "note": "local: 1 decode worker, torch on every core, stages overlapped; ray: one clip per task holding 1 CPU "
+        "(1 torch thread, OpenCV on 1 thread, stages one after the other). score_s includes starting Ray's worker "
+        "processes; ray_start_s is ray.init on this machine.",
         "runs": runs,
         "ray2_vs_local": round(ray2["clips_per_min"] / local["clips_per_min"], 3),
         "ray2_vs_ray1": round(ray2["clips_per_min"] / ray1["clips_per_min"], 3),

@@ -136,9 +136,13 @@ def _detector(data: bytes, spec: ModelSpec) -> Detector:
 def score_task(data: bytes, spec: ModelSpec, job: _Job, opts: ScoreOptions,
                threads: int) -> tuple[ClipRecord, dict[str, bytes]] | None:  # fmt: skip
     """One clip on a worker: its record and files (none when it failed); None if it was interrupted."""
+    import cv2
     import torch
 
+    # the task holds ``threads`` CPUs: torch and OpenCV keep to them, and with one the stages run one after the
+    # other (the overlap thread would take a second core; the scores are the same either way)
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     where = socket.gethostname()
     try:  # bytes and files, not mtimes: another mount of the same storage may round them
         here: tuple[int, int] | None = fingerprint(job.clip)[::2]
@@ -152,7 +156,9 @@ def score_task(data: bytes, spec: ModelSpec, job: _Job, opts: ScoreOptions,
     with tempfile.TemporaryDirectory(prefix="ognet-video-clip-") as tmp:
         cap = _Captured()
         stream = clip_stream(job, Path(tmp), spec.mid, cap, opts, [])  # type: ignore[arg-type]  # duck-typed
-        Engine(det, fail_fast=False).run([stream])
+        engine = Engine(det, fail_fast=False)
+        engine.overlap = threads > 1
+        engine.run([stream])
         if not cap.records:
             return None
         rec = cap.records[-1]
