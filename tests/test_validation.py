@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ognet_video.data import read_gray
-from ognet_video.validation import GLIDE_PX, SPEEDUP, glider, make_clips, speedup, validate
+from ognet_video.validation import GLIDE_PX, SPEEDUP, crowd, glider, make_clips, speedup, validate
 
 
 def _clip(walkway_ds) -> list[np.ndarray]:
@@ -36,7 +36,18 @@ def test_glider_slides_a_cut_out_walker_across_the_second_half_only(walkway_ds, 
 def test_validate_reports_every_kind(walkway_ds, detector):
     held = [(c.name, [read_gray(f) for f in c.frames]) for c in walkway_ds.train[-2:]]
     clips = make_clips(held, detector)
-    assert [c.name for c in clips] == [f"{n}-{k}" for n, _ in held for k in ("speedup", "glider")]
+    assert [c.name for c in clips] == [f"{n}-{k}" for n, _ in held for k in ("speedup", "glider", "crowd")]
     out = validate(detector, clips)
-    assert {"all", "speedup", "glider"} <= set(out) and all(0 <= out[k] <= 1 for k in ("all", "speedup", "glider"))
+    kinds = ("all", "speedup", "glider", "crowd")
+    assert set(kinds) <= set(out) and all(0 <= out[k] <= 1 for k in kinds)
     assert out["anomalous_frames"] == sum(int(c.labels.sum()) for c in clips)
+
+
+def test_crowd_adds_the_first_halfs_walkers_to_normal_frames(walkway_ds):
+    frames = _clip(walkway_ds)
+    c = crowd("x", frames)
+    half = len(frames) // 2
+    assert len(c.frames) == len(frames) and not c.labels.any()  # crowded, and still normal
+    assert all(np.array_equal(a, b) for a, b in zip(c.frames[:half], frames[:half], strict=True))
+    changed = [int((a != b).sum()) for a, b in zip(c.frames[half:], frames[half:], strict=True)]
+    assert min(changed) > 0  # every frame of the second half has someone added
