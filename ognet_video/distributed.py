@@ -129,6 +129,62 @@ class World:
 SOLO = World()  # a process alone: the default world of every function that takes one
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the ranks; its gradient is the sum of the ranks' gradients (every rank's loss
+    depends on every rank's input through it)."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:  # noqa: ANN401 - torch's context object
+        out = t.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN401
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm over the global batch: in training, the mean and variance of every rank's share together (two
+    differentiable all-reduces), so N processes train the recipe's BatchNorm, not one over batch / N patches.
+    torch's SyncBatchNorm does this for GPUs only; this one also runs on gloo. Alone, or in eval mode, it is
+    ``BatchNorm2d``; its state dict is the same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        all_reduce = _SumOverRanks.apply
+        dtype, x = x.dtype, x.float()  # statistics in float32, also under bf16 autocast
+        c = x.shape[1]
+        n = float(x.numel() // c * dist.get_world_size())
+        mean = all_reduce(x.sum(dim=(0, 2, 3))) / n
+        centred = x - mean[None, :, None, None]
+        var = all_reduce(centred.pow(2).sum(dim=(0, 2, 3))) / n
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                assert self.num_batches_tracked is not None
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / max(n - 1.0, 1.0)), alpha=m)
+        y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y.to(dtype)
+
+
+def global_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with every ``BatchNorm2d`` made a ``GlobalBatchNorm2d`` (same parameters, buffers and names)."""
+    for child in module.children():
+        if type(child) is torch.nn.BatchNorm2d:
+            child.__class__ = GlobalBatchNorm2d  # the same object: its parameters stay the optimiser's
+        else:
+            global_batchnorm(child)
+    return module
+
+
 def init(device: torch.device) -> tuple[World, torch.device]:
     """Join torchrun's process group (gloo on a CPU, nccl on CUDA, device ``cuda:LOCAL_RANK``); alone when
     ``WORLD_SIZE`` is unset or 1. Returns the world and the device this process trains on."""

@@ -43,7 +43,7 @@ from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
 from ognet_video.data.recordings import Recordings
 from ognet_video.detector import Calibration, Detector
-from ognet_video.distributed import SOLO, World
+from ognet_video.distributed import SOLO, World, global_batchnorm
 from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
@@ -327,6 +327,8 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
     gen = seed_everything(member_seed(cfg, member))
     G, D = build_models(cfg)
     G, D = G.to(device), D.to(device)
+    if world.active:  # BatchNorm over the global batch, as one process would see it
+        G, D = global_batchnorm(G), global_batchnorm(D)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d)
     G_old: Generator | None = None

@@ -20,7 +20,7 @@ from ognet_video.checkpoint import load_checkpoint
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.detector import Detector
-from ognet_video.distributed import SOLO, World
+from ognet_video.distributed import SOLO, GlobalBatchNorm2d, World, global_batchnorm
 from ognet_video.scoring import FrameScorer
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
@@ -116,3 +116,44 @@ def test_one_process_world_changes_nothing():
     assert not SOLO.active and SOLO.is_main and SOLO.part(32) == slice(0, 32)
     assert SOLO.mean([0.1, 0.2]) == [0.1, 0.2] and SOLO.gather("x") == ["x"]
     assert World(1, 2).part(32) == slice(16, 32)
+
+
+def _bn_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 5, 5) * 3 + 1
+    bn = global_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)))
+    assert isinstance(bn[0], GlobalBatchNorm2d)
+    with torch.no_grad():
+        bn[0].weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    mine = x[rank * 4 : (rank + 1) * 4].clone().requires_grad_(True)
+    y = bn(mine)
+    (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # a loss that weighs every output differently
+    torch.save({"y": y.detach(), "grad": mine.grad, "w": bn[0].weight.grad, "state": bn.state_dict()},
+               f"{out}/bn-{rank}.pt")  # fmt: skip
+    dist.destroy_process_group()
+
+
+def test_global_batchnorm_equals_one_batchnorm_over_the_whole_batch(tmp_path):
+    """Two ranks with half a batch each: the outputs, the gradients of the inputs and weights (summed over the
+    ranks, as the averaged gradient of the mean loss is) and the running statistics of one BatchNorm on all of it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_bn_worker, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    got = [torch.load(tmp_path / f"bn-{r}.pt") for r in (0, 1)]
+    torch.manual_seed(0)
+    x = (torch.randn(8, 3, 5, 5) * 3 + 1).requires_grad_(True)
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    y = bn(x)
+    weights = torch.cat([torch.arange(y.numel() // 2).reshape(4, 3, 5, 5)] * 2)
+    (y * weights).sum().backward()
+    torch.testing.assert_close(torch.cat([g["y"] for g in got]), y.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.cat([g["grad"] for g in got]), x.grad, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(got[0]["w"] + got[1]["w"], bn.weight.grad, rtol=1e-4, atol=1e-3)
+    for k, v in bn.state_dict().items():
+        torch.testing.assert_close(got[0]["state"][f"0.{k}"], v, rtol=1e-5, atol=1e-6)
+        assert torch.equal(got[0]["state"][f"0.{k}"], got[1]["state"][f"0.{k}"])  # every rank holds the same statistics
