@@ -124,6 +124,15 @@ def validate(detector: Detector, clips: list[ValidationClip]) -> dict:
         fs = scorer.score_clip(c.frames)
         labels[c.name] = c.labels
         smoothed[c.name] = causal_smooth(calibrated(fs.raw, fs.scored, cal), w, cal.empty)
+    out = validation_aucs(labels, smoothed)
+    out["anomalous_frames"] = int(sum(v.sum() for v in labels.values()))
+    out["frames"] = int(sum(len(v) for v in labels.values()))
+    return out
+
+
+def validation_aucs(labels: dict[str, np.ndarray], smoothed: dict[str, np.ndarray]) -> dict:
+    """The pooled causal micro AUC (``all``) and each kind's: an anomaly kind on its own clips, ``crowd`` with
+    its crowded normal frames against every synthetic anomaly."""
     out = {"all": summarize(labels, smoothed)["micro_auc"]}
     anomalous = [n for n in labels if labels[n].any()]
     for kind in KINDS:
@@ -134,6 +143,4 @@ def validate(detector: Detector, clips: list[ValidationClip]) -> dict:
             out[kind] = summarize(y, s)["micro_auc"]
         else:
             out[kind] = summarize({n: labels[n] for n in names}, {n: smoothed[n] for n in names})["micro_auc"]
-    out["anomalous_frames"] = int(sum(v.sum() for v in labels.values()))
-    out["frames"] = int(sum(len(v) for v in labels.values()))
     return out

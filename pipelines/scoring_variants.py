@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from ognet_video.host import host_info
 from ognet_video.metrics import summarize
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.scoring import FrameScorer, FrameScores, aggregate
-from ognet_video.validation import KINDS, make_clips
+from ognet_video.validation import KINDS, make_clips, validation_aucs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2, REPO  # noqa: E402
@@ -68,7 +69,9 @@ def combine(det: Detector, parts: dict[str, FrameScores], variant: str, cols: in
     if variant == "mirror":
         t, n = base.patch.shape
         back = parts["mirror"].patch.reshape(t, -1, cols)[:, :, ::-1].reshape(t, n)  # mirrored cells, mapped back
-        patch = np.nanmean(np.stack([base.patch, back]), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a cell static in both stays NaN, as it should
+            patch = np.nanmean(np.stack([base.patch, back]), axis=0)
     else:
         grids = ["base", "d"] if variant == "grid2" else ["base", "d", "x", "y"]
         patch = np.concatenate([parts[g].patch for g in grids], axis=1)
@@ -108,18 +111,12 @@ def main() -> None:
             cal = fit_calibration(fs["held"], det.cfg.score)
             smooth = {s: {n: causal_smooth(calibrated(x.raw, x.scored, cal), w, cal.empty) for n, x in c.items()}
                       for s, c in fs.items()}  # fmt: skip
-            row = {"run": run.name, "variant": variant}
-            for s in ("val", "test"):
-                labels = {n: lab for n, (_, lab) in sets[s].items()}
-                row[s] = summarize(labels, smooth[s])["micro_auc"]
-                if s == "val":
-                    for kind in KINDS:
-                        names = [n for n in labels if n.endswith(f"-{kind}")]
-                        row[kind] = summarize({n: labels[n] for n in names}, {n: smooth[s][n] for n in names})["micro_auc"]
-                else:
-                    per = summarize(labels, smooth[s])["per_clip_auc"]
-                    row["test_07_12"] = summarize({n: labels[n] for n in per if n >= "07"},
-                                                  {n: smooth[s][n] for n in per if n >= "07"})["micro_auc"]  # fmt: skip
+            val = validation_aucs({n: lab for n, (_, lab) in sets["val"].items()}, smooth["val"])
+            row = {"run": run.name, "variant": variant, "val": val.pop("all"), **val}
+            labels = {n: lab for n, (_, lab) in sets["test"].items()}
+            row["test"] = summarize(labels, smooth["test"])["micro_auc"]
+            late = [n for n in labels if n >= "07"]
+            row["test_07_12"] = summarize({n: labels[n] for n in late}, {n: smooth["test"][n] for n in late})["micro_auc"]
             rows.append(row)
             console.print(row)
         console.print(f"{run.name}: {time.perf_counter() - t0:.0f} s")
