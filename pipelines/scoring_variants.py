@@ -122,7 +122,7 @@ def main() -> None:
         console.print(f"{run.name}: {time.perf_counter() - t0:.0f} s")
     table = Table("run", "variant", "validation", *KINDS, "test", "test 07-12")
     for r in rows:
-        table.add_row(r["run"], r["variant"], *(f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")))
+        table.add_row(r["run"], r["variant"], *("-" if r[k] is None else f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")))
     console.print(table)
     means = {v: {k: float(np.mean([r[k] for r in rows if r["variant"] == v])) for k in ("val", "test")} for v in VARIANTS}
     console.print(means)
