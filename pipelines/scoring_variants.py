@@ -120,13 +120,13 @@ def main() -> None:
             rows.append(row)
             console.print(row)
         console.print(f"{run.name}: {time.perf_counter() - t0:.0f} s")
+    means = {v: {k: float(np.mean([r[k] for r in rows if r["variant"] == v])) for k in ("val", "test")} for v in VARIANTS}
+    args.results.write_text(json.dumps({"environment": host_info(), "rows": rows, "means": means}, indent=2) + "\n")
     table = Table("run", "variant", "validation", *KINDS, "test", "test 07-12")
     for r in rows:
         table.add_row(r["run"], r["variant"], *("-" if r[k] is None else f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")))
     console.print(table)
-    means = {v: {k: float(np.mean([r[k] for r in rows if r["variant"] == v])) for k in ("val", "test")} for v in VARIANTS}
     console.print(means)
-    args.results.write_text(json.dumps({"environment": host_info(), "rows": rows, "means": means}, indent=2) + "\n")
     console.print(f"wrote {args.results}")
 
 
