@@ -147,8 +147,8 @@ class _SumOverRanks(torch.autograd.Function):
 
 
 class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
-    """BatchNorm over the global batch: in training, the mean and variance of every rank's share together (two
-    differentiable all-reduces), so N processes train the recipe's BatchNorm, not one over batch / N patches.
+    """BatchNorm over the global batch: in training, the mean and variance of every rank's share together (one
+    differentiable all-reduce of the sums of x and x^2), so N processes train the recipe's BatchNorm, not one over batch / N patches.
     torch's SyncBatchNorm does this for GPUs only; this one also runs on gloo. Alone, or in eval mode, it is
     ``BatchNorm2d``; its state dict is the same."""
 
@@ -156,12 +156,15 @@ class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         all_reduce = _SumOverRanks.apply
-        dtype, x = x.dtype, x.float()  # statistics in float32, also under bf16 autocast
+        dtype, x = x.dtype, x.float()  # float32 out, also under bf16 autocast
         c = x.shape[1]
         n = float(x.numel() // c * dist.get_world_size())
-        mean = all_reduce(x.sum(dim=(0, 2, 3))) / n
+        wide = x.double()  # sums of x and x^2 in float64: one all-reduce, and no cancellation in E[x^2] - E[x]^2
+        sums = all_reduce(torch.cat([wide.sum(dim=(0, 2, 3)), wide.pow(2).sum(dim=(0, 2, 3))])) / n
+        mean64 = sums[:c]
+        var = (sums[c:] - mean64.pow(2)).clamp_min(0.0).float()
+        mean = mean64.float()
         centred = x - mean[None, :, None, None]
-        var = all_reduce(centred.pow(2).sum(dim=(0, 2, 3))) / n
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 assert self.num_batches_tracked is not None
