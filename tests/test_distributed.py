@@ -157,3 +157,47 @@ def test_global_batchnorm_equals_one_batchnorm_over_the_whole_batch(tmp_path):
     for k, v in bn.state_dict().items():
         torch.testing.assert_close(got[0]["state"][f"0.{k}"], v, rtol=1e-5, atol=1e-6)
         assert torch.equal(got[0]["state"][f"0.{k}"], got[1]["state"][f"0.{k}"])  # every rank holds the same statistics
+
+
+def _steps(world: World, out: str) -> None:
+    """Two phase-one steps of the default networks on a fixed batch of 16 patches (this rank's share of it)."""
+    from ognet_video.model import build_models
+    from ognet_video.train import phase_one_step, seed_everything
+
+    cfg = load_config()
+    gen = seed_everything(0)
+    G, D = build_models(cfg)
+    if world.active:
+        G, D = global_batchnorm(G), global_batchnorm(D)
+    # SGD: Adam's first steps are +-lr whatever the gradient's size, so the rounding noise in the gradients of the
+    # biases before a BatchNorm (zero in exact arithmetic) would become differences of 2 lr
+    opt_g, opt_d = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (G, D))
+    x = torch.rand(16, 2, 29, 29, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    for _ in range(2):
+        phase_one_step(G, D, opt_g, opt_d, x[world.part(16)], cfg, gen, world=world)
+    torch.save({**{f"G.{k}": v for k, v in G.state_dict().items()}, **{f"D.{k}": v for k, v in D.state_dict().items()}},
+               f"{out}/steps-{world.rank}-{world.size}.pt")  # fmt: skip
+
+
+def _steps_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    _steps(World(rank, 2, rank, "gloo"), out)
+    dist.destroy_process_group()
+
+
+def test_two_ranks_take_the_steps_one_process_takes(tmp_path):
+    """The same recipe, not a variant: after two adversarial steps, two ranks with half the batch each hold the
+    networks (weights and BatchNorm statistics) one process holds, up to float rounding (1e-7 to 2e-5 here; with
+    BatchNorm per rank the statistics differ by up to 2e-2). Over many steps the rounding grows, as in any GAN run
+    on another thread count: a 2-process run is another draw of the recipe."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_steps_worker, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    _steps(SOLO, str(tmp_path))
+    one, two = torch.load(tmp_path / "steps-0-1.pt"), torch.load(tmp_path / "steps-0-2.pt")
+    assert sorted(one) == sorted(two)
+    for k, v in one.items():
+        torch.testing.assert_close(two[k], v, rtol=0, atol=2e-4, msg=k)  # BatchNorm per rank: up to 2e-2
