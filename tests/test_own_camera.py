@@ -311,3 +311,17 @@ def test_bar_detection_leaves_scenes_without_bars_alone():
     assert black_bars(*brightness_profile(thin)) is None
     with pytest.raises(UserError, match="patches.crop"):
         load_config(None, ["patches.crop=[0.5,0,0.4,1]"])
+
+
+def test_the_crop_travels_with_the_model(tmp_path):
+    """``patches.crop`` is part of the model: a checkpoint and its ONNX export both score the cropped picture."""
+    pytest.importorskip("onnxruntime")
+    from ognet_video.export import export_onnx
+
+    cfg = load_config(None, [*TINY, "patches.crop=[0.1,0,0.9,1]"])
+    torch.manual_seed(0)
+    det = Detector(cfg, [build_models(cfg)], Calibration(0.0, 0.0, 1.0, 1.0, 99.0, 10))
+    src = det.save(tmp_path / "m.safetensors")
+    export_onnx(Detector.load(src), src, tmp_path / "m.onnx")
+    for path in (src, tmp_path / "m.onnx"):
+        assert Detector.load(path).cfg.patches.crop == [0.1, 0.0, 0.9, 1.0]
