@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ognet_video.data import Clip, read_gray
 from ognet_video.detector import Detector
 from ognet_video.metrics import summarize
 from ognet_video.postprocess import calibrated, causal_smooth
@@ -68,9 +70,13 @@ def _cutout(frames: list[np.ndarray], detector: Detector) -> tuple[np.ndarray, n
     x0, x1 = max(0, x0 - w // 4), min(frames[0].shape[1], x1 + w // 4)
     background = np.median(np.stack(frames), axis=0)
     patch = frames[t][y0:y1, x0:x1]
-    mask = np.abs(patch.astype(np.float32) - background[y0:y1, x0:x1]) > DIFF_LEVEL
-    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
-    return patch, mask, (int(x0), int(y0))
+    return patch, _foreground(patch, background[y0:y1, x0:x1]), (int(x0), int(y0))
+
+
+def _foreground(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The pixels of ``frame`` more than ``DIFF_LEVEL`` from the background, holes closed: the walkers."""
+    mask = np.abs(frame.astype(np.float32) - background) > DIFF_LEVEL
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
 
 
 def glider(name: str, frames: list[np.ndarray], detector: Detector) -> ValidationClip:
@@ -98,12 +104,21 @@ def crowd(name: str, frames: list[np.ndarray]) -> ValidationClip:
     background = np.median(np.stack(frames), axis=0)
     out = list(frames[:half])
     for early, f in zip(frames, frames[half:], strict=False):
-        moving = np.abs(early.astype(np.float32) - background) > DIFF_LEVEL
-        moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
+        moving = _foreground(early, background)
         g = f.copy()
         g[moving] = early[moving]
         out.append(g)
     return ValidationClip(f"{name}-crowd", out, np.zeros(len(out), np.int64))
+
+
+def held_out_footage(model_path: Path, clips: list[Clip]) -> list[tuple[str, list[np.ndarray]]]:
+    """(name, gray frames) of the clips the model at ``model_path`` held out for calibration, from a named
+    dataset's training ``clips``: what ``make_clips`` takes."""
+    from ognet_video.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(model_path)
+    by_name = {c.name: c for c in clips}
+    return [(n, [read_gray(f) for f in by_name[n].frames]) for n in meta["holdout"]["clips"]]
 
 
 def make_clips(held_out: Iterable[tuple[str, list[np.ndarray]]], detector: Detector) -> list[ValidationClip]:

@@ -30,14 +30,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ognet_video.checkpoint import load_checkpoint
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.detector import Detector
 from ognet_video.host import host_info
 from ognet_video.metrics import summarize
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.scoring import FrameScorer, FrameScores, aggregate
-from ognet_video.validation import KINDS, make_clips, validation_aucs
+from ognet_video.validation import KINDS, held_out_footage, make_clips, validation_aucs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2, REPO  # noqa: E402
@@ -89,14 +88,12 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     ds = load_dataset("ped2", args.data)
-    by_name = {c.name: c for c in ds.train}
     test = {c.name: ([read_gray(f) for f in c.frames], c.labels) for c in ds.test}
     rows = []
     for run in args.runs:
         t0 = time.perf_counter()
         det = Detector.load(run / "model.safetensors")
-        _, meta = load_checkpoint(run / "model.safetensors")
-        held = {n: [read_gray(f) for f in by_name[n].frames] for n in meta["holdout"]["clips"]}
+        held = dict(held_out_footage(run / "model.safetensors", ds.train))
         val = {c.name: (c.frames, c.labels) for c in make_clips(held.items(), det)}
         half = det.cfg.patches.stride // 2
         transforms: dict[str, Transform | None] = {"base": None, "mirror": mirrored, "d": shifted(half, half),

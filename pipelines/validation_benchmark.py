@@ -21,12 +21,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ognet_video.checkpoint import load_checkpoint
-from ognet_video.data import load_dataset, read_gray
+from ognet_video.data import load_dataset
 from ognet_video.detector import Detector
 from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info
-from ognet_video.validation import KINDS, make_clips, validate
+from ognet_video.validation import KINDS, held_out_footage, make_clips, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2, REPO  # noqa: E402
@@ -45,11 +44,9 @@ def main() -> None:
     args = ap.parse_args()
     console, quiet = Console(), Console(file=open(os.devnull, "w"))  # noqa: SIM115
     ds = load_dataset("ped2", args.data)
-    by_name = {c.name: c for c in ds.train}
     rows = []
     for run in args.runs:
-        _, meta = load_checkpoint(run / "model.safetensors")
-        held = [(n, [read_gray(f) for f in by_name[n].frames]) for n in meta["holdout"]["clips"]]
+        held = held_out_footage(run / "model.safetensors", ds.train)
         for file in ("model.safetensors", "phase1.safetensors"):
             det = Detector.load(run / file)
             val = validate(det, make_clips(held, det))

@@ -76,15 +76,12 @@ def test_watch_flags_the_cyclist(cyclist_run, tmp_path):
 def test_the_validation_protocol_sees_it_detect(cyclist_run):
     """The label-free validation set (synthetic anomalies in the held-out normal clip) agrees: the model that
     finds the cyclist also finds the sped-up walkers, which phase two's frame-skip twins taught it."""
-    from ognet_video.checkpoint import load_checkpoint
-    from ognet_video.data import load_dataset, read_gray
+    from ognet_video.data import load_dataset
     from ognet_video.detector import Detector
-    from ognet_video.validation import make_clips, validate
+    from ognet_video.validation import held_out_footage, make_clips, validate
 
     run_dir, _, root = cyclist_run
     det = Detector.load(run_dir / "model.safetensors")
-    _, meta = load_checkpoint(run_dir / "model.safetensors")
-    held = {c.name: c for c in load_dataset("folder", root).train}
-    clips = make_clips([(n, [read_gray(f) for f in held[n].frames]) for n in meta["holdout"]["clips"]], det)
+    clips = make_clips(held_out_footage(run_dir / "model.safetensors", load_dataset("folder", root).train), det)
     val = validate(det, clips)
     assert val["speedup"] >= 0.8, val
