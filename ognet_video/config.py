@@ -50,6 +50,8 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+WHOLE_FRAME = (0.0, 0.0, 1.0, 1.0)  # ``patches.crop`` that keeps all of the frame
+
 Int = Annotated[int, BeforeValidator(_no_bool)]
 Float = Annotated[float, BeforeValidator(_no_bool)]
 Channels = Literal["gray", "flow"]
@@ -95,7 +97,7 @@ class PatchConfig(_Section):
     keep_aspect: bool = True
     # the part of the source frame that is analysed, [x0, y0, x1, y1] in fractions of its width and height; training
     # from recordings sets it to the picture inside black bars (letterbox/pillarbox) when ``crop_bars`` is true
-    crop: list[Annotated[Float, Field(ge=0, le=1)]] = Field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0],
+    crop: list[Annotated[Float, Field(ge=0, le=1)]] = Field(default_factory=lambda: list(WHOLE_FRAME),
                                                             min_length=4, max_length=4)  # fmt: skip
     crop_bars: bool = True
     # cells that are neither trained on nor scored: indices into the row-major grid (``train --mask`` writes

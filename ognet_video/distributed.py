@@ -148,9 +148,9 @@ class _SumOverRanks(torch.autograd.Function):
 
 class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
     """BatchNorm over the global batch: in training, the mean and variance of every rank's share together (one
-    differentiable all-reduce of the sums of x and x^2), so N processes train the recipe's BatchNorm, not one over batch / N patches.
-    torch's SyncBatchNorm does this for GPUs only; this one also runs on gloo. Alone, or in eval mode, it is
-    ``BatchNorm2d``; its state dict is the same."""
+    differentiable all-reduce of the sums of x and x^2), so N processes train the recipe's BatchNorm, not one
+    over batch / N patches. torch's SyncBatchNorm does this for GPUs only; this one also runs on gloo. Alone, or
+    in eval mode, it is ``BatchNorm2d``; its state dict is the same."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):

@@ -1,8 +1,9 @@
 """Frame -> grid patches + per-patch motion, vectorised with numpy strides (no loop over patches).
 
 Grid: frames are cut to ``crop`` (the picture inside black bars, when training found any), converted to gray
-and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 -> 232x348), then cut into ``size x size`` cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96
-non-overlapping cells; the paper's 45 on 225x360: 5 x 8). Motion of a cell = mean |frame - previous frame|
+and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 -> 232x348), then cut into ``size x size``
+cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96 non-overlapping cells; the paper's 45 on
+225x360: 5 x 8). Motion of a cell = mean |frame - previous frame|
 over the cell, in gray levels (0-255); a cell is "moving" when that exceeds ``motion_threshold``. Only moving
 cells are trained on and scored, and of those only cells outside the ignore regions (``ignore_cells``,
 ``ignore_polygons``: a parking lot's trees, a clock, a screen in view).
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ognet_video.config import PatchConfig
+from ognet_video.config import WHOLE_FRAME, PatchConfig
 
 
 @dataclass
@@ -57,7 +58,7 @@ class PatchExtractor:
         # (N, 4) boxes x0, y0, x1, y1 in the resized frame, row-major like the patch order
         self.boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + s, ys.ravel() + s], axis=1)
         self.ignored = ignored_cells(cfg, self)  # (N,) bool: cells never trained on nor scored
-        self.cropped = list(cfg.crop) != [0.0, 0.0, 1.0, 1.0]
+        self.cropped = tuple(cfg.crop) != WHOLE_FRAME
 
     @property
     def num_cells(self) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ognet_video.config import Config
+from ognet_video.config import WHOLE_FRAME, Config
 from ognet_video.errors import UserError
 from ognet_video.sources import Frame, Source
 
@@ -242,7 +242,7 @@ def fit_geometry(cfg: Config, recs: Recordings, log: Callable[[str], None] | Non
     from ognet_video.patches import black_bars, crop_pixels, fit_width
 
     shape = recs.recordings[0].shape
-    if cfg.patches.crop_bars and cfg.patches.crop == [0.0, 0.0, 1.0, 1.0]:
+    if cfg.patches.crop_bars and tuple(cfg.patches.crop) == WHOLE_FRAME:
         profiles = [r.profile for r in recs.recordings if r.shape == shape and r.profile is not None]
         crop = black_bars(np.maximum.reduce([c for c, _ in profiles]), np.maximum.reduce([r for _, r in profiles]))
         if crop is not None:
