@@ -70,6 +70,6 @@ class Model:
 
 def load(model: str | Path | None = None, device: str = "auto") -> Model:
     """A run folder, a ``.safetensors`` checkpoint, an exported ``.onnx`` model (``ognet-video export``; scored
-    by onnxruntime, same decisions), or None for the newest finished run in ``runs/train``."""
+    by OpenVINO or onnxruntime, same decisions), or None for the newest finished run in ``runs/train``."""
     det, label = load_model(model, device)
     return Model(det, label)

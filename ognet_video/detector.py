@@ -142,7 +142,7 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None) -> Detector:
-        """A checkpoint, or an exported ``.onnx`` model (scored by onnxruntime, same decisions)."""
+        """A checkpoint, or an exported ``.onnx`` model (scored by OpenVINO or onnxruntime, same decisions)."""
         if Path(path).suffix.lower() == ".onnx":
             from ognet_video.onnx_backend import load_onnx
 

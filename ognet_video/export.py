@@ -3,8 +3,9 @@
 The graph is what ``Detector.patch_scores`` computes: every member's D(G(x)), averaged, one logit per patch,
 with a dynamic batch size. Everything else a scorer needs (config with the ignored cells, calibration and
 threshold, preset, the source checkpoint's sha256, library versions) is JSON in the model's
-``metadata_props``, read back by ``onnx_backend.load_onnx``. The file is written atomically and checked:
-onnxruntime's scores of a random batch must match torch's before it is kept.
+``metadata_props``, read back by ``onnx_backend.load_onnx``. The file is written atomically and checked: each
+installed runtime's scores of a random batch (onnxruntime, and OpenVINO when installed) must match torch's before
+it is kept.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ognet_video.checkpoint import atomic_write_bytes
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.model import in_channels
-from ognet_video.onnx_backend import FORMAT, INPUT, OUTPUT, OnnxBackend, open_session, require
+from ognet_video.onnx_backend import FORMAT, INPUT, OUTPUT, importable, open_model, require
 from ognet_video.score.manifest import model_id
 
 FORMATS = ("onnx",)
@@ -56,7 +57,8 @@ class ExportResult:
     path: Path
     members: int
     bytes: int
-    max_abs_diff: float  # onnxruntime vs torch on the check batch
+    max_abs_diff: float  # the largest |runtime - torch| on the check batch, over ``runtimes``
+    runtimes: tuple[str, ...] = ("onnxruntime",)
 
 
 def export_meta(det: Detector, source: Path) -> dict[str, Any]:
@@ -107,7 +109,7 @@ def check_batch(det: Detector, n: int = 256, seed: int = 0) -> torch.Tensor:
 
 
 def export_onnx(det: Detector, source: Path, out: Path) -> ExportResult:
-    """Write ``out`` (temp file + rename) only once onnxruntime matches torch within ``TOLERANCE``."""
+    """Write ``out`` (temp file + rename) only once every installed runtime matches torch within ``TOLERANCE``."""
     if det.backend is not None or det.device.type != "cpu":
         raise UserError(f"{source}: export needs its torch networks on the CPU (Detector.load(path, device='cpu'))")
     if det.calibration is None:
@@ -116,16 +118,20 @@ def export_onnx(det: Detector, source: Path, out: Path) -> ExportResult:
     tmp = out.with_name(f".{out.name}.check.onnx")
     try:
         atomic_write_bytes(tmp, data)
-        session, _ = open_session(tmp, "cpu")
         x = check_batch(det)
-        diff = float(np.max(np.abs(OnnxBackend(session)(x) - det.patch_scores(x))))
-        if not diff <= TOLERANCE:
-            raise UserError(f"the exported model's scores differ from {source}'s by {diff:.2g} (> {TOLERANCE:g}); "
-                            "not written: check the onnx and torch versions")  # fmt: skip
+        want = det.patch_scores(x)
+        runtimes = tuple(r for r in ("onnxruntime", "openvino") if r == "onnxruntime" or importable(r))
+        diff = 0.0
+        for runtime in runtimes:
+            d = float(np.max(np.abs(open_model(tmp, "cpu", runtime).backend(x) - want)))
+            if not d <= TOLERANCE:
+                raise UserError(f"the exported model's {runtime} scores differ from {source}'s by {d:.2g} "
+                                f"(> {TOLERANCE:g}); not written: check the {runtime} and torch versions")  # fmt: skip
+            diff = max(diff, d)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportResult(out, len(det.members), len(data), diff)
+    return ExportResult(out, len(det.members), len(data), diff, runtimes)
 
 
 def default_out(source: Path, fmt: str) -> Path:

@@ -1,15 +1,21 @@
-"""Exported models: an ``.onnx`` patch scorer run by onnxruntime, with the checkpoint's metadata inside it.
+"""Exported models: an ``.onnx`` patch scorer run by OpenVINO or onnxruntime, with the checkpoint's metadata inside.
 
-``load_onnx`` returns an ordinary ``Detector`` whose ``patch_scores`` come from onnxruntime instead of torch,
+``load_onnx`` returns an ordinary ``Detector`` whose ``patch_scores`` come from the runtime instead of torch,
 so every command and the Python API score an exported model through the same code as a checkpoint.
 The metadata (config, calibration, provenance) is JSON in the model's ``metadata_props``: one file, as with
 checkpoints, so weights and threshold can never drift apart; nothing is unpickled.
+
+Runtime: on the CPU, OpenVINO when it is installed (``ognet-video[openvino]``: about 1.5x onnxruntime and torch
+on this model, in float32), otherwise onnxruntime, which also runs CUDA. ``OGNET_ONNX_RUNTIME=onnxruntime``
+(or ``openvino``) overrides the choice.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +27,28 @@ from ognet_video.errors import UserError
 FORMAT = "ognet-video-onnx/1"
 INSTALL = 'pip install "ognet-video[onnx]"'
 INPUT, OUTPUT = "patches", "logit"
+RUNTIMES = ("auto", "openvino", "onnxruntime")
+RUNTIME_ENV = "OGNET_ONNX_RUNTIME"
 
 
 def require(module: str) -> Any:
-    """Import ``onnx`` or ``onnxruntime``, or say in one line how to install them (an optional extra)."""
+    """Import ``onnx``, ``onnxruntime`` or ``openvino``, or say in one line how to install them (an extra)."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # missing, or a broken install whose native library does not load
+        extra = 'pip install "ognet-video[openvino]"' if module == "openvino" else INSTALL
         raise UserError(f"{module} is needed for ONNX models but cannot be imported ({exc}); "
-                        f"install it with: {INSTALL}") from None  # fmt: skip
+                        f"install it with: {extra}") from None  # fmt: skip
+
+
+def importable(module: str) -> bool:
+    try:
+        require(module)
+    except UserError:
+        return False
+    return True
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -67,26 +84,55 @@ def providers_for(device: str | torch.device) -> tuple[list[str], torch.device]:
     return ["CPUExecutionProvider"], torch.device("cpu")
 
 
+def _float32(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
 class OnnxBackend:
     """``Detector.patch_scores`` from an onnxruntime session: (M, C, s, s) float32 in, (M,) logits out."""
+
+    runtime = "onnxruntime"
 
     def __init__(self, session: Any) -> None:
         self.session = session
         self.input = session.get_inputs()[0].name
 
     def __call__(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
-        arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        return np.asarray(self.session.run(None, {self.input: arr})[0], dtype=np.float32).reshape(-1)
+        return np.asarray(self.session.run(None, {self.input: _float32(x)})[0], dtype=np.float32).reshape(-1)
+
+
+class OpenVinoBackend:
+    """The same from an OpenVINO compiled model (CPU, float32 even where the CPU offers bfloat16). One infer
+    request, reused: the engine scores from one thread."""
+
+    runtime = "openvino"
+
+    def __init__(self, compiled: Any) -> None:
+        self.request = compiled.create_infer_request()
+
+    def __call__(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        out = self.request.infer({0: _float32(x)})[0]
+        return np.array(out, dtype=np.float32).reshape(-1)  # a copy: the request reuses its output buffer
+
+
+@dataclass
+class Opened:
+    """An exported model opened by a runtime: what ``load_onnx`` builds a Detector from."""
+
+    backend: Callable[[torch.Tensor | np.ndarray], np.ndarray]
+    props: dict[str, str]  # the model's metadata_props
+    input_shape: list[Any]  # (N, C, s, s); N is dynamic
+    device: torch.device
+    runtime: str
 
 
 def _bad(path: Path, what: str) -> UserError:
     return UserError(f"{path}: {what}; export it again from its run (ognet-video export --model RUN --format onnx)")
 
 
-def read_meta(session: Any, path: Path) -> dict[str, Any]:
+def read_meta(props: dict[str, str], path: Path) -> dict[str, Any]:
     """The JSON metadata an export stored in the model, checked for the fields scoring needs."""
-    props = session.get_modelmeta().custom_metadata_map or {}
     if props.get("format") != FORMAT:
         fmt = props.get("format")
         raise _bad(path, "not a model exported by ognet-video (no ognet-video metadata)" if fmt is None
@@ -112,23 +158,76 @@ def open_session(path: Path, device: str | torch.device = "cpu") -> tuple[Any, t
         raise _bad(path, "not a readable ONNX model (damaged, truncated or another format)") from None
 
 
-def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None):  # noqa: ANN201 - a Detector
-    """A ``Detector`` scoring with onnxruntime, with the config and calibration the export stored."""
+def open_onnxruntime(path: Path, device: str | torch.device = "cpu") -> Opened:
+    session, dev = open_session(path, device)
+    props = session.get_modelmeta().custom_metadata_map or {}
+    return Opened(OnnxBackend(session), dict(props), list(session.get_inputs()[0].shape), dev, "onnxruntime")
+
+
+def open_openvino(path: Path, threads: int | None = None) -> Opened:
+    """An OpenVINO CPU model of ``path``: float32, ``threads`` (default torch's) not pinned to cores, so a shared
+    machine's other processes keep theirs."""
+    ov = require("openvino")
+    if not path.is_file():
+        raise UserError(f"model not found: {path}")
+    try:  # the ONNX frontend itself: read_model would try every framework's reader and log their complaints
+        fe = ov.frontend.FrontEndManager().load_by_framework("onnx")
+        model = fe.convert(fe.load(str(path)))
+    except Exception:  # a damaged or foreign file
+        raise _bad(path, "not a readable ONNX model (damaged, truncated or another format)") from None
+    props = {k: model.get_rt_info(["framework", k]).astype(str)
+             for k in ("format", "meta") if model.has_rt_info(["framework", k])}  # fmt: skip
+    shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
+    settings = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads(), "INFERENCE_PRECISION_HINT": "f32",
+                "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}  # fmt: skip
+    compiled = ov.Core().compile_model(model, "CPU", settings)
+    return Opened(OpenVinoBackend(compiled), props, shape, torch.device("cpu"), "openvino")
+
+
+def pick_runtime(device: str | torch.device = "cpu", runtime: str | None = None) -> str:
+    """``runtime`` (default ``$OGNET_ONNX_RUNTIME``, else auto): OpenVINO for the CPU when it is installed,
+    onnxruntime otherwise and for CUDA."""
+    runtime = (runtime or os.environ.get(RUNTIME_ENV) or "auto").lower()
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown ONNX runtime {runtime!r} (from {RUNTIME_ENV}?); use {', '.join(RUNTIMES)}")
+    name = str(device)
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    if runtime == "openvino" and cuda:
+        raise UserError(f"device {name!r}: OpenVINO runs exported models on the CPU here; use --device cpu, or "
+                        f"{RUNTIME_ENV}=onnxruntime for CUDA")  # fmt: skip
+    if runtime != "auto":
+        return runtime
+    return "onnxruntime" if cuda or not importable("openvino") else "openvino"
+
+
+def open_model(path: Path, device: str | torch.device = "cpu", runtime: str | None = None) -> Opened:
+    """``path`` opened by the runtime ``pick_runtime`` chooses."""
+    if pick_runtime(device, runtime) == "openvino":
+        if str(device) not in ("cpu", "auto"):
+            raise UserError(f"unknown device {str(device)!r}; use auto, cpu or cuda")
+        return open_openvino(path)
+    return open_onnxruntime(path, device)
+
+
+def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None,  # noqa: ANN201 - a Detector
+              runtime: str | None = None):  # fmt: skip
+    """A ``Detector`` scoring with OpenVINO or onnxruntime (``pick_runtime``), with the config and calibration the
+    export stored; its ``meta["runtime"]`` says which."""
     from ognet_video.config import Config, check_preset, upgrade_checkpoint_config
     from ognet_video.detector import Calibration, Detector
     from ognet_video.model import in_channels
 
     path = Path(path)
-    session, dev = open_session(path, device)
-    meta = read_meta(session, path)
+    opened = open_model(path, device, runtime)
+    meta = read_meta(opened.props, path)
     cfg = Config.from_dict(upgrade_checkpoint_config(meta["config"], str(path)), source=str(path))
     check_preset(cfg, str(path))
     if expect_preset and cfg.model.preset != expect_preset:
         raise UserError(f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching model")
-    shape = list(session.get_inputs()[0].shape)
+    shape = opened.input_shape
     want = [in_channels(cfg), cfg.patches.size, cfg.patches.size]
     if len(shape) != 4 or shape[1:] != want:
         raise _bad(path, f"its network takes input {shape}, its config says [N, {', '.join(map(str, want))}]")
     cal = meta["calibration"]
     calibration = Calibration.from_dict(cal, str(path)) if cal is not None else None
-    return Detector(cfg, [], calibration, meta, dev, backend=OnnxBackend(session))
+    return Detector(cfg, [], calibration, meta | {"runtime": opened.runtime}, opened.device, backend=opened.backend)

@@ -66,7 +66,7 @@ def find_model(model: str | Path | None, train_project: Path = Path("runs/train"
 def load_model(model: str | Path | Detector | None, device: str = "auto",
                train_project: Path = Path("runs/train")) -> tuple[Detector, str]:  # fmt: skip
     """A finished (calibrated) model and how to name it: a Detector, a run folder, a checkpoint, an exported
-    .onnx model (scored by onnxruntime), or None for the newest finished run (``find_model``)."""
+    .onnx model (scored by OpenVINO or onnxruntime), or None for the newest finished run (``find_model``)."""
     from ognet_video.detector import Detector
 
     if isinstance(model, Detector):

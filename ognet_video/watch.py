@@ -234,8 +234,10 @@ def print_summary(res: WatchResult, console: Console, stream: Stream | None = No
     ms = st.ms_per_frame()
     model_fps = 1000.0 / ms["model"] if ms["model"] > 0 else 0.0
     decode = "read" if src.live else "decode"
+    runtime = scorer.detector.meta.get("runtime", "torch") if scorer is not None else "torch"
     console.print(
-        f"{who}speed: {decode} {ms['decode']:.1f} ms (own thread), extract {ms['extract']:.1f} ms, model {ms['model']:.1f} ms, "
+        f"{who}speed: {decode} {ms['decode']:.1f} ms (own thread), extract {ms['extract']:.1f} ms, "
+        f"model {ms['model']:.1f} ms ({runtime}), "
         f"outputs {ms['outputs']:.1f} ms; total {ms['total']:.1f} ms per frame = {st.fps:.1f} fps end to end "
         f"(model only {model_fps:.0f} fps)",
         highlight=False,

@@ -117,8 +117,12 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=0, help="Train on the first N training clips only (0: all).")
     ap.add_argument("--epochs", type=int, default=0, help="train.epochs (0: the default recipe's).")
     ap.add_argument("--width", type=int, default=WIDTH, help="Frame width of the videos (360: Ped2's 3:2, no bars).")
-    ap.add_argument("--fit", choices=("pad", "crop"), default="pad",
-                    help="16:9 by black bars left and right (pad) or by cutting the top and bottom (crop).")
+    ap.add_argument(
+        "--fit",
+        choices=("pad", "crop"),
+        default="pad",
+        help="16:9 by black bars left and right (pad) or by cutting the top and bottom (crop).",
+    )
     args = ap.parse_args()
     if args.fit == "crop":
         args.width = 360
@@ -157,8 +161,10 @@ def main() -> None:
     ref_auc = ref["causal"]["micro_auc"] if ref else None
     result = {
         "what": "Ped2 as 30 fps MP4 (frames repeated 3x; "
-        + {"pad": "black bars to 16:9" if args.width == WIDTH else f"{args.width} px wide",
-           "crop": "16:9 by cutting 19 rows off the top and bottom"}[args.fit]  # fmt: skip
+        + {
+            "pad": "black bars to 16:9" if args.width == WIDTH else f"{args.width} px wide",
+            "crop": "16:9 by cutting 19 rows off the top and bottom",
+        }[args.fit]  # fmt: skip
         + "), train + score through the CLI, no flag about fps or geometry",
         "seed": args.seed,
         "codec": codec,
@@ -177,8 +183,13 @@ def main() -> None:
         REPO
         / "pipelines"
         / "results"
-        / ("own_camera-crop.json" if args.fit == "crop" else
-           "own_camera.json" if args.width == WIDTH else f"own_camera-w{args.width}.json")  # fmt: skip
+        / (
+            "own_camera-crop.json"
+            if args.fit == "crop"
+            else "own_camera.json"
+            if args.width == WIDTH
+            else f"own_camera-w{args.width}.json"
+        )  # fmt: skip
     )
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("causal", "frames_layout_causal_micro_auc", "difference")}, indent=2))

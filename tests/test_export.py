@@ -172,8 +172,10 @@ def test_corrupt_or_foreign_onnx_is_one_line(cli, main_cli, onnx_path, walkway, 
 
 def test_missing_onnxruntime_says_how_to_install(monkeypatch, onnx_path, trained_run, tmp_path):
     from ognet_video.export import export
+    from ognet_video.onnx_backend import RUNTIME_ENV
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
     with pytest.raises(UserError, match=r'pip install "ognet-video\[onnx\]"'):
         Detector.load(onnx_path)
     with pytest.raises(UserError, match=r'pip install "ognet-video\[onnx\]"'):
@@ -181,3 +183,39 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, onnx_path, trained
     assert not (tmp_path / "x.onnx").exists()
     with pytest.raises(UserError, match="unknown export format"):
         export(trained_run.run_dir, "tflite", tmp_path / "x.tflite")
+
+
+def test_openvino_and_onnxruntime_both_score_like_torch(onnx_path, detector, walkway, monkeypatch):
+    pytest.importorskip("openvino")
+    from ognet_video.onnx_backend import RUNTIME_ENV, load_onnx
+
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    x = clip_patches(detector, walkway / "testing" / "frames" / "02")
+    want = detector.patch_scores(x)
+    assert Detector.load(onnx_path).meta["runtime"] == "openvino"  # the CPU default when it is installed
+    for runtime in ("openvino", "onnxruntime"):
+        det = load_onnx(onnx_path, runtime=runtime)
+        assert det.meta["runtime"] == runtime
+        for batch in (x, x[:1], x[:5], x):  # batch sizes change between calls; the output is not a reused buffer
+            got = det.patch_scores(batch)
+            assert got.shape == (len(batch),) and np.abs(got - want[: len(batch)]).max() <= ATOL
+        first = det.patch_scores(x[:3])
+        det.patch_scores(x[3:6])
+        assert np.array_equal(first, det.patch_scores(x[:3]))
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
+    assert Detector.load(onnx_path).meta["runtime"] == "onnxruntime"
+
+
+def test_runtime_choice_without_openvino_and_bad_choices(onnx_path, monkeypatch):
+    from ognet_video.onnx_backend import RUNTIME_ENV, load_onnx
+
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "openvino", None)  # not installed: onnxruntime scores, nothing to say
+    assert Detector.load(onnx_path).meta["runtime"] == "onnxruntime"
+    with pytest.raises(UserError, match=r'pip install "ognet-video\[openvino\]"'):
+        load_onnx(onnx_path, runtime="openvino")
+    monkeypatch.setenv(RUNTIME_ENV, "tensorrt")
+    with pytest.raises(UserError, match="unknown ONNX runtime 'tensorrt'.*OGNET_ONNX_RUNTIME"):
+        Detector.load(onnx_path)
+    with pytest.raises(UserError, match="OpenVINO runs exported models on the CPU"):
+        load_onnx(onnx_path, device="cuda", runtime="openvino")

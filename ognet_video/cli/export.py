@@ -18,7 +18,9 @@ from ognet_video.errors import UserError
 def export_cmd(
     run: Path = typer.Argument(None, help="Run folder or checkpoint (or use --model).", metavar="RUN"),
     model: Path = model_opt(),
-    fmt: str = typer.Option("onnx", "--format", "-f", help="Only 'onnx' (scored with onnxruntime).", metavar="FORMAT"),
+    fmt: str = typer.Option(
+        "onnx", "--format", "-f", help="Only 'onnx' (scored with OpenVINO or onnxruntime).", metavar="FORMAT"
+    ),
     out: Path = typer.Option(
         None, "--out", "-o", help="File or folder to write (default: RUN/RUN-NAME.onnx).", metavar="PATH"
     ),  # fmt: skip
@@ -34,7 +36,8 @@ def export_cmd(
     res = export(run if run is not None else model, fmt, out)
     common.console.print(
         f"[green]exported[/] {escape(str(res.path))} ({res.members} member{'s' * (res.members > 1)}, "
-        f"{res.bytes / 1e6:.1f} MB); onnxruntime matches torch to {res.max_abs_diff:.1g} on random patches\n"
+        f"{res.bytes / 1e6:.1f} MB); {' and '.join(res.runtimes)} match{'es' * (len(res.runtimes) == 1)} torch to "
+        f"{res.max_abs_diff:.1g} on random patches\n"
         f"use it with: ognet-video watch SOURCE --model {escape(str(res.path))}",
         highlight=False,
     )
