@@ -188,3 +188,18 @@ def test_flow_channels_measure_speed_and_do_not_depend_on_chunking(preset):
     x = ex.select(cp, ex.moving(cp.motion))
     assert x.shape[1] == 2 and x.abs().max() <= 1.0
     assert torch.equal(x, torch.from_numpy(cp.flow[ex.moving(cp.motion)]).float().div(4.0).clamp(-1, 1))
+
+
+def test_flow_in_several_workers_is_bit_identical_and_survives_a_fork():
+    import multiprocessing
+
+    frames = _moving_square(t=9, step=2)
+    one = optical_flow(frames[:-1], frames[1:], "medium", workers=1)
+    assert np.abs(one[3]).max() > 1  # the square moves: a flow that is not all zero
+    for workers in (2, 3, 8, 20):  # spans of 4/4, 3/3/2, one pair each; more workers than pairs
+        assert np.array_equal(optical_flow(frames[:-1], frames[1:], "medium", workers=workers), one)
+    # a forked child (a process pool's worker) makes its own threads: the parent's pool is not inherited
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply(optical_flow, (frames[:-1], frames[1:], "medium", 2))
+    assert np.array_equal(child, one)
