@@ -56,29 +56,33 @@ def _flow_pool() -> ThreadPoolExecutor:
     return _FLOW_POOL[1]
 
 
-def _flow_span(before: np.ndarray, after: np.ndarray, out: np.ndarray, preset: str) -> None:
+def _flow_span(before: np.ndarray, after: np.ndarray, out: np.ndarray, pairs: np.ndarray, preset: str) -> None:
     dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
-    for i, (a, b) in enumerate(zip(before, after, strict=True)):
-        out[i] = dis.calc(np.ascontiguousarray(a), np.ascontiguousarray(b), None)
+    for i in pairs:
+        out[i] = dis.calc(np.ascontiguousarray(before[i]), np.ascontiguousarray(after[i]), None)
 
 
 def optical_flow(
-    before: np.ndarray, after: np.ndarray, preset: str = "medium", workers: int | None = None
+    before: np.ndarray,
+    after: np.ndarray,
+    preset: str = "medium",
+    workers: int | None = None,
+    needed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dense flow (T, H, W, 2) float16 from each ``before`` frame to the matching ``after`` frame.
 
-    The pairs are independent, so ``workers`` (default ``flow_workers()``, at most 8) DIS instances take a
-    contiguous span each, in threads (OpenCV releases the GIL): the same flow as one instance, bit for bit, and on
-    two cores about 1.6x as fast as one (DIS's own threading gains less)."""
-    out = np.empty((*after.shape, 2), dtype=np.float16)
-    n = min(len(after), workers or flow_workers(), 8)
+    ``needed`` (T,) bool: only those pairs (the frames with a moving cell: no other flow is ever read); the rest
+    stay zero. The pairs are independent, so ``workers`` (default ``flow_workers()``, at most 8) DIS instances
+    take a contiguous share each, in threads (OpenCV releases the GIL): the same flow as one instance, bit for
+    bit, and on two cores about 1.6x as fast as one (DIS's own threading gains less)."""
+    out = np.zeros((*after.shape, 2), dtype=np.float16)
+    pairs = np.arange(len(after)) if needed is None else np.flatnonzero(needed)
+    n = min(len(pairs), workers or flow_workers(), 8)
     if n <= 1:
-        _flow_span(before, after, out, preset)
+        _flow_span(before, after, out, pairs, preset)
         return out
-    edges = np.linspace(0, len(after), n + 1).astype(int)
     pool = _flow_pool()
-    spans = zip(edges[:-1], edges[1:], strict=True)
-    jobs = [pool.submit(_flow_span, before[a:b], after[a:b], out[a:b], preset) for a, b in spans]
+    jobs = [pool.submit(_flow_span, before, after, out, share, preset) for share in np.array_split(pairs, n)]
     for job in jobs:
         job.result()
     return out
@@ -142,7 +146,9 @@ class PatchExtractor:
         motion = np.abs(diff_cells).mean(axis=(2, 3), dtype=np.float32)
         flow_cells = None
         if self.uses_flow:
-            flow_cells = self.flow_cells(self.frame_flow(frames, before_first) if flow is None else flow)
+            if flow is None:  # only frames with a moving cell: the others' flow is never read
+                flow = self.frame_flow(frames, before_first, needed=self.moving(motion).any(axis=1))
+            flow_cells = self.flow_cells(flow)
         return ClipPatches(self.cells(frames), diff_cells, motion, flow_cells)
 
     @property
@@ -150,15 +156,18 @@ class PatchExtractor:
         """How many past frames ``extract`` needs to see for the next call's first frame: the previous one."""
         return 1
 
-    def frame_flow(self, frames: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
+    def frame_flow(
+        self, frames: np.ndarray, prev: np.ndarray | None = None, needed: np.ndarray | None = None
+    ) -> np.ndarray:
         """(T, H, W, 2) flow of each frame from the frame before it, in pixels per frame; zero for a clip's first
-        frame (no ``prev``)."""
+        frame (no ``prev``) and for frames not ``needed`` ((T,) bool, default all)."""
         before_first = _previous(prev)
         flow = np.zeros((*frames.shape, 2), dtype=np.float16)
+        preset = self.cfg.flow_preset
         if before_first is not None:
-            flow[:] = optical_flow(np.concatenate([before_first[None], frames[:-1]]), frames, self.cfg.flow_preset)
+            flow[:] = optical_flow(np.concatenate([before_first[None], frames[:-1]]), frames, preset, needed=needed)
         elif len(frames) > 1:
-            flow[1:] = optical_flow(frames[:-1], frames[1:], self.cfg.flow_preset)
+            flow[1:] = optical_flow(frames[:-1], frames[1:], preset, needed=None if needed is None else needed[1:])
         return flow
 
     @property

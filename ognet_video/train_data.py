@@ -53,7 +53,10 @@ def collect_patches(
             fast = []
             for k in cfg.train.skip_frames:  # config validation: only with the flow channel
                 if len(frames) > k:
-                    flow_k = ex.flow_cells(optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset))
+                    needed = moving[k:].any(axis=1)  # the twins of moving patches only
+                    flow_k = ex.flow_cells(
+                        optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset, needed=needed)
+                    )
                     fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
             mine.append((i, ex.select(cp, moving), fast))
             if progress is not None and task is not None:

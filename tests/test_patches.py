@@ -203,3 +203,21 @@ def test_flow_in_several_workers_is_bit_identical_and_survives_a_fork():
     with ctx.Pool(1) as pool:
         child = pool.apply(optical_flow, (frames[:-1], frames[1:], "medium", 2))
     assert np.array_equal(child, one)
+
+
+def test_flow_is_computed_only_for_frames_that_move_and_the_patches_are_the_same():
+    cfg = PatchConfig(**GRID45, channels="flow", flow_scale=4.0, flow_preset="medium")
+    ex = PatchExtractor(cfg)
+    frames = _moving_square(t=8, step=3)
+    frames[4] = frames[3]  # frame 4 repeats frame 3: nothing moves, its flow is never read
+    cp = ex.extract(frames)
+    still = ~ex.moving(cp.motion).any(axis=1)
+    assert still.tolist() == [True, False, False, False, True, False, False, False]
+    assert not cp.flow[still].any()  # skipped: zero
+    every = ex.frame_flow(frames)
+    full = ex.extract(frames, flow=every)  # every pair computed
+    assert full.flow[~still].any() and np.array_equal(full.flow[~still], cp.flow[~still])
+    moving = ex.moving(cp.motion)
+    assert torch.equal(ex.select(cp, moving), ex.select(full, moving))
+    pairs = optical_flow(frames[:-1], frames[1:], "medium", workers=2, needed=~still[1:])
+    assert not pairs[3].any() and np.array_equal(pairs[4], every[5])
