@@ -113,15 +113,23 @@ def main() -> None:
             labels = {n: lab for n, (_, lab) in sets["test"].items()}
             row["test"] = summarize(labels, smooth["test"])["micro_auc"]
             late = [n for n in labels if n >= "07"]
-            row["test_07_12"] = summarize({n: labels[n] for n in late}, {n: smooth["test"][n] for n in late})["micro_auc"]
+            row["test_07_12"] = summarize({n: labels[n] for n in late}, {n: smooth["test"][n] for n in late})[
+                "micro_auc"
+            ]
             rows.append(row)
             console.print(row)
         console.print(f"{run.name}: {time.perf_counter() - t0:.0f} s")
-    means = {v: {k: float(np.mean([r[k] for r in rows if r["variant"] == v])) for k in ("val", "test")} for v in VARIANTS}
+    means = {
+        v: {k: float(np.mean([r[k] for r in rows if r["variant"] == v])) for k in ("val", "test")} for v in VARIANTS
+    }
     args.results.write_text(json.dumps({"environment": host_info(), "rows": rows, "means": means}, indent=2) + "\n")
     table = Table("run", "variant", "validation", *KINDS, "test", "test 07-12")
     for r in rows:
-        table.add_row(r["run"], r["variant"], *("-" if r[k] is None else f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")))
+        table.add_row(
+            r["run"],
+            r["variant"],
+            *("-" if r[k] is None else f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")),
+        )
     console.print(table)
     console.print(means)
     console.print(f"wrote {args.results}")

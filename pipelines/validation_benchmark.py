@@ -51,7 +51,9 @@ def main() -> None:
             det = Detector.load(run / file)
             val = validate(det, make_clips(held, det))
             test = evaluate(det, ds.test, console=quiet, plots=False).metrics["causal"]["micro_auc"]
-            rows.append({"run": run.name, "model": file.split(".")[0], "validation": val, "test_causal_micro_auc": test})
+            rows.append(
+                {"run": run.name, "model": file.split(".")[0], "validation": val, "test_causal_micro_auc": test}
+            )
             console.print(f"{run.name} {file}: validation {val['all']:.4f} "
                           + " ".join(f"{k} {val[k]:.4f}" for k in KINDS) + f" | test {test:.4f}")  # fmt: skip
     rho = spearman([r["validation"]["all"] for r in rows], [r["test_causal_micro_auc"] for r in rows])
@@ -67,6 +69,7 @@ def main() -> None:
     result = {
         "what": "validation (synthetic anomalies in each run's held-out normal clips) vs test, per model",
         "environment": host_info(),
+        "kinds": list(KINDS),
         "rows": rows,
         "spearman_all_models": rho,
         "spearman_final_models": rho_final,

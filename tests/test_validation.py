@@ -5,11 +5,35 @@ from __future__ import annotations
 import numpy as np
 
 from ognet_video.data import read_gray
-from ognet_video.validation import GLIDE_PX, SPEEDUP, crowd, glider, make_clips, speedup, validate
+from ognet_video.validation import (
+    CROWD_COPIES,
+    GLIDE_PX,
+    KINDS,
+    SPEEDUP,
+    crowd_glider,
+    crowded,
+    dense_crowd,
+    make_clips,
+    slow_glider,
+    speedup,
+    validate,
+    validation_aucs,
+)
 
 
 def _clip(walkway_ds) -> list[np.ndarray]:
     return [read_gray(f) for f in walkway_ds.train[-1].frames]
+
+
+def _lefts(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    """The leftmost column where each frame of ``a`` differs from ``b``'s (-1: none)."""
+    cols = [np.flatnonzero((x != y).any(axis=0)) for x, y in zip(a, b, strict=True)]
+    return np.array([c[0] if len(c) else -1 for c in cols])
+
+
+def _people(frames: list[np.ndarray], background: np.ndarray) -> float:
+    """Mean count of pixels more than 20 gray levels from ``background``."""
+    return float(np.mean([(np.abs(f.astype(np.float32) - background) > 20).sum() for f in frames]))
 
 
 def test_speedup_plays_the_second_half_faster(walkway_ds):
@@ -21,33 +45,77 @@ def test_speedup_plays_the_second_half_faster(walkway_ds):
     assert all(a is b for a, b in zip(c.frames[half:], frames[half::SPEEDUP], strict=True))
 
 
-def test_glider_slides_a_cut_out_walker_across_the_second_half_only(walkway_ds, detector):
+def test_slow_glider_slides_a_cut_out_walker_at_walking_speed_in_the_second_half_only(walkway_ds, detector):
     frames = _clip(walkway_ds)
-    c = glider("x", frames, detector)
+    c = slow_glider("x", frames, detector)
     half = len(frames) // 2
+    assert c.name == "x-slowglider" and len(c.frames) == len(frames)
     assert c.labels[:half].sum() == 0 and c.labels[half:].all()
     assert all(np.array_equal(a, b) for a, b in zip(c.frames[:half], frames[:half], strict=True))
-    changed = [np.flatnonzero((a != b).any(axis=0)) for a, b in zip(c.frames[half:], frames[half:], strict=True)]
-    assert all(len(x) for x in changed)  # the glider is in every frame of the second half ...
-    lefts = np.array([x[0] for x in changed])
-    assert 0 < np.abs(np.diff(lefts)).mean() <= 2 * GLIDE_PX  # ... and moves about GLIDE_PX px a frame
+    lefts = _lefts(c.frames[half:], frames[half:])
+    assert (lefts >= 0).all()  # the glider is in every frame of the second half ...
+    assert abs(np.abs(np.diff(lefts)).mean() - GLIDE_PX) <= 0.5  # ... and moves GLIDE_PX px a frame
+
+
+def _block_walker(n: int = 60) -> list[np.ndarray]:
+    """``n`` frames of a flat scene that one 10 px block crosses at 5 px a frame."""
+    frames = [np.full((60, 400), 100, np.uint8) for _ in range(n)]
+    for t, f in enumerate(frames):
+        f[25:35, 5 * t : 5 * t + 10] = 200
+    return frames
+
+
+def test_crowded_pastes_later_walkers_for_several_times_the_people(walkway_ds):
+    frames = _block_walker()
+    n, d = len(frames), len(frames) // (2 * CROWD_COPIES)
+    out = crowded(frames, CROWD_COPIES)
+    assert len(out) == n - CROWD_COPIES * d
+    background = np.median(np.stack(frames), axis=0)
+    assert _people(out, background) == (CROWD_COPIES + 1) * _people(frames[: len(out)], background)  # 4 blocks
+    frames = _clip(walkway_ds)  # a real scene: each frame has walkers added, from the later frames only
+    d, out = len(frames) // (2 * CROWD_COPIES), crowded(frames, CROWD_COPIES)
+    for t, g in enumerate(out):
+        changed = g != frames[t]
+        pasted = np.any([g == frames[t + k * d] for k in range(1, CROWD_COPIES + 1)], axis=0)
+        assert changed.any() and pasted[changed].all()
+
+
+def test_dense_crowd_is_all_normal(walkway_ds):
+    frames = _clip(walkway_ds)
+    c = dense_crowd("x", frames)
+    assert c.name == "x-densecrowd" and not c.labels.any()
+    assert all(np.array_equal(a, b) for a, b in zip(c.frames, crowded(frames, CROWD_COPIES), strict=True))
+
+
+def test_crowd_glider_adds_a_slow_glider_to_the_second_half_of_a_crowd(walkway_ds, detector):
+    frames = _clip(walkway_ds)
+    crowd = crowded(frames, CROWD_COPIES - 1)
+    c = crowd_glider("x", frames, detector)
+    half = len(crowd) // 2
+    assert c.name == "x-crowdglider" and len(c.frames) == len(c.labels) == len(crowd)
+    assert not c.labels[:half].any() and c.labels[half:].all()
+    assert all(np.array_equal(a, b) for a, b in zip(c.frames[:half], crowd[:half], strict=True))  # the crowd
+    lefts = _lefts(c.frames[half:], crowd[half:])
+    assert (lefts >= 0).all() and abs(np.abs(np.diff(lefts)).mean() - GLIDE_PX) <= 0.5  # and a slow glider
 
 
 def test_validate_reports_every_kind(walkway_ds, detector):
     held = [(c.name, [read_gray(f) for f in c.frames]) for c in walkway_ds.train[-2:]]
     clips = make_clips(held, detector)
-    assert [c.name for c in clips] == [f"{n}-{k}" for n, _ in held for k in ("speedup", "glider", "crowd")]
+    assert [c.name for c in clips] == [f"{n}-{k}" for n, _ in held for k in KINDS]
     out = validate(detector, clips)
-    kinds = ("all", "speedup", "glider", "crowd")
+    kinds = ("all", *KINDS)
     assert set(kinds) <= set(out) and all(0 <= out[k] <= 1 for k in kinds)
     assert out["anomalous_frames"] == sum(int(c.labels.sum()) for c in clips)
 
 
-def test_crowd_adds_the_first_halfs_walkers_to_normal_frames(walkway_ds):
-    frames = _clip(walkway_ds)
-    c = crowd("x", frames)
-    half = len(frames) // 2
-    assert len(c.frames) == len(frames) and not c.labels.any()  # crowded, and still normal
-    assert all(np.array_equal(a, b) for a, b in zip(c.frames[:half], frames[:half], strict=True))
-    changed = [int((a != b).sum()) for a, b in zip(c.frames[half:], frames[half:], strict=True)]
-    assert min(changed) > 0  # every frame of the second half has someone added
+def test_a_high_scoring_dense_crowd_lowers_its_auc_and_the_pooled_one():
+    labels = {"a-speedup": np.r_[np.zeros(10), np.ones(10)].astype(int), "a-densecrowd": np.zeros(10, int),
+              "a-slowglider": np.r_[np.zeros(10), np.ones(10)].astype(int),
+              "a-crowdglider": np.r_[np.zeros(10), np.ones(10)].astype(int)}  # fmt: skip
+    quiet = {n: y.astype(float) for n, y in labels.items()}  # every anomaly above every normal frame
+    loud = quiet | {"a-densecrowd": np.full(10, 2.0)}  # the crowd above every anomaly
+    assert validation_aucs(labels, quiet)["densecrowd"] == 1.0 and validation_aucs(labels, quiet)["all"] == 1.0
+    out = validation_aucs(labels, loud)
+    assert out["densecrowd"] == 0.0 and out["all"] < 1.0
+    assert out["slowglider"] == out["crowdglider"] == out["speedup"] == 1.0  # anomaly kinds: their own clips
