@@ -92,8 +92,6 @@ def _float32(x: torch.Tensor | np.ndarray) -> np.ndarray:
 class OnnxBackend:
     """``Detector.patch_scores`` from an onnxruntime session: (M, C, s, s) float32 in, (M,) logits out."""
 
-    runtime = "onnxruntime"
-
     def __init__(self, session: Any) -> None:
         self.session = session
         self.input = session.get_inputs()[0].name
@@ -105,8 +103,6 @@ class OnnxBackend:
 class OpenVinoBackend:
     """The same from an OpenVINO compiled model (CPU, float32 even where the CPU offers bfloat16). One infer
     request, reused: the engine scores from one thread."""
-
-    runtime = "openvino"
 
     def __init__(self, compiled: Any) -> None:
         self.request = compiled.create_infer_request()
@@ -184,6 +180,10 @@ def open_openvino(path: Path, threads: int | None = None) -> Opened:
     return Opened(OpenVinoBackend(compiled), props, shape, torch.device("cpu"), "openvino")
 
 
+def _ort_has_cuda() -> bool:
+    return importable("onnxruntime") and "CUDAExecutionProvider" in require("onnxruntime").get_available_providers()
+
+
 def pick_runtime(device: str | torch.device = "cpu", runtime: str | None = None) -> str:
     """``runtime`` (default ``$OGNET_ONNX_RUNTIME``, else auto): OpenVINO for the CPU when it is installed,
     onnxruntime otherwise and for CUDA."""
@@ -191,7 +191,7 @@ def pick_runtime(device: str | torch.device = "cpu", runtime: str | None = None)
     if runtime not in RUNTIMES:
         raise UserError(f"unknown ONNX runtime {runtime!r} (from {RUNTIME_ENV}?); use {', '.join(RUNTIMES)}")
     name = str(device)
-    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    cuda = name.startswith("cuda") or (name == "auto" and _ort_has_cuda())
     if runtime == "openvino" and cuda:
         raise UserError(f"device {name!r}: OpenVINO runs exported models on the CPU here; use --device cpu, or "
                         f"{RUNTIME_ENV}=onnxruntime for CUDA")  # fmt: skip
