@@ -7,6 +7,7 @@ torchrun's environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) switches it on
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -221,3 +222,13 @@ def close(world: World) -> None:
 def is_dist_error(exc: BaseException) -> bool:
     """A collective that failed because another rank stopped (its own message is on its console)."""
     return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and "gloo" in str(exc).lower())
+
+
+def digest(*modules: torch.nn.Module) -> str:
+    """sha256 of the modules' parameters and buffers: equal on every rank when they trained in step."""
+    h = hashlib.sha256()
+    for m in modules:
+        for k, v in m.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

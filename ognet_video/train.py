@@ -14,7 +14,6 @@ batch, the gradients are averaged, and rank 0 alone writes the run folder and ca
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import random
@@ -32,10 +31,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ognet_video.calibration import score_footage
 from ognet_video.checkpoint import (
-    load_checkpoint,
     optimizer_from_tensors,
-    optimizer_to_tensors,
-    prefixed,
     save_checkpoint,
     unprefixed,
 )
@@ -43,7 +39,7 @@ from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
 from ognet_video.data.recordings import Recordings
 from ognet_video.detector import Calibration, Detector
-from ognet_video.distributed import SOLO, World, global_batchnorm
+from ognet_video.distributed import SOLO, World, digest, global_batchnorm
 from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
@@ -57,6 +53,7 @@ from ognet_video.train_data import (  # noqa: F401 - re-exported: what training 
     split_clips,
     split_for_training,
 )
+from ognet_video.train_state import Finished, resume_state, state_tensors
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -162,39 +159,6 @@ class _Log:
             f.flush()
 
 
-def _state_tensors(G, D, G_old, opt_g, opt_d) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    t = {**prefixed(G.state_dict(), "G"), **prefixed(D.state_dict(), "D")}
-    if G_old is not None:
-        t.update(prefixed(G_old.state_dict(), "G_old"))
-    og, gg = optimizer_to_tensors(opt_g, "opt_g")
-    od, gd = optimizer_to_tensors(opt_d, "opt_d")
-    t.update(og)
-    t.update(od)
-    t["rng.torch"] = torch.get_rng_state()
-    return t, {"opt_g_groups": gg, "opt_d_groups": gd}
-
-
-@dataclass
-class _Finished:
-    """A trained member: G_n, D after phase two, and D after phase one (for the phase-one reference)."""
-
-    G: Generator
-    D: Discriminator
-    D1: Discriminator
-
-    def tensors(self, i: int) -> dict[str, torch.Tensor]:
-        return {**prefixed(self.G.state_dict(), f"done{i}.G"), **prefixed(self.D.state_dict(), f"done{i}.D"),
-                **prefixed(self.D1.state_dict(), f"done{i}.D1")}  # fmt: skip
-
-    @classmethod
-    def from_tensors(cls, cfg: Config, tensors: dict[str, torch.Tensor], i: int) -> _Finished:
-        G, D = build_models(cfg)
-        D1 = copy.deepcopy(D)
-        for m, name in ((G, "G"), (D, "D"), (D1, "D1")):
-            m.load_state_dict(unprefixed(tensors, f"done{i}.{name}"))
-        return cls(G, D, D1)
-
-
 def _ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
     """An exponential moving average of ``model``'s weights (None when ``decay`` is 0).
 
@@ -230,7 +194,7 @@ def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: boo
     device = device or torch.device("cpu")
     last = run_dir / "last.safetensors"
     state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
-    finished: list[_Finished] = []
+    finished: list[Finished] = []
     with world.together():  # a set-up error on any rank stops every rank, before any of them waits on another
         validate(cfg)  # assignments to one section are checked there; the rules between sections here
         resolve_model_config(cfg.model)
@@ -251,8 +215,8 @@ def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: boo
         check_holdout(holdout, cfg)
         data_id = {"dataset": dataset.name, "clips": {c.name: len(c) for c in dataset.train}}
         if resume and last.is_file():
-            state = _resume_state(cfg, last, data_id)
-            finished = [_Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
+            state = resume_state(cfg, last, data_id)
+            finished = [Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
             where = f" of member {len(finished) + 1}/{cfg.train.members}" if cfg.train.members > 1 else ""
             console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{where}")
     log = _Log(run_dir / "log.jsonl" if world.is_main else None)
@@ -291,35 +255,10 @@ def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: boo
     return TrainResult(run_dir, model_path, phase1_path, minutes, n)
 
 
-def _resume_state(cfg: Config, last: Path, data_id: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``last.safetensors``, checked against this run's config and data (every rank reads the same file)."""
-    state = load_checkpoint(last)
-    if state[1]["config"] != cfg.to_dict():
-        raise UserError(
-            f"{last.parent} was trained with a different config; resume without overrides or start a new run"
-        )
-    if state[1].get("data", data_id) != data_id:
-        raise UserError(
-            f"{last.parent} was trained on other data ({state[1]['data']['dataset']}, "
-            f"{len(state[1]['data']['clips'])} training clips); resume with the same --data or start a new run"
-        )
-    return state
-
-
-def _digest(*modules: torch.nn.Module) -> str:
-    """sha256 of the modules' parameters and buffers: equal on every rank when they trained in step."""
-    h = hashlib.sha256()
-    for m in modules:
-        for k, v in m.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch.Tensor | None,
-                  device: torch.device, progress: Progress, log: _Log, last: Path, finished: list[_Finished],
+                  device: torch.device, progress: Progress, log: _Log, last: Path, finished: list[Finished],
                   state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None, t0: float,
-                  data_id: dict[str, Any], world: World = SOLO) -> _Finished:  # fmt: skip
+                  data_id: dict[str, Any], world: World = SOLO) -> Finished:  # fmt: skip
     """Both phases of one (G, D) pair, from its own seed; ``last`` is rewritten after every phase-one epoch.
 
     Every rank draws the same batches from the same generator and trains on its ``world.part`` of each.
@@ -371,7 +310,7 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         log.write(member=member, phase=1, epoch=epoch + 1, **means, seconds=round(time.perf_counter() - t0, 1))
         if not world.is_main:
             continue
-        tensors, groups = _state_tensors(G, D, G_old, opt_g, opt_d)
+        tensors, groups = state_tensors(G, D, G_old, opt_g, opt_d)
         tensors["rng.gen"] = gen.get_state()
         for j, done in enumerate(finished):
             tensors.update(done.tensors(j))
@@ -408,8 +347,8 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
     log.write(member=member, phase=2, steps=len(losses), loss_first=first, loss_last=final,
               seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
     if world.active:  # the ranks trained in step: the same networks everywhere (checked, and logged)
-        digests = world.gather(_digest(G, G_old, D1, D_final))
+        digests = world.gather(digest(G, G_old, D1, D_final))
         log.write(member=member, rank_digests=digests)
         if len(set(digests)) > 1:
             raise RuntimeError(f"the {world.size} training processes ended with different networks: {digests}")
-    return _Finished(G, D_final, D1)
+    return Finished(G, D_final, D1)
