@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ognet_video.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
-from ognet_video.config import Config, check_preset, upgrade_checkpoint_config
+from ognet_video.config import Config
 from ognet_video.errors import UserError
 from ognet_video.model import Discriminator, Generator, build_models
+from ognet_video.stored_config import stored_config
 
 
 @dataclass
@@ -150,8 +151,7 @@ class Detector:
         tensors, meta = load_checkpoint(path)
         if "config" not in meta:
             raise UserError(f"{path}: checkpoint metadata has no config; it was not written by ognet-video")
-        cfg = Config.from_dict(upgrade_checkpoint_config(meta["config"], str(path)), source=str(path))
-        check_preset(cfg, str(path))
+        cfg = stored_config(meta["config"], str(path))
         if expect_preset and cfg.model.preset != expect_preset:
             raise UserError(
                 f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching checkpoint"

@@ -213,15 +213,14 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_prese
               runtime: str | None = None):  # fmt: skip
     """A ``Detector`` scoring with OpenVINO or onnxruntime (``pick_runtime``), with the config and calibration the
     export stored; its ``meta["runtime"]`` says which."""
-    from ognet_video.config import Config, check_preset, upgrade_checkpoint_config
     from ognet_video.detector import Calibration, Detector
     from ognet_video.model import in_channels
+    from ognet_video.stored_config import stored_config
 
     path = Path(path)
     opened = open_model(path, device, runtime)
     meta = read_meta(opened.props, path)
-    cfg = Config.from_dict(upgrade_checkpoint_config(meta["config"], str(path)), source=str(path))
-    check_preset(cfg, str(path))
+    cfg = stored_config(meta["config"], str(path))
     if expect_preset and cfg.model.preset != expect_preset:
         raise UserError(f"{path} is a {cfg.model.preset!r} model, expected {expect_preset!r}; pick a matching model")
     shape = opened.input_shape

@@ -12,11 +12,11 @@ from ognet_video.config import (
     PatchConfig,
     load_config,
     set_value,
-    upgrade_checkpoint_config,
     validate,
 )
 from ognet_video.errors import UserError
 from ognet_video.model import resolve_model_config
+from ognet_video.stored_config import upgrade_checkpoint_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

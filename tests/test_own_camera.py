@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ognet_video.checkpoint import load_checkpoint
-from ognet_video.config import load_config, upgrade_checkpoint_config
+from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.data.recordings import fit_geometry, load_recordings
 from ognet_video.data.synthetic import _background, make_clip
@@ -28,6 +28,7 @@ from ognet_video.patches import PatchExtractor, fit_width, mask_cells
 from ognet_video.scoring import FrameScorer, misfit_warning
 from ognet_video.sources import ImageFiles, VideoFile
 from ognet_video.sources.resample import Resampler
+from ognet_video.stored_config import upgrade_checkpoint_config
 from ognet_video.train import collect_patches, load_clip_frames
 from tests.conftest import TINY
 
