@@ -27,7 +27,7 @@ from ognet_video.checkpoint import atomic_write_bytes
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.model import in_channels
-from ognet_video.onnx_backend import FORMAT, INPUT, OUTPUT, importable, open_model, require
+from ognet_video.onnx_backend import FORMAT, INPUT, OUTPUT, installed_runtimes, open_model, require
 from ognet_video.score.manifest import model_id
 
 FORMATS = ("onnx",)
@@ -120,7 +120,7 @@ def export_onnx(det: Detector, source: Path, out: Path) -> ExportResult:
         atomic_write_bytes(tmp, data)
         x = check_batch(det)
         want = det.patch_scores(x)
-        runtimes = tuple(r for r in ("onnxruntime", "openvino") if r == "onnxruntime" or importable(r))
+        runtimes = installed_runtimes()  # onnxruntime among them: ``export`` requires it
         diff = 0.0
         for runtime in runtimes:
             d = float(np.max(np.abs(open_model(tmp, "cpu", runtime).backend(x) - want)))

@@ -200,6 +200,11 @@ def pick_runtime(device: str | torch.device = "cpu", runtime: str | None = None)
     return "onnxruntime" if cuda or not importable("openvino") else "openvino"
 
 
+def installed_runtimes() -> tuple[str, ...]:
+    """The runtimes that can score an export here, in ``pick_runtime``'s order of preference for the CPU."""
+    return tuple(r for r in ("openvino", "onnxruntime") if importable(r))
+
+
 def open_model(path: Path, device: str | torch.device = "cpu", runtime: str | None = None) -> Opened:
     """``path`` opened by the runtime ``pick_runtime`` chooses."""
     if pick_runtime(device, runtime) == "openvino":

@@ -46,7 +46,7 @@ from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.engine import Engine  # noqa: E402
 from ognet_video.export import export  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
-from ognet_video.onnx_backend import RUNTIME_ENV, importable, load_onnx  # noqa: E402
+from ognet_video.onnx_backend import RUNTIME_ENV, installed_runtimes, load_onnx  # noqa: E402
 from ognet_video.score import ScoreOptions, score  # noqa: E402
 from ognet_video.scoring import FrameScorer  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
@@ -180,7 +180,7 @@ def main() -> None:
         tmp = Path(tmp)
         videos = [str(write_mp4(c.frames, tmp / f"ped2_{c.name}.mp4")) for c in clips]
         onnx = export(path, "onnx", tmp / "model.onnx").path
-        runtimes = ["openvino"] * importable("openvino") + ["onnxruntime"]
+        runtimes = installed_runtimes()  # OpenVINO first when installed; onnxruntime (``export`` requires it)
         with one_core_per_stage():
             one_core = load_onnx(onnx, runtime=runtimes[0])  # its threads are fixed when it is compiled
         configs = {"before": (det, before), "torch": (det, contextlib.nullcontext)}
