@@ -43,8 +43,10 @@ def test_mjpeg_server_is_read_by_opencv_and_cut(clips):
         err = [np.abs(img[..., 0].astype(int) - clips[0][i]).mean() for i, (_, img) in enumerate(got)]
         assert max(err) < 3.0  # the served frames, in order, up to JPEG loss
         assert cam.cut(refuse_s=0.5) == 1
-        t = time.monotonic()
-        assert not cap.read()[0] and time.monotonic() - t < 3.0  # the client sees the stream end
+        t, buffered = time.monotonic(), 0
+        while cap.read()[0]:  # frames already in the socket buffers come first, then the stream ends
+            buffered += 1
+            assert buffered < 50 and time.monotonic() - t < 3.0, "the client never saw the stream end"
         cap.release()
         with pytest.raises(Exception, match="cannot open stream"):
             open_capture(cam.url, timeout_s=2)
