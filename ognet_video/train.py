@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -145,6 +146,7 @@ class TrainResult:
     phase1_path: Path
     minutes: float
     patches: int
+    validation: dict | None = None  # ``validation.self_check``'s result, also in the model's metadata
 
 
 class _Log:
@@ -250,9 +252,24 @@ def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: boo
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
                     environment=host_info(), **footage_meta(dataset, holdout))  # fmt: skip
+    check = _self_check(det, holdout, console)
+    if check is not None:
+        det.meta["validation"] = check
     model_path = det.save(run_dir / "model.safetensors")
     log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
-    return TrainResult(run_dir, model_path, phase1_path, minutes, n)
+    return TrainResult(run_dir, model_path, phase1_path, minutes, n, check)
+
+
+def _self_check(det: Detector, holdout: list[Any], console: Console) -> dict | None:
+    """``validation.self_check`` on the held-out footage; a report, so a failure costs a warning, not the model."""
+    from ognet_video.validation import self_check
+
+    try:
+        with console.status("label-free check on the held-out footage"):
+            return self_check(det, holdout)
+    except Exception as exc:  # noqa: BLE001 - the trained model is what matters
+        console.print(f"[yellow]label-free check skipped: {escape(str(exc))}[/]")
+        return None
 
 
 def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch.Tensor | None,

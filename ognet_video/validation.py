@@ -44,6 +44,8 @@ SPEEDUP = 3  # frames skipped per frame in the sped-up half
 GLIDE_PX = 1.5  # glider speed in source pixels per frame (Ped2's walkers: about 1; clip 10's cyclist: 1-2)
 CROWD_COPIES = 3  # later frames whose walkers are pasted into each ``densecrowd`` frame
 DIFF_LEVEL = 20  # gray levels from the background that make a pixel part of the cut-out walker
+WINDOW = 200  # frames per window of held-out footage in ``footage_windows`` (Ped2's clips, 120-180, stay whole)
+MAX_WINDOWS = 4  # windows read at most: the check costs seconds, not the minutes long footage would
 
 
 @dataclass
@@ -197,3 +199,61 @@ def validation_aucs(labels: dict[str, np.ndarray], smoothed: dict[str, np.ndarra
         else:
             out[kind] = summarize({n: labels[n] for n in names}, {n: smoothed[n] for n in names})["micro_auc"]
     return out
+
+
+def _gray(image: np.ndarray, scale: float) -> np.ndarray:
+    g = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return g if scale >= 1 else cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def footage_windows(clips: Iterable, detector: Detector) -> list[tuple[str, list[np.ndarray]]]:
+    """(name, gray frames) windows of held-out footage as calibration reads it (anything whose ``source()``
+    yields frames at the analysis rate): the first ``MAX_WINDOWS`` of at most ``WINDOW`` frames, each at least
+    half a window unless its clip is shorter. Frames far larger than the model's grid are shrunk to twice it,
+    which keeps memory in bounds; the analysed region is given in fractions, so it does not move."""
+    x0, _, x1, _ = detector.cfg.patches.crop
+    out: list[tuple[str, list[np.ndarray]]] = []
+    for clip in clips:
+        frames: list[np.ndarray] = []
+        scale = 1.0
+        for f in clip.source():
+            if not frames:
+                scale = min(1.0, 2 * detector.cfg.patches.width / max(1.0, (x1 - x0) * f.image.shape[1]))
+            frames.append(_gray(f.image, scale))
+            if len(frames) == WINDOW:
+                out.append((f"{clip.name}@{len(out)}", frames))
+                frames = []
+                if len(out) == MAX_WINDOWS:
+                    return out
+        if frames and (len(frames) >= WINDOW // 2 or not any(n.startswith(f"{clip.name}@") for n, _ in out)):
+            out.append((f"{clip.name}@{len(out)}", frames))
+            if len(out) == MAX_WINDOWS:
+                return out
+    return out
+
+
+def self_check(detector: Detector, clips: Iterable) -> dict | None:
+    """The protocol on a trained model's own held-out normal footage: how well it tells synthetic anomalies made
+    from it from normal frames, with no label. What a user training on their own camera can read instead of
+    test AUCs; ``None`` when the footage is too short to make a clip of."""
+    windows = [(n, f) for n, f in footage_windows(clips, detector) if len(f) >= 2 * (SPEEDUP + CROWD_COPIES)]
+    if not windows:
+        return None
+    out = validate(detector, make_clips(windows, detector))
+    out["windows"] = len(windows)
+    return out
+
+
+KIND_NAMES = {"speedup": "speed-up", "slowglider": "slow glider", "densecrowd": "dense crowd",
+              "crowdglider": "glider in a crowd"}  # fmt: skip
+
+
+def check_line(check: dict) -> str:
+    """``self_check``'s result in one line for the console."""
+
+    def auc(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    kinds = ", ".join(f"{KIND_NAMES[k]} {auc(check.get(k))}" for k in KINDS)
+    return (f"label-free check on the held-out footage: AUC {auc(check.get('all'))} ({kinds}; synthetic anomalies "
+            "made from it: 1.0 = all above every normal frame, 0.5 = chance)")  # fmt: skip

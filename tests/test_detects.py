@@ -80,8 +80,14 @@ def test_the_validation_protocol_sees_it_detect(cyclist_run):
     from ognet_video.detector import Detector
     from ognet_video.validation import held_out_footage, make_clips, validate
 
-    run_dir, _, root = cyclist_run
+    run_dir, out, root = cyclist_run
     det = Detector.load(run_dir / "model.safetensors")
     clips = make_clips(held_out_footage(run_dir / "model.safetensors", load_dataset("folder", root).train), det)
     val = validate(det, clips)
     assert val["speedup"] >= 0.8, val
+    # train ran the same check on the same footage, stored it with the model and printed it
+    stored = det.meta["validation"]
+    assert {k: stored[k] for k in ("all", "speedup", "densecrowd")} == {
+        k: val[k] for k in ("all", "speedup", "densecrowd")
+    }
+    assert f"label-free check on the held-out footage: AUC {val['all']:.3f}" in " ".join(out.split()), out

@@ -9,10 +9,14 @@ from ognet_video.validation import (
     CROWD_COPIES,
     GLIDE_PX,
     KINDS,
+    MAX_WINDOWS,
     SPEEDUP,
+    WINDOW,
+    check_line,
     crowd_glider,
     crowded,
     dense_crowd,
+    footage_windows,
     make_clips,
     slow_glider,
     speedup,
@@ -119,3 +123,62 @@ def test_a_high_scoring_dense_crowd_lowers_its_auc_and_the_pooled_one():
     out = validation_aucs(labels, loud)
     assert out["densecrowd"] == 0.0 and out["all"] < 1.0
     assert out["slowglider"] == out["crowdglider"] == out["speedup"] == 1.0  # anomaly kinds: their own clips
+
+
+class _Footage:
+    """Held-out footage as calibration reads it: a name and ``source()`` yielding frames."""
+
+    def __init__(self, name: str, images: list[np.ndarray]) -> None:
+        self.name, self.images = name, images
+
+    def source(self):  # noqa: ANN201 - frames
+        from ognet_video.sources.base import Frame
+
+        return (Frame(i, i / 10, im) for i, im in enumerate(self.images))
+
+
+def test_footage_windows_cut_long_footage_and_keep_short_clips_whole(detector):
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)  # BGR, as a video decodes
+    long = _Footage("cam", [frame] * (WINDOW * 2 + WINDOW // 4))  # two whole windows and a stub left over
+    short = _Footage("short", [frame[..., 0].copy()] * 30)
+    out = footage_windows([long, short], detector)
+    assert [(n, len(f)) for n, f in out] == [("cam@0", WINDOW), ("cam@1", WINDOW), ("short@2", 30)]
+    assert all(f.ndim == 2 and f.dtype == np.uint8 for _, fs in out for f in fs)  # gray
+    assert len(footage_windows([long] * 5, detector)) == MAX_WINDOWS  # read no further than needed
+
+
+def test_footage_windows_shrink_frames_far_larger_than_the_grid(detector):
+    width = detector.cfg.patches.width
+    big = _Footage("big", [np.zeros((width * 3, width * 5, 3), np.uint8)] * 3)
+    ((_, frames),) = footage_windows([big], detector)
+    assert frames[0].shape[1] == 2 * width
+
+
+def test_check_line_names_every_kind():
+    line = check_line({"all": 0.9, "speedup": 0.95, "slowglider": None, "densecrowd": 0.8, "crowdglider": 0.7})
+    assert line.startswith("label-free check on the held-out footage: AUC 0.900 (speed-up 0.950, slow glider n/a")
+
+
+def test_a_failing_check_costs_a_warning_not_the_model(walkway_ds, tiny_config, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from ognet_video import validation
+    from ognet_video.detector import Detector
+    from ognet_video.train import train
+
+    def broken(*_a, **_k):  # noqa: ANN202
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(validation, "self_check", broken)
+    out = io.StringIO()
+    res = train(tiny_config(), walkway_ds, tmp_path / "run", console=Console(file=out, width=200))
+    assert res.validation is None and "label-free check skipped: no luck" in out.getvalue()
+    assert "validation" not in Detector.load(res.model_path).meta  # the model was saved all the same
+
+
+def test_training_stores_the_check_with_the_model(trained_run, detector):
+    assert trained_run.validation is not None and detector.meta["validation"] == trained_run.validation
+    assert set(KINDS) | {"all", "windows"} <= set(trained_run.validation)

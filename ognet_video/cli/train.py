@@ -92,6 +92,10 @@ def train(
     if not world.is_main:
         return
     common.console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
+    if res.validation is not None:
+        from ognet_video.validation import check_line
+
+        common.console.print(check_line(res.validation), highlight=False)
     if evaluate_after and any(c.labels is not None for c in ds.test):
         from ognet_video.cli.evaluate import report
 
