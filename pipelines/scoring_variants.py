@@ -120,7 +120,7 @@ def crowd_fit(held: dict[str, FrameScores], variant: str, topk: int) -> Callable
         top = next(iter(held.values())).patch.shape[1]  # every cell of the grid
         expect = np.zeros(top + 1)
         for k in range(1, top + 1):
-            draws = -np.sort(-rng.choice(pool, size=(400, k)), axis=1)[:, :topk]
+            draws = -np.sort(-rng.choice(pool, size=(2000, k)), axis=1)[:, :topk]
             expect[k] = draws.mean()
         expect -= expect[1]
         return lambda n: expect[np.clip(n, 1, top)]
@@ -142,7 +142,7 @@ def cached_parts(run: Path, det: Detector, sets: dict, transforms: dict[str, Tra
     if cache.exists():
         z = np.load(cache)
         out: dict = {}
-        for key in {k.rsplit("/", 1)[0] for k in z.files}:
+        for key in sorted({k.rsplit("/", 1)[0] for k in z.files}):  # sorted: the same order in every process
             s, n, t = key.split("/")
             out.setdefault(s, {}).setdefault(n, {})[t] = FrameScores(*(z[f"{key}/{f}"] for f in fields))
         if all(set(out.get(s, {}).get(n, {})) >= set(transforms) for s, clips in sets.items() for n in clips):
