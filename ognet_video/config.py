@@ -40,6 +40,7 @@ RETIRED: dict[str, Any] = {
     "train.mirror": 0.0,
     "train.phase1_ema": 0.0,
     "train.skip_weight": 1.0,
+    "train.crowd_copies": 0,
     "score.output": "logit",
 }
 
@@ -159,9 +160,6 @@ class TrainConfig(_Section):
     # decay of an exponential moving average of D's weights over phase two (0 = off: D as the last step left it)
     phase2_ema: Float = Field(0.99, ge=0, lt=1)
     max_patches: Int = Field(16000, ge=0)  # cap on training patches (0 = all moving patches), sampled with the seed
-    # normal patches also from crowded copies of each training clip: the walkers of N later frames pasted into
-    # each frame (validation.crowded), so that dense crowds and walkers sharing a cell are seen as normal (0 = off)
-    crowd_copies: Int = Field(0, ge=0, le=4)
     holdout_clips: Int = Field(2, ge=1)  # named datasets: the last N normal training clips are held out for calibration
     # recordings: the last part in time is held out for calibration: this fraction of the footage, or
     # holdout_seconds of it when that is > 0

@@ -58,10 +58,7 @@ def collect_patches(
                         optical_flow(frames[:-k], frames[k:], cfg.patches.flow_preset, needed=needed)
                     )
                     fast.append(to_tensor(cfg.patches, flow=flow_k[moving[k:]]))
-            normal = ex.select(cp, moving)
-            if cfg.train.crowd_copies:
-                normal = torch.cat([normal, _crowded_patches(frames, ex, cfg.train.crowd_copies)])
-            mine.append((i, normal, fast))
+            mine.append((i, ex.select(cp, moving), fast))
             if progress is not None and task is not None:
                 progress.update(task, advance=1, info=f"{sum(len(p) for _, p, _ in mine)} moving")
     every = sorted((part for rank in world.gather(mine) for part in rank), key=lambda part: part[0])
@@ -74,15 +71,6 @@ def collect_patches(
             "lower patches.motion_threshold or add footage with motion"
         )
     return data, fast_data
-
-
-def _crowded_patches(frames: np.ndarray, ex: PatchExtractor, copies: int) -> torch.Tensor:
-    """The moving patches of the clip made crowded (``validation.crowded``), as normal training patches."""
-    from ognet_video.validation import crowded
-
-    crowd = np.stack(crowded(list(frames), copies))
-    cp = ex.extract(crowd)
-    return ex.select(cp, ex.moving(cp.motion))
 
 
 def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Config,
