@@ -44,7 +44,7 @@ from ognet_video.config import ScoreConfig
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.detector import Detector
 from ognet_video.host import host_info
-from ognet_video.metrics import auc, summarize
+from ognet_video.metrics import paired_clip_bootstrap, summarize
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.scoring import FrameScorer, FrameScores, aggregate
 from ognet_video.validation import KINDS, held_out_footage, make_clips, validation_aucs
@@ -174,30 +174,16 @@ def pick(rows: list[dict], means: dict, start: str, rest: list[str]) -> str:
     return max(wins, key=lambda v: means[v]["val"], default=start)
 
 
-def clip_bootstrap(
-    scores: dict[tuple[str, str], dict[str, np.ndarray]],
-    labels: dict[str, np.ndarray],
-    runs: list[str],
-    draws: int = 1000,
-) -> dict[str, list[float]]:
+def clip_bootstrap(scores: dict[tuple[str, str], dict[str, np.ndarray]], labels: dict[str, np.ndarray],
+                   runs: list[str]) -> dict[str, list[float]]:  # fmt: skip
     """How far the test alone can tell a variant from the one its round starts from: the 95% interval of the
-    difference in test causal micro AUC (mean over ``runs``), resampling the 12 test clips with replacement (the
-    same draw for both, paired). An interval that holds 0 means the test clips cannot say which is better."""
-    rng = np.random.default_rng(0)
-    names = sorted(labels)
-    picks = [rng.choice(names, size=len(names)) for _ in range(draws)]
-
-    def aucs(run: str, variant: str) -> np.ndarray:
-        sc = scores[(run, variant)]
-        got = [auc(np.concatenate([labels[n] for n in p]), np.concatenate([sc[n] for n in p])) for p in picks]
-        return np.array([np.nan if a is None else a for a in got])  # None: a draw of one class only
-
-    got = {(r, v): aucs(r, v) for r in runs for v in VARIANTS}
+    difference in test causal micro AUC (mean over ``runs``) under a paired bootstrap of the test clips. An
+    interval that holds 0 means the test clips cannot say which is better."""
     out = {}
     for start, rest in ROUNDS.items():
         for v in rest:
-            diff = np.mean([got[(r, v)] - got[(r, start)] for r in runs], axis=0)
-            out[v] = [float(np.nanpercentile(diff, 2.5)), float(np.nanpercentile(diff, 97.5))]
+            lo, hi = paired_clip_bootstrap(labels, [scores[(r, v)] for r in runs], [scores[(r, start)] for r in runs])
+            out[v] = [lo, hi]
     return out
 
 

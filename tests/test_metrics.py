@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ognet_video.metrics import auc, eer, summarize
+from ognet_video.metrics import auc, eer, paired_clip_bootstrap, summarize
 
 
 def pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -91,3 +91,15 @@ def test_summarize_without_any_two_class_clip():
     m = summarize({"a": np.array([1, 1]), "b": np.array([0, 0])}, {"a": np.array([2.0, 3.0]), "b": np.zeros(2)})
     assert m["macro_auc"] is None and m["macro_clips"] == 0
     assert m["micro_auc"] == 1.0
+
+
+def test_paired_clip_bootstrap_tells_a_clear_gain_from_none():
+    rng = np.random.default_rng(1)
+    labels = {f"{i:02d}": np.r_[np.zeros(20), np.ones(20)].astype(int) for i in range(12)}
+    noisy = [{n: y + rng.normal(0, 1.0, y.size) for n, y in labels.items()} for _ in range(3)]
+    sharp = [{n: y + rng.normal(0, 0.3, y.size) for n, y in labels.items()} for _ in range(3)]
+    assert paired_clip_bootstrap(labels, noisy, noisy, draws=200) == (0.0, 0.0)  # the same scores: no difference
+    lo, hi = paired_clip_bootstrap(labels, sharp, noisy, draws=200)
+    assert 0 < lo < hi  # better on every clip: the interval excludes 0
+    lo, hi = paired_clip_bootstrap(labels, noisy[:1], noisy[1:2], draws=200)
+    assert lo < 0 < hi  # two draws of the same recipe: the clips cannot tell them apart
