@@ -155,6 +155,10 @@ def test_train_on_recordings_with_a_mask(cam_run, cam):
     assert meta["holdout"]["segments"][-1]["end_s"] == 3.0 and meta["footage"]["skipped"][0].endswith("bad.mp4")
     ignored = meta["config"]["patches"]["ignore_cells"]
     assert ignored == [r * 9 + c for r in range(5) for c in range(3)]  # the left third: 3 of 9 columns
+    # the label-free check ran on the held-out 2.4 s of video (decoded BGR, at the analysis rate) and was printed
+    check = meta["validation"]
+    assert check["windows"] == 1 and check["frames"] > 40 and all(k in check for k in ("all", "speedup", "densecrowd"))
+    assert "label-free check on the held-out footage: AUC" in " ".join(out.split())
 
 
 def test_masked_cells_are_neither_trained_on_nor_scored(cam_run, cam):
