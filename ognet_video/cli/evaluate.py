@@ -71,3 +71,7 @@ def info(model: Path = model_opt()) -> None:
     }  # an .onnx holds no torch members
     common.console.print_json(json.dumps(meta))
     common.console.print_json(json.dumps(det.cfg.to_dict()))
+    if isinstance(det.meta.get("validation"), dict):  # models trained before the check have none
+        from ognet_video.validation import check_line
+
+        common.console.print(check_line(det.meta["validation"]), highlight=False)
