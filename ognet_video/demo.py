@@ -138,6 +138,10 @@ def run_demo(project: Path = Path("runs"), seed: int = 0, console: Console | Non
     console.print(f"at the calibrated threshold (causal): recall {thr['recall']:.3f}, false-positive rate "
                   f"{thr['false_positive_rate']:.3f}  |  report: {run_dir}/metrics.json, roc.png, timelines/",
                   highlight=False)  # fmt: skip
+    if res.validation is not None:  # what a user without labels would see
+        from ognet_video.validation import check_line
+
+        console.print(check_line(res.validation), highlight=False)
     clip = next(c for c in ds.test if c.labels is not None and c.labels.any())
     clip_dir = clip.frames[0].parent
     next_command = f"ognet-video watch {typed_path(clip_dir)} --model {typed_path(run_dir)} --save-video"
