@@ -1,6 +1,7 @@
 """A validation set that needs no test label: synthetic anomalies made from held-out normal footage.
 
-Variants are to be chosen on it (``pipelines/validation_benchmark.py``), the test clips only reported. Each
+Variants are chosen on it (``pipelines/validation_benchmark.py``, ``pipelines/scoring_variants.py``), the test
+clips only reported; ``self_check`` runs it at the end of every training, on the model's own held-out footage. Each
 held-out normal clip gives one validation clip per kind (``KINDS``, the protocol's second version). The kinds
 are built from the ways the Ped2 test clips are hard, known before any rank check: riders at walking speed
 (clip 10) and dense crowds of normal walkers that score high (clip 12), with a rider inside them.
