@@ -109,10 +109,7 @@ class PatchExtractor:
         if self.cropped:
             x0, y0, x1, y1 = crop_pixels(self.cfg.crop, frame.shape)
             frame = frame[y0:y1, x0:x1]
-        if frame.ndim == 3:
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-        if frame.dtype != np.uint8:
-            frame = np.clip(frame, 0, 255).astype(np.uint8)
+        frame = to_gray(frame)
         if frame.shape != (self.cfg.height, self.cfg.width):
             frame = cv2.resize(frame, (self.cfg.width, self.cfg.height), interpolation=cv2.INTER_AREA)
         return frame
@@ -186,6 +183,15 @@ class PatchExtractor:
         """(T, N) cells that move and are not ignored: the only ones trained on and scored."""
         moving = motion > self.cfg.motion_threshold
         return moving & ~self.ignored if self.ignored.any() else moving
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """A gray, BGR or BGRA frame as gray uint8."""
+    if frame.ndim == 3:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    if frame.dtype != np.uint8:
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+    return frame
 
 
 def fit_width(cfg: PatchConfig, frame_shape: tuple[int, ...]) -> int:

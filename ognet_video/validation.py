@@ -36,6 +36,7 @@ import numpy as np
 from ognet_video.data import Clip, read_gray
 from ognet_video.detector import Detector
 from ognet_video.metrics import summarize
+from ognet_video.patches import to_gray
 from ognet_video.postprocess import calibrated, causal_smooth
 from ognet_video.scoring import FrameScorer
 
@@ -203,7 +204,7 @@ def validation_aucs(labels: dict[str, np.ndarray], smoothed: dict[str, np.ndarra
 
 
 def _gray(image: np.ndarray, scale: float) -> np.ndarray:
-    g = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    g = to_gray(image)  # as the model's ``prepare`` makes it, BGRA included
     return g if scale >= 1 else cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
