@@ -85,8 +85,8 @@ def score_config(det: Detector, variant: str) -> ScoreConfig:
     """The default's scoring settings with a variant's ``topK`` and ``wN`` parts applied."""
     cfg = det.cfg.score
     for part in variant.split("+"):
-        if part[:3] == "top":
-            cfg = cfg.model_copy(update={"topk": int(part[3:])})
+        if part[:3] == "top":  # also on a model whose stored aggregate is "max", where topk alone is ignored
+            cfg = cfg.model_copy(update={"aggregate": "topk", "topk": int(part[3:])})
         elif part[0] == "w" and part[1:].isdigit():
             cfg = cfg.model_copy(update={"causal_window": int(part[1:])})
     return cfg
@@ -108,19 +108,20 @@ def moving(fs: FrameScores) -> np.ndarray:
     return np.isfinite(fs.patch).sum(axis=1)
 
 
-def crowd_fit(held: dict[str, FrameScores], variant: str, topk: int) -> Callable[[np.ndarray], np.ndarray]:
+def crowd_fit(held: dict[str, FrameScores], variant: str, cfg: ScoreConfig) -> Callable[[np.ndarray], np.ndarray]:
     """What a frame's score is expected to be from its number of moving cells alone, from held-out normal
     frames (no label): the correction the ``crowd`` variants subtract."""
     kinds = variant.split("+")
     if "crowd" not in kinds and "crowdiid" not in kinds:
         return lambda n: np.zeros(len(n))
     if "crowdiid" in kinds:
+        topk = 1 if cfg.aggregate == "max" else cfg.topk
         pool = np.concatenate([fs.patch[np.isfinite(fs.patch)] for fs in held.values()])
         rng = np.random.default_rng(0)
         top = next(iter(held.values())).patch.shape[1]  # every cell of the grid
         expect = np.zeros(top + 1)
         for k in range(1, top + 1):
-            draws = -np.sort(-rng.choice(pool, size=(2000, k)), axis=1)[:, :topk]
+            draws = -np.sort(-rng.choice(pool, size=(2000, k)), axis=1)[:, :topk]  # the variant's own frame score
             expect[k] = draws.mean()
         expect -= expect[1]
         return lambda n: expect[np.clip(n, 1, top)]
@@ -212,7 +213,7 @@ def main() -> None:
             score_cfg = score_config(det, variant)
             w = score_cfg.causal_window
             fs = {s: {n: combine(det, p, variant, cols) for n, p in clips.items()} for s, clips in scores.items()}
-            expect = crowd_fit(fs["held"], variant, det.cfg.score.topk)
+            expect = crowd_fit(fs["held"], variant, score_cfg)
             fs = {s: {n: corrected(x, expect) for n, x in c.items()} for s, c in fs.items()}
             cal = fit_calibration(fs["held"], score_cfg)
             smooth = {s: {n: causal_smooth(calibrated(x.raw, x.scored, cal), w, cal.empty) for n, x in c.items()}
