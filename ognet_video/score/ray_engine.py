@@ -188,8 +188,8 @@ def _ray_error(exc: BaseException) -> str:
 @contextlib.contextmanager
 def ray_session(ray_opts: RayOptions, slots: int | None, console: Console) -> Iterator[int]:
     """Connect to a cluster (``address``) or start a quiet local instance sized for ``slots`` tasks; yield
-    how many tasks to keep in flight. A session someone else started (``ray.init`` by the caller) is used
-    as it is and left running."""
+    how many tasks to keep in flight. A Ray runtime the caller started (``ray.init``) is used as it is and
+    left running."""
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
@@ -222,7 +222,11 @@ def ray_session(ray_opts: RayOptions, slots: int | None, console: Console) -> It
         if fit < 1:
             raise UserError(f"the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs) cannot fit one task of "
                             f"{ray_opts.cpus_per_task:g} CPUs and {ray_opts.gpus_per_task:g} GPUs")  # fmt: skip
-        where = "on this machine" if ray_opts.address is None and started else f"at {ray_opts.address or 'a session'}"
+        where = (
+            "on this machine"
+            if ray_opts.address is None and started
+            else f"at {ray_opts.address or 'the running Ray instance'}"
+        )
         console.print(f"ray {where} ({cpus:g} CPUs, {gpus:g} GPUs): {min(fit, slots or fit)} clips at once, each "
                       f"with {ray_opts.cpus_per_task:g} CPU and {ray_opts.gpus_per_task:g} GPU")  # fmt: skip
         yield min(fit, slots) if slots else 2 * fit  # a queue of one more task per slot keeps every slot busy
