@@ -253,8 +253,8 @@ KIND_NAMES = {"speedup": "speed-up", "slowglider": "slow glider", "densecrowd": 
 def check_line(check: dict) -> str:
     """``self_check``'s result in one line for the console."""
 
-    def auc(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
+    def auc(v: object) -> str:  # metadata edited by hand may hold anything: never a traceback for a report
+        return f"{v:.3f}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
     kinds = ", ".join(f"{KIND_NAMES[k]} {auc(check.get(k))}" for k in KINDS)
     return (f"label-free check on the held-out footage: AUC {auc(check.get('all'))} ({kinds}; synthetic anomalies "

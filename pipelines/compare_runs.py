@@ -23,6 +23,9 @@ def read_scores(run: Path, column: str = "causal") -> tuple[dict[str, np.ndarray
     """(labels, scores) per clip from a run's ``frame_scores.csv``."""
     labels: dict[str, list[int]] = {}
     scores: dict[str, list[float]] = {}
+    if not (run / "frame_scores.csv").is_file():
+        raise SystemExit(f"error: {run} has no frame_scores.csv; give a run evaluated on labelled clips "
+                         "(a train run on a labelled dataset, or an ognet-video eval folder)")  # fmt: skip
     with (run / "frame_scores.csv").open() as f:
         for row in csv.DictReader(f):
             labels.setdefault(row["clip"], []).append(int(row["label"]))

@@ -25,6 +25,9 @@ from pipelines.settings import REPO  # noqa: E402
 
 
 def summary(run: Path) -> dict:
+    if not (run / "metrics.json").is_file() or not (run / "model.safetensors").is_file():
+        raise SystemExit(f"error: {run} is not a finished, evaluated run (metrics.json and model.safetensors); "
+                         "give the folder of a run trained on a labelled dataset (train evaluates it)")  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     _, meta = load_checkpoint(run / "model.safetensors")
     op, loc = metrics["operator"], metrics["localisation"]

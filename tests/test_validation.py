@@ -158,6 +158,7 @@ def test_footage_windows_shrink_frames_far_larger_than_the_grid(detector):
 def test_check_line_names_every_kind():
     line = check_line({"all": 0.9, "speedup": 0.95, "slowglider": None, "densecrowd": 0.8, "crowdglider": 0.7})
     assert line.startswith("label-free check on the held-out footage: AUC 0.900 (speed-up 0.950, slow glider n/a")
+    assert "AUC n/a (speed-up n/a" in check_line({"all": "edited", "speedup": [1]})  # hand-edited metadata
 
 
 def test_a_failing_check_costs_a_warning_not_the_model(walkway_ds, tiny_config, tmp_path, monkeypatch):
