@@ -92,7 +92,39 @@ def score_config(det: Detector, variant: str) -> ScoreConfig:
     return cfg
 
 
-def combine(det: Detector, parts: dict[str, FrameScores], variant: str, cols: int) -> FrameScores:
+def local_track(patch: np.ndarray, scored: np.ndarray, cols: int, window: int, floor: float) -> np.ndarray:
+    """Each moving cell's score becomes the trailing mean, over the last ``window`` scored frames, of the highest
+    score in its 3x3 neighbourhood: something anomalous keeps scoring high where it goes, while a crowd's
+    one-frame spikes land in a different cell each frame. A neighbourhood where nothing moved counts as
+    ``floor`` (the lowest held-out patch score, the calibration's "nothing moved")."""
+    t, n = patch.shape
+    g = np.where(np.isnan(patch), -np.inf, patch).reshape(t, n // cols, cols)
+    pad = np.pad(g, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    near = np.max([pad[:, 1 + dy : 1 + dy + g.shape[1], 1 + dx : 1 + dx + cols]
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0).reshape(t, n)  # fmt: skip
+    near = np.where(np.isinf(near), floor, near) * scored[:, None]
+    total = np.cumsum(near, axis=0)
+    count = np.cumsum(scored.astype(float))
+    lag = np.arange(t) - window
+    total -= np.where(lag[:, None] >= 0, total[np.maximum(lag, 0)], 0.0)
+    count -= np.where(lag >= 0, count[np.maximum(lag, 0)], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / count[:, None]
+    return np.where(np.isnan(patch), np.nan, out)
+
+
+def held_stats(held: dict[str, dict[str, FrameScores]]) -> dict[str, float]:
+    """Over the held-out normal clips' moving cells: the lowest patch score (the calibration's floor), and the
+    mean and sd of the patch scores and of the cells' motion (what ``motionX`` standardises with)."""
+    patch = np.concatenate([p["base"].patch[np.isfinite(p["base"].patch)] for p in held.values()])
+    motion = np.concatenate([p["base"].motion[np.isfinite(p["base"].patch)] for p in held.values()])
+    return {"floor": float(patch.min()), "mean": float(patch.mean()), "sd": float(patch.std()),
+            "motion_mean": float(motion.mean()), "motion_sd": float(motion.std())}  # fmt: skip
+
+
+def combine(
+    det: Detector, parts: dict[str, FrameScores], variant: str, cols: int, stats: dict[str, float]
+) -> FrameScores:
     """Patch scores of one variant (the crowd corrections act later, on frame scores: ``crowd_fit``)."""
     base, kinds = parts["base"], variant.split("+")
     if "mirror" in kinds:
@@ -101,6 +133,12 @@ def combine(det: Detector, parts: dict[str, FrameScores], variant: str, cols: in
         patch = np.concatenate([parts[g].patch for g in ("base", "d")], axis=1)
     else:
         patch = base.patch
+    for k in kinds:
+        if k.startswith("motion"):  # D(G(x)) and the cell's motion, each in held-out sds, motion weighted by X
+            z = (base.motion - stats["motion_mean"]) / stats["motion_sd"]
+            patch = (patch - stats["mean"]) / stats["sd"] + float(k[6:]) * z
+        if k.startswith("local"):
+            patch = local_track(patch, base.scored, cols, int(k[5:]), stats["floor"])
     return FrameScores(aggregate(patch, score_config(det, variant)), base.scored, patch, base.motion)
 
 
@@ -159,12 +197,16 @@ def cached_parts(run: Path, det: Detector, sets: dict, transforms: dict[str, Tra
 
 
 # each round: the variant it starts from, then the variants judged against it. The second round starts from the
-# first round's pick (written after the first round ran, before any test number of it was read for this purpose)
-ROUNDS = {
-    "base": ["mirror", "grid2", "crowd", "crowdiid", "mirror+crowd", "top1", "top3", "top4", "w3", "w7", "w9"],
-    "top1": ["top1+w3", "top1+w7", "top1+w9", "top1+mirror", "top1+crowd"],
-}
-VARIANTS = tuple(dict.fromkeys(v for start, rest in ROUNDS.items() for v in (start, *rest)))
+# first round's pick (written after the first round ran, before any test number of it was read for this purpose);
+# the third (local tracks) and fourth (the cell's motion added), from the default of the time (the second
+# round's pick), each written before it ran
+ROUNDS = [
+    ("base", ["mirror", "grid2", "crowd", "crowdiid", "mirror+crowd", "top1", "top3", "top4", "w3", "w7", "w9"]),
+    ("top1", ["top1+w3", "top1+w7", "top1+w9", "top1+mirror", "top1+crowd"]),
+    ("top1", ["top1+local3", "top1+local5", "top1+local3+w3", "top1+local5+w3"]),
+    ("top1", ["top1+motion0.5", "top1+motion1", "top1+motion2"]),
+]
+VARIANTS = tuple(dict.fromkeys(v for start, rest in ROUNDS for v in (start, *rest)))
 
 
 def pick(rows: list[dict], means: dict, start: str, rest: list[str]) -> str:
@@ -181,7 +223,7 @@ def clip_bootstrap(scores: dict[tuple[str, str], dict[str, np.ndarray]], labels:
     difference in test causal micro AUC (mean over ``runs``) under a paired bootstrap of the test clips. An
     interval that holds 0 means the test clips cannot say which is better."""
     out = {}
-    for start, rest in ROUNDS.items():
+    for start, rest in ROUNDS:
         for v in rest:
             lo, hi = paired_clip_bootstrap(labels, [scores[(r, v)] for r in runs], [scores[(r, start)] for r in runs])
             out[v] = [lo, hi]
@@ -212,7 +254,9 @@ def main() -> None:
         for variant in VARIANTS:
             score_cfg = score_config(det, variant)
             w = score_cfg.causal_window
-            fs = {s: {n: combine(det, p, variant, cols) for n, p in clips.items()} for s, clips in scores.items()}
+            stats = held_stats(scores["held"])
+            fs = {s: {n: combine(det, p, variant, cols, stats) for n, p in clips.items()}
+                  for s, clips in scores.items()}  # fmt: skip
             expect = crowd_fit(fs["held"], variant, score_cfg)
             fs = {s: {n: corrected(x, expect) for n, x in c.items()} for s, c in fs.items()}
             cal = fit_calibration(fs["held"], score_cfg)
@@ -234,7 +278,7 @@ def main() -> None:
         v: {k: float(np.mean([r[k] for r in rows if r["variant"] == v])) for k in ("val", "test", "test_07_12")}
         for v in VARIANTS
     }
-    picks = {start: pick(rows, means, start, rest) for start, rest in ROUNDS.items()}
+    picks = [pick(rows, means, start, rest) for start, rest in ROUNDS]
     spread = clip_bootstrap(test_scores, {c.name: c.labels for c in ds.test}, [r.name for r in args.runs])
     args.results.write_text(
         json.dumps(
