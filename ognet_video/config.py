@@ -79,15 +79,17 @@ class PatchConfig(_Section):
 
     section: ClassVar[str] = "patches"
 
-    size: Int = Field(29, ge=8)  # 29 px on 232x348: an 8 x 12 grid, one cell ~ one Ped2 pedestrian
-    height: Int = Field(232, ge=1, le=4096)  # frames are resized to (height, width) before gridding
-    width: Int = Field(348, ge=1, le=4096)
-    stride: Int = Field(29, ge=1)  # == size: a non-overlapping grid, as in the paper
+    # cells every 29 px (one Ped2 pedestrian), each seen as a 45 px patch with 8 px of its neighbours around it:
+    # an 8 x 12 grid on 248x364. size == stride is the paper's non-overlapping grid (configs/ped2-cpu-fast.yaml)
+    size: Int = Field(45, ge=8)
+    height: Int = Field(248, ge=1, le=4096)  # frames are resized to (height, width) before gridding
+    width: Int = Field(364, ge=1, le=4096)
+    stride: Int = Field(29, ge=1)
     motion_threshold: Float = Field(2.0, ge=0)  # mean |frame difference| (gray levels, 0-255) for a moving cell
     # "flow": dense optical flow from the previous frame, x and y (two planes); "gray": the cell itself (the paper)
     channels: Channels = "flow"
     flow_scale: Float = Field(4.0, gt=0)  # the flow planes are clamp(flow / flow_scale, -1, 1): px per frame at +-1
-    # OpenCV DIS at 232x348: "medium" (~11 ms per frame, solved at half resolution: one flow field per walker)
+    # OpenCV DIS at 248x364: "medium" (~11 ms per frame, solved at half resolution: one flow field per walker)
     # or "fast" (~2 ms, a quarter of the resolution: faster, coarser)
     flow_preset: FlowPreset = "medium"
     # motion is measured between frames this many per second apart, resampled from the source's timestamps

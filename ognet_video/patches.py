@@ -1,16 +1,16 @@
 """Frame -> grid patches + per-patch motion, vectorised with numpy strides (no loop over patches).
 
 Grid: frames are cut to ``crop`` (the picture inside black bars, when training found any), converted to gray
-and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 -> 232x348), then cut into ``size x size``
-cells every ``stride`` pixels (29, stride 29: an 8 x 12 grid of 96 non-overlapping cells; the paper's 45 on
-225x360: 5 x 8). Motion of a cell = mean |frame - previous frame|
-over the cell, in gray levels (0-255); a cell is "moving" when that exceeds ``motion_threshold``. Only moving
+and resized to ``height x width`` (Ped2 on the CPU recipe: 240x360 -> 248x364), then cut into ``size x size``
+patches every ``stride`` pixels (45, stride 29: an 8 x 12 grid of 96 cells, each seen with 8 px of its
+neighbours; the paper's 45 on 225x360, stride 45: 5 x 8). Motion of a cell = mean |frame - previous frame|
+over its patch, in gray levels (0-255); a cell is "moving" when that exceeds ``motion_threshold``. Only moving
 cells are trained on and scored, and of those only cells outside the ignore regions (``ignore_cells``,
 ``ignore_polygons``: a parking lot's trees, a clock, a screen in view).
 
 The model sees each cell as ``channels`` says: "gray" (the cell itself, the paper) or "flow" (dense optical
 flow from the previous frame, x and y, by OpenCV DIS: ``flow_preset`` "medium" or "fast", about 11 or 2 ms per
-232x348 frame on 2 cores). Unlike a frame difference, whose size grows with texture and contrast as much as
+248x364 frame on 2 cores). Unlike a frame difference, whose size grows with texture and contrast as much as
 with speed, flow measures speed in pixels per frame, which is what tells a cyclist from a walker.
 """
 
@@ -196,7 +196,7 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 
 def fit_width(cfg: PatchConfig, frame_shape: tuple[int, ...]) -> int:
     """The width that keeps a ``frame_shape`` frame's aspect ratio at ``cfg.height``, rounded to whole cells
-    (240x360 -> 348 at height 232: Ped2's geometry; 1080x1920 -> 406)."""
+    (240x360 -> 364 at height 248: Ped2's geometry; 1080x1920 -> 451)."""
     h, w = frame_shape[:2]
     cols = max(1, round((cfg.height * w / h - cfg.size) / cfg.stride) + 1)
     return (cols - 1) * cfg.stride + cfg.size

@@ -36,7 +36,7 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 def test_defaults_without_file():
     cfg = load_config()
     assert cfg == Config()
-    assert (cfg.patches.size, cfg.patches.height, cfg.patches.width) == (29, 232, 348)
+    assert (cfg.patches.size, cfg.patches.stride, cfg.patches.height, cfg.patches.width) == (45, 29, 248, 364)
 
 
 def test_defaults_are_the_cpu_recipe_and_its_file_spells_every_value():
@@ -115,7 +115,7 @@ def test_rules_between_settings_are_checked_once_all_values_are_in():
 
 def test_shipped_presets_load():
     presets = sorted(CONFIGS.glob("*.yaml"))
-    assert {p.name for p in presets} == {"ped2-cpu.yaml", "ped2-paper.yaml"}
+    assert {p.name for p in presets} == {"ped2-cpu.yaml", "ped2-cpu-fast.yaml", "ped2-paper.yaml"}
     for preset in presets:
         load_config(preset)
 
@@ -205,7 +205,7 @@ def test_unknown_key_in_yaml_is_user_error(tmp_path, text, needle):
         ("patches.flow_preset=ultrafast", "'fast' or 'medium'"),
         ("patches.flow_preset=full", "'fast' or 'medium'"),
         ("patches.size=4", "greater than or equal to 8"),
-        ("patches.size=233", "fit inside height x width"),
+        ("patches.size=249", "fit inside height x width"),
         ("patches.size=31", "size % 4 == 1"),
         ("patches.stride=0", "greater than or equal to 1"),
         ("patches.height=5000", "less than or equal to 4096"),

@@ -172,7 +172,8 @@ def _steps(world: World, out: str) -> None:
     # SGD: Adam's first steps are +-lr whatever the gradient's size, so the rounding noise in the gradients of the
     # biases before a BatchNorm (zero in exact arithmetic) would become differences of 2 lr
     opt_g, opt_d = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (G, D))
-    x = torch.rand(16, 2, 29, 29, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    s = cfg.patches.size
+    x = torch.rand(16, 2, s, s, generator=torch.Generator().manual_seed(1)) * 2 - 1
     for _ in range(2):
         phase_one_step(G, D, opt_g, opt_d, x[world.part(16)], cfg, gen, world=world)
     torch.save({**{f"G.{k}": v for k, v in G.state_dict().items()}, **{f"D.{k}": v for k, v in D.state_dict().items()}},

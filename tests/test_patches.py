@@ -19,10 +19,10 @@ def random_frames(t: int, h: int = 225, w: int = 360, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).integers(0, 256, (t, h, w), dtype=np.uint8)
 
 
-def test_default_grid_is_8x12_of_29():
+def test_default_grid_is_8x12_cells_29_apart_seen_at_45():
     ex = PatchExtractor(PatchConfig())
     assert (ex.rows, ex.cols, ex.num_cells) == (8, 12, 96)
-    assert ex.boxes[95].tolist() == [319, 203, 348, 232]
+    assert ex.boxes[0].tolist() == [0, 0, 45, 45] and ex.boxes[95].tolist() == [319, 203, 364, 248]
 
 
 def test_paper_grid_is_5x8_of_45():
