@@ -251,10 +251,10 @@ def main() -> None:
         cols = (det.cfg.patches.width - det.cfg.patches.size) // det.cfg.patches.stride + 1
         sets = {"held": {n: (f, None) for n, f in held.items()}, "val": val, "test": test}
         scores = cached_parts(run, det, sets, transforms)
+        stats = held_stats(scores["held"])  # the run's, the same for every variant
         for variant in VARIANTS:
             score_cfg = score_config(det, variant)
             w = score_cfg.causal_window
-            stats = held_stats(scores["held"])
             fs = {s: {n: combine(det, p, variant, cols, stats) for n, p in clips.items()}
                   for s, clips in scores.items()}  # fmt: skip
             expect = crowd_fit(fs["held"], variant, score_cfg)
