@@ -175,25 +175,27 @@ def corrected(fs: FrameScores, expect: Callable[[np.ndarray], np.ndarray]) -> Fr
 
 
 def cached_parts(run: Path, det: Detector, sets: dict, transforms: dict[str, Transform | None]) -> dict:
-    """{set: {clip: {transform: FrameScores}}}, from ``scoring_parts.npz`` beside the model when it is there."""
+    """{set: {clip: {transform: FrameScores}}}, from ``scoring_parts.npz`` beside the model where it holds them;
+    only what it lacks (a new validation kind, a new transform) is scored, and the cache is rewritten."""
     cache = run / "scoring_parts.npz"
     fields = ("raw", "scored", "patch", "motion")
+    out: dict = {}
     if cache.exists():
         z = np.load(cache)
-        out: dict = {}
         for key in sorted({k.rsplit("/", 1)[0] for k in z.files}):  # sorted: the same order in every process
             s, n, t = key.split("/")
             out.setdefault(s, {}).setdefault(n, {})[t] = FrameScores(*(z[f"{key}/{f}"] for f in fields))
-        if all(set(out.get(s, {}).get(n, {})) >= set(transforms) for s, clips in sets.items() for n in clips):
-            return out
-    out = {s: {n: {k: score_with(det, f, t) for k, t in transforms.items()} for n, (f, _) in clips.items()}
-           for s, clips in sets.items()}  # fmt: skip
-    arrays = {f"{s}/{n}/{t}/{f}": getattr(fs, f) for s, c in out.items() for n, p in c.items()
-              for t, fs in p.items() for f in fields}  # fmt: skip
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(cache)
-    return out
+    missing = [(s, n, k) for s, clips in sets.items() for n in clips for k in transforms
+               if k not in out.get(s, {}).get(n, {})]  # fmt: skip
+    for s, n, k in missing:
+        out.setdefault(s, {}).setdefault(n, {})[k] = score_with(det, sets[s][n][0], transforms[k])
+    if missing:
+        arrays = {f"{s}/{n}/{t}/{f}": getattr(fs, f) for s, c in out.items() for n, p in c.items()
+                  for t, fs in p.items() for f in fields}  # fmt: skip
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(cache)
+    return {s: {n: out[s][n] for n in clips} for s, clips in sets.items()}
 
 
 # each round: the variant it starts from, then the variants judged against it. The second round starts from the
