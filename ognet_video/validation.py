@@ -2,7 +2,7 @@
 
 Variants are chosen on it (``pipelines/validation_benchmark.py``, ``pipelines/scoring_variants.py``), the test
 clips only reported; ``self_check`` runs it at the end of every training, on the model's own held-out footage. Each
-held-out normal clip gives one validation clip per kind (``KINDS``, the protocol's third version). The kinds
+held-out normal clip gives one validation clip per kind (``KINDS``, the protocol's second version). The kinds
 are built from the ways the Ped2 test clips are hard, known before any rank check: riders at walking speed
 (clip 10) and dense crowds of normal walkers that score high (clip 12), with a rider inside them.
 
@@ -16,16 +16,12 @@ are built from the ways the Ped2 test clips are hard, known before any rank chec
   about four times the people. Labelled normal throughout; a model that scores crowds high loses AUC here.
 - ``crowdglider``: a crowd of ``CROWD_COPIES - 1`` pasted copies (three times the people), normal in its first
   half, with a slow glider sliding through its second half (anomalous): crowd and glider in the same frames.
-- ``fastcrowd``: the same crowd, normal in its first half; in its second half the walkers of one pasted copy move
-  ``FAST`` times faster (some backwards, as the copy bounces at the clip's end): real walkers at a rider's speed.
-- ``bigwalkers``: the recorded clip, each walker of its second half ``BIG`` times larger, moving as it did.
 
 The headline is the causal micro AUC pooled over all validation clips, as on the test clips; each anomaly kind
 is also reported alone (its clips only), and ``densecrowd`` as the pooled AUC with its crowded frames as the
 normal ones. Frames are the source's own (before the model's resize), so the whole scoring path runs as on a
 camera. The first version (a 4 px/frame glider, and a crowd of twice the people in the second half) saturated
-on trained models, the second (the first four kinds) on the context networks: ``docs/experiments.md``, sections
-18-21.
+on trained models: ``docs/experiments.md``, sections 18 and 19.
 """
 
 from __future__ import annotations
@@ -44,14 +40,11 @@ from ognet_video.patches import to_gray
 from ognet_video.postprocess import calibrated, causal_smooth
 from ognet_video.scoring import FrameScorer
 
-KINDS = ("speedup", "slowglider", "densecrowd", "crowdglider", "fastcrowd", "bigwalkers")
+KINDS = ("speedup", "slowglider", "densecrowd", "crowdglider")
 NORMAL_KINDS = ("densecrowd",)  # kinds whose frames are all normal
 SPEEDUP = 3  # frames skipped per frame in the sped-up half
 GLIDE_PX = 1.5  # glider speed in source pixels per frame (Ped2's walkers: about 1; clip 10's cyclist: 1-2)
 CROWD_COPIES = 3  # later frames whose walkers are pasted into each ``densecrowd`` frame
-FAST = 2  # speed of the fast copy in ``fastcrowd``
-BIG = 1.6  # scale of the walkers in ``bigwalkers``
-MIN_BLOB = 30  # pixels: smaller blobs of ``_foreground`` are noise, not walkers, and are not enlarged
 DIFF_LEVEL = 20  # gray levels from the background that make a pixel part of the cut-out walker
 WINDOW = 200  # frames per window of held-out footage in ``footage_windows`` (Ped2's clips, 120-180, stay whole)
 MAX_WINDOWS = 4  # windows read at most: the check costs seconds, not the minutes long footage would
@@ -125,17 +118,9 @@ def slow_glider(name: str, frames: list[np.ndarray], detector: Detector) -> Vali
     return _halves(f"{name}-slowglider", frames[:half], _slide(frames[half:], patch, mask, xy), mask.any())
 
 
-def _bounce(i: int, n: int) -> int:
-    """Index ``i`` folded into ``0..n-1`` by playing the clip back and forth (no jump at its end)."""
-    period = 2 * (n - 1)
-    i %= period
-    return i if i < n else period - i
-
-
-def crowded(frames: list[np.ndarray], copies: int, fast_from: int | None = None) -> list[np.ndarray]:
+def crowded(frames: list[np.ndarray], copies: int) -> list[np.ndarray]:
     """Frames ``t < n - copies * d`` (``d = n // (2 * copies)``), each with the walkers of frames ``t + d``, ...,
-    ``t + copies * d`` pasted in, moving as they did: about ``copies + 1`` times the people, half the clip.
-    From frame ``fast_from`` on, the last copy plays ``FAST`` times faster (bouncing at the clip's end)."""
+    ``t + copies * d`` pasted in, moving as they did: about ``copies + 1`` times the people, half the clip."""
     n, d = len(frames), len(frames) // (2 * copies)
     background = np.median(np.stack(frames), axis=0)
     walkers = [_foreground(f, background) for f in frames]
@@ -143,8 +128,6 @@ def crowded(frames: list[np.ndarray], copies: int, fast_from: int | None = None)
     for t in range(n - copies * d):
         g = frames[t].copy()
         for s in range(t + d, t + copies * d + 1, d):
-            if fast_from is not None and t >= fast_from and s == t + copies * d:
-                s = _bounce(fast_from + copies * d + FAST * (t - fast_from), n)
             g[walkers[s]] = frames[s][walkers[s]]
         out.append(g)
     return out
@@ -163,45 +146,6 @@ def crowd_glider(name: str, frames: list[np.ndarray], detector: Detector) -> Val
     half = len(crowd) // 2
     patch, mask, xy = _cutout(frames[: len(frames) // 2], detector)
     return _halves(f"{name}-crowdglider", crowd[:half], _slide(crowd[half:], patch, mask, xy), mask.any())
-
-
-def fast_crowd(name: str, frames: list[np.ndarray]) -> ValidationClip:
-    """A crowd of ``CROWD_COPIES`` times the people, normal in its first half; in its second half the walkers of
-    one pasted copy move ``FAST`` times faster: real walkers at a rider's speed, among the crowd."""
-    n = len(frames)
-    half = (n - (CROWD_COPIES - 1) * (n // (2 * (CROWD_COPIES - 1)))) // 2
-    out = crowded(frames, CROWD_COPIES - 1, fast_from=half)
-    return _halves(f"{name}-fastcrowd", out[:half], out[half:], True)
-
-
-def _enlarged(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """``frame`` with each walker (a connected blob of ``_foreground``) scaled ``BIG`` times about its centre and
-    pasted over itself."""
-    mask = _foreground(frame, background).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-    out, (h, w) = frame.copy(), frame.shape
-    for x, y, bw, bh, area in stats[1:count]:
-        if area < MIN_BLOB:
-            continue
-        cx, cy = x + bw / 2, y + bh / 2
-        big = cv2.resize(frame[y : y + bh, x : x + bw], None, fx=BIG, fy=BIG, interpolation=cv2.INTER_LINEAR)
-        keep = cv2.resize(mask[y : y + bh, x : x + bw], None, fx=BIG, fy=BIG, interpolation=cv2.INTER_NEAREST)
-        x0, y0 = int(round(cx - big.shape[1] / 2)), int(round(cy - big.shape[0] / 2))
-        sx0, sy0 = max(0, -x0), max(0, -y0)  # the part of the enlarged blob inside the frame
-        x0, y0 = max(0, x0), max(0, y0)
-        x1, y1 = min(w, x0 + big.shape[1] - sx0), min(h, y0 + big.shape[0] - sy0)
-        src = (slice(sy0, sy0 + y1 - y0), slice(sx0, sx0 + x1 - x0))
-        region = out[y0:y1, x0:x1]
-        sel = keep[src].astype(bool)
-        region[sel] = big[src][sel]
-    return out
-
-
-def big_walkers(name: str, frames: list[np.ndarray]) -> ValidationClip:
-    """The clip, every walker of its second half ``BIG`` times larger, moving as it did."""
-    half = len(frames) // 2
-    background = np.median(np.stack(frames), axis=0)
-    return _halves(f"{name}-bigwalkers", frames[:half], [_enlarged(f, background) for f in frames[half:]], True)
 
 
 def held_out_footage(model_path: Path, clips: list[Clip]) -> list[tuple[str, list[np.ndarray]]]:
@@ -223,27 +167,20 @@ def make_clips(held_out: Iterable[tuple[str, list[np.ndarray]]], detector: Detec
             slow_glider(name, frames, detector),
             dense_crowd(name, frames),
             crowd_glider(name, frames, detector),
-            fast_crowd(name, frames),
-            big_walkers(name, frames),
         ]
     return clips
 
 
-def smoothed_scores(detector: Detector, clips: list[ValidationClip]) -> dict[str, np.ndarray]:
-    """Each clip's calibrated, causally smoothed frame scores, as ``eval`` makes them for the test clips."""
+def validate(detector: Detector, clips: list[ValidationClip]) -> dict:
+    """Causal micro AUC (the test protocol's headline) over all validation clips, and per kind."""
     if detector.calibration is None:
         raise ValueError("the model has no calibration")
     scorer, cal, w = FrameScorer(detector), detector.calibration, detector.cfg.score.causal_window
-    out = {}
+    labels, smoothed = {}, {}
     for c in clips:
         fs = scorer.score_clip(c.frames)
-        out[c.name] = causal_smooth(calibrated(fs.raw, fs.scored, cal), w, cal.empty)
-    return out
-
-
-def validate(detector: Detector, clips: list[ValidationClip]) -> dict:
-    """Causal micro AUC (the test protocol's headline) over all validation clips, and per kind."""
-    labels, smoothed = {c.name: c.labels for c in clips}, smoothed_scores(detector, clips)
+        labels[c.name] = c.labels
+        smoothed[c.name] = causal_smooth(calibrated(fs.raw, fs.scored, cal), w, cal.empty)
     out = validation_aucs(labels, smoothed)
     out["anomalous_frames"] = int(sum(v.sum() for v in labels.values()))
     out["frames"] = int(sum(len(v) for v in labels.values()))
@@ -310,8 +247,7 @@ def self_check(detector: Detector, clips: Iterable) -> dict | None:
 
 
 KIND_NAMES = {"speedup": "speed-up", "slowglider": "slow glider", "densecrowd": "dense crowd",
-              "crowdglider": "glider in a crowd", "fastcrowd": "fast walkers in a crowd",
-              "bigwalkers": "large walkers"}  # fmt: skip
+              "crowdglider": "glider in a crowd"}  # fmt: skip
 
 
 def check_line(check: dict) -> str:
@@ -320,6 +256,6 @@ def check_line(check: dict) -> str:
     def auc(v: object) -> str:  # metadata edited by hand may hold anything: never a traceback for a report
         return f"{v:.3f}" if isinstance(v, int | float) and not isinstance(v, bool) else "n/a"
 
-    kinds = ", ".join(f"{KIND_NAMES[k]} {auc(check.get(k))}" for k in KINDS if k in check)  # older models: fewer
+    kinds = ", ".join(f"{KIND_NAMES[k]} {auc(check.get(k))}" for k in KINDS)
     return (f"label-free check on the held-out footage: AUC {auc(check.get('all'))} ({kinds}; synthetic anomalies "
             "made from it: 1.0 = all above every normal frame, 0.5 = chance)")  # fmt: skip
