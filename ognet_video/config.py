@@ -190,6 +190,10 @@ class ScoreConfig(_Section):
     # "topk" (the mean of the ``topk`` highest)
     aggregate: Literal["max", "topk"] = "max"
     topk: Int = Field(2, ge=1)
+    # the max of many moving cells is higher than the max of few by chance alone: subtract that rise (the slope of
+    # held-out normal frame scores on the log of their moving cells, fitted at calibration), so that a crowded
+    # normal frame is not flagged for being crowded (chosen by the label-free validation protocol)
+    crowd_correction: bool = True
     causal_window: Int = Field(5, ge=1)  # trailing mean over the last N frames: what a live stream can do
     offline_window: Int = Field(9, ge=1)  # centred mean over N frames: uses future frames, offline reports only
     # the decision: the threshold at which held-out normal footage is expected to raise this many false alarms

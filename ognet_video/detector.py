@@ -40,6 +40,9 @@ class Calibration:
     alarms_per_hour: float | None = None  # the target, with the "alarm_rate" rule
     seconds: float | None = None  # of footage it was fitted on
     tail: list[float] | None = None  # Gumbel location, scale, block seconds of the event statistic's block maxima
+    # the crowd correction (``score.crowd_correction``): raw frame score minus crowd * log(moving cells), before
+    # normalising. 0: none (every checkpoint from before it)
+    crowd: float = 0.0
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         return (np.asarray(raw, dtype=np.float64) - self.mean) / self.std
@@ -61,7 +64,8 @@ class Calibration:
                             "the file is damaged or was edited: retrain, or use an intact copy")  # fmt: skip
         try:
             cal = cls(**{k: data[k] for k in names if k in data})
-            nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile)]
+            nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile),
+                    float(cal.crowd)]  # fmt: skip
             ok = all(np.isfinite(nums)) and cal.std > 0 and 0 < cal.percentile <= 100 and int(cal.frames) > 0
             ok = ok and cal.rule in ("percentile", "alarm_rate")
             ok = ok and (

@@ -72,7 +72,7 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
             seen[clip.name] = ([], [])  # frame times, first frame's shape
             fs = scorer.score_clip(_frames(clip, progress, task, seen[clip.name]))
             raw[clip.name], motion[clip.name], labels[clip.name] = fs.raw, fs.motion.max(axis=1), clip.labels
-            z[clip.name], patch[clip.name] = calibrated(fs.raw, fs.scored, cal), fs.patch
+            z[clip.name], patch[clip.name] = calibrated(fs, cal), fs.patch
             n_frames += len(clip)
     seconds = time.perf_counter() - t0
     scores = smooth_all(z, sc.causal_window, sc.offline_window, cal.empty)

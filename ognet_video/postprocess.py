@@ -1,7 +1,8 @@
 """Raw frame scores -> calibrated, smoothed scores, applied after the model and never inside it.
 
-* calibration: a frame where nothing moved gets the floor, then every frame is normalised with the mean
-  and std of held-out *normal* frames; a frame with no predecessor stays unscored (NaN);
+* calibration: the crowd correction (the frame score's expected rise with the number of moving cells, fitted
+  on held-out normal frames) is subtracted, a frame where nothing moved gets the floor, then every frame is
+  normalised with the mean and std of held-out *normal* frames; a frame with no predecessor stays unscored (NaN);
 * causal smoothing: trailing mean over the last ``w`` frames (only the past: what a live stream can do);
   ``CausalSmoother`` is the one implementation, fed a whole clip at once (eval, calibration) or a stream
   chunk by chunk (watch, score), with the same numbers either way;
@@ -25,10 +26,32 @@ if TYPE_CHECKING:
     from ognet_video.scoring import FrameScores
 
 
-def calibrated(raw: np.ndarray, scored: np.ndarray, cal: Calibration) -> np.ndarray:
-    """Normalised scores: NaN raw (no moving patch) -> the floor; unscored frames (``~scored``) -> NaN."""
+def moving_cells(fs: FrameScores) -> np.ndarray:
+    """(T,) how many cells moved in each frame: the cells with a patch score."""
+    return np.isfinite(fs.patch).sum(axis=1)
+
+
+def crowd_corrected(fs: FrameScores, crowd: float) -> np.ndarray:
+    """Raw frame scores minus ``crowd * log(moving cells)``: what the frame scores beyond its crowd."""
+    return fs.raw - crowd * np.log(np.maximum(moving_cells(fs), 1)) if crowd else fs.raw
+
+
+def calibrated(fs: FrameScores, cal: Calibration) -> np.ndarray:
+    """Normalised frame scores: crowd-corrected, a frame with no moving patch -> the floor, unscored -> NaN."""
+    raw = crowd_corrected(fs, cal.crowd)
     filled = np.where(np.isnan(raw), cal.floor, raw)
-    return np.where(scored, cal.normalize(filled), np.nan)
+    return np.where(fs.scored, cal.normalize(filled), np.nan)
+
+
+def fit_crowd(clips: dict[str, FrameScores]) -> float:
+    """The least-squares slope of held-out normal frame scores on the log of their moving cells: how much the
+    max rises with the crowd alone. 0 where the footage never varies in how many cells move."""
+    n = np.concatenate([moving_cells(fs)[fs.scored] for fs in clips.values()])
+    y = np.concatenate([fs.raw[fs.scored] for fs in clips.values()])
+    ok = (n > 0) & np.isfinite(y)
+    if len(np.unique(n[ok])) < 2:
+        return 0.0
+    return float(np.polyfit(np.log(n[ok]), y[ok], 1)[0])
 
 
 def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) -> np.ndarray:
@@ -95,16 +118,16 @@ def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig,
     if not patches:
         raise ValueError("no moving patch in the calibration clips")
     floor = float(min(p.min() for p in patches))
-    filled = [np.where(np.isnan(fs.raw), floor, fs.raw)[fs.scored] for fs in clips.values()]
+    crowd = fit_crowd(clips) if cfg.crowd_correction else 0.0
+    raws = [crowd_corrected(fs, crowd) for fs in clips.values()]
+    filled = [np.where(np.isnan(r), floor, r)[fs.scored] for r, fs in zip(raws, clips.values(), strict=True)]
     allv = np.concatenate(filled)
     if allv.size == 0:
         raise ValueError("no scored frame in the calibration clips")
     mean = float(allv.mean())
     std = float(allv.std()) or 1.0
-    cal = Calibration(floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(clips))
-    smoothed = [
-        causal_smooth(calibrated(fs.raw, fs.scored, cal), cfg.causal_window, cal.empty) for fs in clips.values()
-    ]
+    cal = Calibration(floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(clips), crowd=crowd)
+    smoothed = [causal_smooth(calibrated(fs, cal), cfg.causal_window, cal.empty) for fs in clips.values()]
     dt = [(seconds_per_frame or {}).get(name, 0.1) for name in clips]
     cal.seconds = round(float(sum(len(s) * d for s, d in zip(smoothed, dt, strict=True))), 6)
     if not cfg.alarms_per_hour:

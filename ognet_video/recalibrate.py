@@ -56,7 +56,7 @@ def _backup_path(path: Path) -> Path:
 
 def _alarms(det: Detector, cal: Calibration, scores: dict) -> int:
     sc = det.cfg.score
-    return sum(count_alarms(causal_smooth(calibrated(fs.raw, fs.scored, cal), sc.causal_window, cal.empty),
+    return sum(count_alarms(causal_smooth(calibrated(fs, cal), sc.causal_window, cal.empty),
                             cal.threshold, sc.event_frames) for fs in scores.values())  # fmt: skip
 
 

@@ -225,7 +225,7 @@ class StreamScorer:
     def complete(self, p: PendingPush, patch_scores: np.ndarray) -> tuple[list[FrameResult], list[Event]]:
         """``push``'s results from the scores of ``p``'s patches; ``messages`` holds the event messages."""
         fs = self.frames.complete(p.scores, patch_scores)
-        z = calibrated(fs.raw, fs.scored, self.cal)
+        z = calibrated(fs, self.cal)
         smoothed = self.smoother(z)
         out, closed = [], []
         self.tracker.outbox = []

@@ -180,7 +180,7 @@ def validate(detector: Detector, clips: list[ValidationClip]) -> dict:
     for c in clips:
         fs = scorer.score_clip(c.frames)
         labels[c.name] = c.labels
-        smoothed[c.name] = causal_smooth(calibrated(fs.raw, fs.scored, cal), w, cal.empty)
+        smoothed[c.name] = causal_smooth(calibrated(fs, cal), w, cal.empty)
     out = validation_aucs(labels, smoothed)
     out["anomalous_frames"] = int(sum(v.sum() for v in labels.values()))
     out["frames"] = int(sum(len(v) for v in labels.values()))

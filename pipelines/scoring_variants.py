@@ -45,7 +45,7 @@ from ognet_video.data import load_dataset, read_gray
 from ognet_video.detector import Detector
 from ognet_video.host import host_info
 from ognet_video.metrics import paired_clip_bootstrap, summarize
-from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
+from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration, moving_cells
 from ognet_video.scoring import FrameScorer, FrameScores, aggregate
 from ognet_video.validation import KINDS, held_out_footage, make_clips, validation_aucs
 
@@ -82,8 +82,8 @@ def mirror_back(parts: dict[str, FrameScores], cols: int) -> np.ndarray:
 
 
 def score_config(det: Detector, variant: str) -> ScoreConfig:
-    """The default's scoring settings with a variant's ``topK`` and ``wN`` parts applied."""
-    cfg = det.cfg.score
+    """The default's scoring settings with a variant's ``topK``, ``wN`` and ``crowd`` parts applied."""
+    cfg = det.cfg.score.model_copy(update={"crowd_correction": "crowd" in variant.split("+")})
     for part in variant.split("+"):
         if part[:3] == "top":  # also on a model whose stored aggregate is "max", where topk alone is ignored
             cfg = cfg.model_copy(update={"aggregate": "topk", "topk": int(part[3:])})
@@ -142,36 +142,25 @@ def combine(
     return FrameScores(aggregate(patch, score_config(det, variant)), base.scored, patch, base.motion)
 
 
-def moving(fs: FrameScores) -> np.ndarray:
-    return np.isfinite(fs.patch).sum(axis=1)
-
-
 def crowd_fit(held: dict[str, FrameScores], variant: str, cfg: ScoreConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """What a frame's score is expected to be from its number of moving cells alone, from held-out normal
-    frames (no label): the correction the ``crowd`` variants subtract."""
-    kinds = variant.split("+")
-    if "crowd" not in kinds and "crowdiid" not in kinds:
+    """``crowdiid``'s expected frame score from the number of moving cells alone, from held-out normal frames (no
+    label): what it subtracts. ``crowd`` is the package's own correction (``score.crowd_correction``)."""
+    if "crowdiid" not in variant.split("+"):
         return lambda n: np.zeros(len(n))
-    if "crowdiid" in kinds:
-        topk = 1 if cfg.aggregate == "max" else cfg.topk
-        pool = np.concatenate([fs.patch[np.isfinite(fs.patch)] for fs in held.values()])
-        rng = np.random.default_rng(0)
-        top = next(iter(held.values())).patch.shape[1]  # every cell of the grid
-        expect = np.zeros(top + 1)
-        for k in range(1, top + 1):
-            draws = -np.sort(-rng.choice(pool, size=(2000, k)), axis=1)[:, :topk]  # the variant's own frame score
-            expect[k] = draws.mean()
-        expect -= expect[1]
-        return lambda n: expect[np.clip(n, 1, top)]
-    n = np.concatenate([moving(fs)[fs.scored] for fs in held.values()])
-    y = np.concatenate([fs.raw[fs.scored] for fs in held.values()])
-    ok = (n > 0) & np.isfinite(y)
-    beta = float(np.polyfit(np.log(n[ok]), y[ok], 1)[0])
-    return lambda n: beta * np.log(np.maximum(n, 1))
+    topk = 1 if cfg.aggregate == "max" else cfg.topk
+    pool = np.concatenate([fs.patch[np.isfinite(fs.patch)] for fs in held.values()])
+    rng = np.random.default_rng(0)
+    top = next(iter(held.values())).patch.shape[1]  # every cell of the grid
+    expect = np.zeros(top + 1)
+    for k in range(1, top + 1):
+        draws = -np.sort(-rng.choice(pool, size=(2000, k)), axis=1)[:, :topk]  # the variant's own frame score
+        expect[k] = draws.mean()
+    expect -= expect[1]
+    return lambda n: expect[np.clip(n, 1, top)]
 
 
 def corrected(fs: FrameScores, expect: Callable[[np.ndarray], np.ndarray]) -> FrameScores:
-    return FrameScores(fs.raw - expect(moving(fs)), fs.scored, fs.patch, fs.motion)
+    return FrameScores(fs.raw - expect(moving_cells(fs)), fs.scored, fs.patch, fs.motion)
 
 
 def cached_parts(run: Path, det: Detector, sets: dict, transforms: dict[str, Transform | None]) -> dict:
@@ -262,7 +251,7 @@ def main() -> None:
             expect = crowd_fit(fs["held"], variant, score_cfg)
             fs = {s: {n: corrected(x, expect) for n, x in c.items()} for s, c in fs.items()}
             cal = fit_calibration(fs["held"], score_cfg)
-            smooth = {s: {n: causal_smooth(calibrated(x.raw, x.scored, cal), w, cal.empty) for n, x in c.items()}
+            smooth = {s: {n: causal_smooth(calibrated(x, cal), w, cal.empty) for n, x in c.items()}
                       for s, c in fs.items()}  # fmt: skip
             val = validation_aucs({n: lab for n, (_, lab) in sets["val"].items()}, smooth["val"])
             row = {"run": run.name, "variant": variant, "val": val.pop("all"), **val}

@@ -102,6 +102,15 @@ def test_checkpoint_of_an_older_version_loads(tmp_path, tiny_config, patches):
         Detector.load(save_checkpoint(tmp_path / "prob.safetensors", tensors, meta))
 
 
+def test_a_model_calibrated_before_the_crowd_correction_scores_and_recalibrates_as_it_did(tmp_path, tiny_config):
+    det = make_detector(tiny_config())
+    tensors, meta = load_checkpoint(det.save(tmp_path / "m.safetensors"))
+    del meta["config"]["score"]["crowd_correction"], meta["calibration"]["crowd"]
+    loaded = Detector.load(save_checkpoint(tmp_path / "old.safetensors", tensors, meta))
+    assert loaded.cfg.score.crowd_correction is False and loaded.calibration.crowd == 0.0
+    assert det.cfg.score.crowd_correction is True  # a model trained now has it
+
+
 def test_detector_without_calibration_round_trip(tmp_path, tiny_config):
     det = make_detector(tiny_config())
     det.calibration = None
@@ -255,7 +264,7 @@ def test_checkpoint_header_is_json_only(tmp_path, tiny_config):
 @pytest.mark.parametrize(
     "edit",
     [{"std": 0.0}, {"std": float("nan")}, {"mean": float("inf")}, {"threshold": None}, {"frames": 0}, "drop-mean",
-     {"extra": 1}],
+     {"extra": 1}, {"crowd": float("nan")}, {"crowd": "high"}],
 )  # fmt: skip
 def test_edited_calibration_in_the_header_is_refused_in_one_line(tmp_path, tiny_config, edit):
     """A NaN or zero std would make watch write NaN and never flag: refused when the model loads."""

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from ognet_video.config import ScoreConfig
-from ognet_video.postprocess import CausalSmoother, calibrated, causal_smooth, fit_calibration, offline_smooth
+from ognet_video.postprocess import (
+    CausalSmoother,
+    calibrated,
+    causal_smooth,
+    fit_calibration,
+    fit_crowd,
+    offline_smooth,
+)
 from ognet_video.scoring import FrameScores
 
 
@@ -96,7 +103,9 @@ def _scores(raw: np.ndarray, floor: float | None = None) -> FrameScores:
 
 def test_calibrated_fills_static_frames_with_the_floor_and_keeps_unscored_ones_out():
     cal = fit_calibration({"a": _scores([1.0, 2.0, 4.0], floor=0.0)}, ScoreConfig())
-    z = calibrated(np.array([np.nan, np.nan, 4.0]), np.array([False, True, True]), cal)
+    fs = FrameScores(np.array([np.nan, np.nan, 4.0]), np.array([False, True, True]), np.array([[np.nan], [np.nan], [4.0]]),
+                     np.zeros((3, 1)))  # fmt: skip
+    z = calibrated(fs, cal)
     assert np.isnan(z[0]) and z[1] == cal.empty and z[2] == pytest.approx(cal.normalize(4.0))
 
 
@@ -136,3 +145,32 @@ def test_fit_calibration_percentile_threshold():
     cal = fit_calibration({k: _scores(v) for k, v in raw.items()}, cfg)
     z = cal.normalize(np.concatenate([raw["a"][1:], raw["b"][1:]]))
     assert np.mean(z > cal.threshold) == pytest.approx(0.10, abs=0.005)
+
+
+def _crowd_frames(cells: list[int], rng: np.random.Generator, shift: float = 0.0) -> FrameScores:
+    """Frames where ``cells[t]`` of 40 cells move, each scoring like a normal patch (N(0, 1)), plus ``shift``
+    on one cell: the max rises with the crowd by chance alone."""
+    patch = np.full((len(cells), 40), np.nan)
+    for t, n in enumerate(cells):
+        patch[t, :n] = rng.normal(size=n)
+        patch[t, 0] += shift
+    return FrameScores(np.nanmax(patch, axis=1), np.ones(len(cells), bool), patch, np.zeros_like(patch))
+
+
+def test_fit_crowd_finds_how_the_max_rises_with_the_number_of_moving_cells():
+    rng = np.random.default_rng(0)
+    held = {"a": _crowd_frames(list(rng.integers(1, 41, size=3000)), rng)}
+    assert 0.4 < fit_crowd(held) < 0.8  # the max of n normals: about 0.56 log n over 1..40 cells
+    assert fit_crowd({"a": _crowd_frames([5] * 50, rng)}) == 0.0  # the crowd never varies: nothing to fit
+    assert fit_calibration(held, ScoreConfig(crowd_correction=False)).crowd == 0.0
+
+
+def test_the_crowd_correction_ranks_a_lone_anomaly_above_a_crowd_of_normal_walkers():
+    rng = np.random.default_rng(1)
+    held = {"a": _crowd_frames(list(rng.integers(1, 41, size=3000)), rng)}
+    crowd = _crowd_frames([40] * 200, rng)  # normal, crowded
+    lone = _crowd_frames([2] * 200, rng, shift=2.0)  # one anomalous cell among two
+    for correct, better in ((False, False), (True, True)):
+        cal = fit_calibration(held, ScoreConfig(crowd_correction=correct, alarms_per_hour=0))
+        auc = np.mean(calibrated(lone, cal)[:, None] > calibrated(crowd, cal)[None, :])
+        assert (auc > 0.75) == better, (correct, auc)  # without it the crowd scores as high as the anomaly

@@ -168,7 +168,7 @@ def test_scores_equal_eval_frame_scorer_on_frame_folders(tmp_path, model, detect
         assert np.array_equal(got["raw"], ref.raw, equal_nan=True), clip.name  # exact: same path, same chunks
         assert np.array_equal(got["frame"], np.arange(len(clip)))
         assert np.allclose(got["time"], np.arange(len(clip)) / 10.0)
-        sm = causal_smooth(calibrated(ref.raw, ref.scored, cal), sc.causal_window, cal.empty)
+        sm = causal_smooth(calibrated(ref, cal), sc.causal_window, cal.empty)
         assert np.allclose(got["smoothed"], sm, atol=1e-12)
         assert np.array_equal(got["anomalous"].astype(bool), sm > cal.threshold)
         assert (tmp_path / "out" / "clips" / clip.name / "timeline.png").read_bytes()[:4] == b"\x89PNG"

@@ -45,7 +45,7 @@ def test_first_frame_is_unscored_and_a_static_frame_gets_the_floor_after_the_mod
     assert fs.scored.tolist() == [False] + [True] * (len(frames) - 1)  # no predecessor: no motion is known
     assert np.isnan(fs.raw[:2]).all()  # raw: the model's score only, whether or not the detector is calibrated
     cal = detector.calibration
-    z = calibrated(fs.raw, fs.scored, cal)
+    z = calibrated(fs, cal)
     assert np.isnan(z[0]) and z[1] == cal.empty  # calibration: unscored stays NaN, nothing moved -> the floor
     assert np.isfinite(z[1:]).all()
     # streaming on after the first chunk: no frame is unscored again until a reset
@@ -118,7 +118,7 @@ def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, c
     assert np.allclose(raw, offline.raw, rtol=1e-5, atol=1e-6, equal_nan=True)
     cal = detector.calibration
     z = np.array([r.score for r in results])
-    assert np.allclose(z, calibrated(offline.raw, offline.scored, cal), rtol=1e-4, atol=1e-4, equal_nan=True)
+    assert np.allclose(z, calibrated(offline, cal), rtol=1e-4, atol=1e-4, equal_nan=True)
     sm = causal_smooth(z, detector.cfg.score.causal_window, cal.empty)
     assert np.array_equal([r.smoothed for r in results], sm)  # chunked smoothing is the whole clip's, bit for bit
     assert [r.anomalous for r in results] == list(sm > cal.threshold)
