@@ -47,7 +47,7 @@ def test_defaults_are_the_cpu_recipe_and_its_file_spells_every_value():
     cfg = Config()
     assert (cfg.patches.channels, cfg.patches.flow_preset, cfg.train.skip_frames) == ("flow", "medium", [2, 3, 4])
     assert (cfg.train.phase2_norm, cfg.train.phase2_ema) == ("frozen", 0.99)
-    assert (cfg.score.aggregate, cfg.score.causal_window) == ("max", 5)
+    assert (cfg.score.aggregate, cfg.score.causal_window, cfg.score.crowd_correction) == ("max", 5, True)
 
 
 def test_paper_preset_describes_the_paper_recipe():

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from ognet_video.data import read_gray
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.evaluate import MODES, evaluate
 from ognet_video.metrics import auc
 from ognet_video.postprocess import causal_smooth, offline_smooth
+from ognet_video.scoring import FrameScorer
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +38,14 @@ def test_report_files(evaluation, walkway_ds):
     assert first[:3] == ["01", "0", str(walkway_ds.test[0].labels[0])]
 
 
-def test_scores_are_calibrated_then_smoothed(evaluation):
+def test_scores_are_calibrated_then_smoothed(evaluation, walkway_ds):
     det, res, _ = evaluation
     cal, sc = det.calibration, det.cfg.score
+    assert cal.crowd != 0  # the crowd correction is fitted and applied
     for c, raw in res.raw.items():
-        z = (raw - cal.mean) / cal.std
+        clip = next(x for x in walkway_ds.test if x.name == c)
+        moving = np.isfinite(FrameScorer(det).score_clip(read_gray(f) for f in clip.frames).patch).sum(axis=1)
+        z = (raw - cal.crowd * np.log(np.maximum(moving, 1)) - cal.mean) / cal.std
         assert np.isnan(z[0]) and np.isfinite(z[1:]).all()  # first frame: no predecessor, unscored
         assert np.allclose(res.scores["none"][c], np.where(np.isnan(z), cal.empty, z))
         assert np.allclose(res.scores["causal"][c], causal_smooth(z, sc.causal_window, cal.empty))

@@ -123,7 +123,11 @@ def test_calibration_uses_only_the_held_out_normal_clip(trained_run, walkway_ds)
     fs = FrameScorer(det).score_clip(read_gray(f) for f in held_out.frames)
     floor = np.nanmin(fs.patch)
     assert cal.floor == pytest.approx(floor, rel=1e-6)
-    raw = np.where(np.isnan(fs.raw), floor, fs.raw)
+    moving = np.isfinite(fs.patch).sum(axis=1)  # the crowd slope: frame score on log(moving cells), moving frames
+    ok = (moving > 0) & np.isfinite(fs.raw)
+    assert cal.crowd == pytest.approx(np.polyfit(np.log(moving[ok]), fs.raw[ok], 1)[0], rel=1e-6)
+    raw = fs.raw - cal.crowd * np.log(np.maximum(moving, 1))
+    raw = np.where(np.isnan(raw), floor, raw)
     raw[0] = np.nan  # the first frame has no predecessor: unscored, left out
     assert cal.frames == len(held_out) - 1
     assert cal.mean == pytest.approx(np.nanmean(raw), rel=1e-6)
