@@ -1,4 +1,5 @@
-"""``ognet-video calibrate``: refit a trained model's normalisation and threshold on more normal footage.
+"""``ognet-video calibrate``: refit a trained model's crowd correction, normalisation and threshold on more
+normal footage.
 
 The networks stay as they are; only the calibration changes. The footage is found as ``score`` finds it
 (``score.discover``) and read through the same sources at the model's analysis rate. The model is rewritten

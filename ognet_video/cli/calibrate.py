@@ -39,7 +39,8 @@ def calibrate(
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders.", metavar="FPS"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
-    """Refit normalisation and threshold on normal footage the model has not seen; the networks stay.
+    """Refit the crowd correction, normalisation and threshold on normal footage the model has not seen; the
+    networks stay.
 
     The model file is rewritten in place (so the run folder's next watch, score or eval uses it) and the
     previous one is kept next to it as model-before-calibrate-N.safetensors. Only the footage given here
