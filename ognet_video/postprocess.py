@@ -45,13 +45,14 @@ def calibrated(fs: FrameScores, cal: Calibration) -> np.ndarray:
 
 def fit_crowd(clips: dict[str, FrameScores]) -> float:
     """The least-squares slope of held-out normal frame scores on the log of their moving cells: how much the
-    max rises with the crowd alone. 0 where the footage never varies in how many cells move."""
+    max rises with the crowd alone. 0 where the footage never varies in how many cells move, or where busier
+    frames score lower (then nothing is to be undone, and a crowd must not be pushed up)."""
     n = np.concatenate([moving_cells(fs)[fs.scored] for fs in clips.values()])
     y = np.concatenate([fs.raw[fs.scored] for fs in clips.values()])
     ok = (n > 0) & np.isfinite(y)
     if len(np.unique(n[ok])) < 2:
         return 0.0
-    return float(np.polyfit(np.log(n[ok]), y[ok], 1)[0])
+    return max(0.0, float(np.polyfit(np.log(n[ok]), y[ok], 1)[0]))
 
 
 def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) -> np.ndarray:

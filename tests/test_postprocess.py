@@ -162,6 +162,9 @@ def test_fit_crowd_finds_how_the_max_rises_with_the_number_of_moving_cells():
     held = {"a": _crowd_frames(list(rng.integers(1, 41, size=3000)), rng)}
     assert 0.4 < fit_crowd(held) < 0.8  # the max of n normals: about 0.56 log n over 1..40 cells
     assert fit_crowd({"a": _crowd_frames([5] * 50, rng)}) == 0.0  # the crowd never varies: nothing to fit
+    busy_low = _crowd_frames([1] * 50 + [40] * 50, rng)
+    busy_low.raw[50:] -= 5.0  # busier frames score lower: no correction, rather than one that lifts crowds
+    assert fit_crowd({"a": busy_low}) == 0.0
     assert fit_calibration(held, ScoreConfig(crowd_correction=False)).crowd == 0.0
 
 
