@@ -123,8 +123,11 @@ def main() -> None:
                                         "verdict": verdict}, indent=2) + "\n")  # fmt: skip
     table = Table("variant", "runs", "validation", *KINDS, "test", "test 07-12")
     for r in rows:
-        table.add_row(r["variant"], "+".join(r["runs"]),
-                      *("-" if r.get(k) is None else f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")))
+        table.add_row(
+            r["variant"],
+            "+".join(r["runs"]),
+            *("-" if r.get(k) is None else f"{r[k]:.4f}" for k in ("val", *KINDS, "test", "test_07_12")),
+        )
     console.print(table)
     console.print(means)
     console.print(f"by the rules written before the run: {verdict}")
