@@ -169,8 +169,9 @@ class TrainConfig(_Section):
     holdout_seconds: Float = Field(0.0, ge=0)
     seed: Int = Field(0, ge=0)
     # independently trained (G, D) pairs whose patch scores are averaged; member i uses seed + 1000 * i, so
-    # member 0 is the one-member model of the same seed. Costs N x the training and the model's scoring time
-    members: Int = Field(1, ge=1)
+    # member 0 is the one-member model of the same seed. Costs N x the training and the model's scoring time;
+    # 2 chosen by the label-free validation protocol over 1
+    members: Int = Field(2, ge=1)
     num_threads: Int = Field(0, ge=0)  # torch CPU threads (0 = torch default)
 
     @model_validator(mode="after")

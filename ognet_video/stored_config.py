@@ -41,7 +41,8 @@ def upgrade_checkpoint_config(data: Any, source: str) -> Any:
     score. A scoring option goes only if it holds the value that is now the only behaviour; otherwise the
     model needs retraining. A gray model's unused flow preset becomes the default. A model from before the
     analysis rate analyses every frame, as it did; one from before the alarm-rate rule says it was calibrated
-    by the percentile (``score.alarms_per_hour`` 0), and one from before the crowd correction without it.
+    by the percentile (``score.alarms_per_hour`` 0), one from before the crowd correction without it, and one
+    from before ensembles with one member.
     """
     if not isinstance(data, dict):
         return data
@@ -60,6 +61,9 @@ def upgrade_checkpoint_config(data: Any, source: str) -> Any:
         score["alarms_per_hour"] = 0.0
     if isinstance(score, dict) and "crowd_correction" not in score:  # calibrated before it: recalibrates as it was
         score["crowd_correction"] = False
+    train = data.get("train")
+    if isinstance(train, dict) and "members" not in train:  # written before ensembles: one pair, resumed as one
+        train["members"] = 1
     patches = data.get("patches")
     if isinstance(patches, dict) and "analysis_fps" not in patches:  # written before frames were resampled
         patches["analysis_fps"] = 0.0

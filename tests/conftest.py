@@ -47,6 +47,7 @@ TINY = [
     "train.max_patches=256",
     "train.phase2_steps=5",
     "train.holdout_clips=1",
+    "train.members=1",  # the default trains two; one keeps the tests fast (ensembles: test_checkpoint, test_export)
 ]
 
 

@@ -48,6 +48,7 @@ def test_defaults_are_the_cpu_recipe_and_its_file_spells_every_value():
     assert (cfg.patches.channels, cfg.patches.flow_preset, cfg.train.skip_frames) == ("flow", "medium", [2, 3, 4])
     assert (cfg.train.phase2_norm, cfg.train.phase2_ema) == ("frozen", 0.99)
     assert (cfg.score.aggregate, cfg.score.causal_window, cfg.score.crowd_correction) == ("max", 5, True)
+    assert cfg.train.members == 2
 
 
 def test_paper_preset_describes_the_paper_recipe():
@@ -339,6 +340,9 @@ def test_checkpoint_config_of_an_older_version_is_upgraded():
     old["train"].update(grid_offsets=[], rigid_twins=0.5, mirror=0.0, phase1_ema=0.0, skip_weight=1.0)
     old["score"]["output"] = "logit"
     assert Config.from_dict(upgrade_checkpoint_config(old, "m.safetensors")) == Config()
+    before_ensembles = Config().to_dict()
+    del before_ensembles["train"]["members"]  # one pair then; resuming it must not start a second
+    assert Config.from_dict(upgrade_checkpoint_config(before_ensembles, "m")).train.members == 1
     gray = load_config(None, ["patches.channels=gray", "train.skip_frames=[]"]).to_dict()
     gray["patches"]["flow_preset"] = "ultrafast"  # the old default, unused by a gray model
     assert Config.from_dict(upgrade_checkpoint_config(gray, "m")).patches.flow_preset == "medium"
