@@ -4,7 +4,8 @@
 #   bash pipelines/gpu_benchmark.sh smoke                    # train/score/watch on synthetic clips
 #   bash pipelines/gpu_benchmark.sh ped2 DATA [RESULTS_DIR]  # the GPU rows (~6 min on one H100)
 #
-# ped2 runs, at once: configs/ped2-cpu.yaml with model.preset=paper for seeds 0, 1, 2, and the paper's own
+# ped2 runs, at once: configs/ped2-cpu.yaml with model.preset=paper (one network, as the rows were measured)
+# for seeds 0, 1, 2, and the paper's own
 # recipe configs/ped2-paper.yaml (each through pipelines/ped2_benchmark.py); then model-only throughput
 # (pipelines/model_cost.py) and end-to-end `ognet-video score` throughput on the 12 test clips.
 # LIMIT (seconds, default 330) caps each training so the script always reaches the throughput steps.
@@ -32,7 +33,7 @@ limit=${LIMIT:-330}
 mkdir -p "$res"
 for s in 0 1 2; do
     timeout "$limit" python pipelines/ped2_benchmark.py --config configs/ped2-cpu.yaml --data "$data" \
-        --name "gpu-paper-flow-s$s" --results "$res" model.preset=paper "train.seed=$s" >"$res/gpu-paper-flow-s$s.log" 2>&1 &
+        --name "gpu-paper-flow-s$s" --results "$res" model.preset=paper train.members=1 "train.seed=$s" >"$res/gpu-paper-flow-s$s.log" 2>&1 &
 done
 timeout "$limit" python pipelines/ped2_benchmark.py --config configs/ped2-paper.yaml --data "$data" \
     --name gpu-paper --results "$res" >"$res/gpu-paper.log" 2>&1 &

@@ -4,7 +4,8 @@
     python pipelines/model_cost.py --device cuda --out pipelines/results/model_cost-cuda.json
 
 "Every cell moving" is the worst case; on Ped2 about a fifth of the cells move in a typical frame. On CUDA
-the networks run in bfloat16 autocast, as ``Detector`` runs them, on ``--frames`` frames per call.
+the networks run in bfloat16 autocast, as ``Detector`` runs them, on ``--frames`` frames per call. Each row is
+one (G, D) pair: a model of ``train.members`` pairs (the default recipe: 2) costs that many times the row.
 """
 
 from __future__ import annotations
