@@ -25,15 +25,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ognet_video.data import load_dataset, read_gray
-from ognet_video.detector import Detector
 from ognet_video.host import host_info
 from ognet_video.metrics import summarize
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.scoring import FrameScores, aggregate
-from ognet_video.validation import KINDS, held_out_footage, make_clips, validation_aucs
+from ognet_video.validation import KINDS, validation_aucs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipelines.scoring_variants import cached_parts, held_stats  # noqa: E402
+from pipelines.scoring_variants import cached_parts, held_stats, run_sets  # noqa: E402
 from pipelines.settings import PED2, REPO  # noqa: E402
 
 
@@ -64,8 +63,7 @@ def evaluate(parts: dict, cfg, how: str, val_labels: dict, test_labels: dict) ->
     test = {n: smooth(fs) for n, fs in parts["test"].items()}
     late = [n for n in test_labels if n >= "07"]
     return {"val": val.pop("all"), **val, "test": summarize(test_labels, test)["micro_auc"],
-            "test_07_12": summarize({n: test_labels[n] for n in late}, {n: test[n] for n in late})["micro_auc"],
-            "_test": test}  # fmt: skip
+            "test_07_12": summarize({n: test_labels[n] for n in late}, {n: test[n] for n in late})["micro_auc"]}  # fmt: skip
 
 
 def main() -> None:
@@ -80,14 +78,11 @@ def main() -> None:
     test_labels = {n: lab for n, (_, lab) in test.items()}
     nets, cfgs, val_labels = {}, {}, None
     for run in args.runs:
-        det = Detector.load(run / "model.safetensors")
-        held = dict(held_out_footage(run / "model.safetensors", ds.train))
-        val = {c.name: (c.frames, c.labels) for c in make_clips(held.items(), det)}
-        labels = {n: lab for n, (_, lab) in val.items()}
+        det, sets = run_sets(run, ds, test)
+        labels = {n: lab for n, (_, lab) in sets["val"].items()}
         if val_labels is not None and labels.keys() != val_labels.keys():
             raise SystemExit(f"{run}: its validation clips differ from the first run's; pairs need the same ones")
         val_labels = labels
-        sets = {"held": {n: (f, None) for n, f in held.items()}, "val": val, "test": test}
         nets[run.name] = {s: {n: p["base"] for n, p in c.items()} for s, c in cached_parts(
             run, det, sets, {"base": None}).items()}  # fmt: skip
         cfgs[run.name] = det.cfg.score.model_copy(update={"crowd_correction": True})  # the default since section 21
@@ -108,8 +103,6 @@ def main() -> None:
                 patch = (z[0] + z[1]) / 2
                 pair[s][n] = FrameScores(aggregate(patch, cfgs[a]), fa.scored, patch, fa.motion)
         rows.append({"variant": "pair", "runs": [a, b], **evaluate(pair, cfgs[a], "mean", val_labels, test_labels)})
-    for r in rows:
-        r.pop("_test")
     single = {r["runs"][0]: r["val"] for r in rows if r["variant"] == "single"}
     pairs = [r for r in rows if r["variant"] == "pair"]
     pair_ok = all(r["val"] > np.mean([single[x] for x in r["runs"]]) for r in pairs) and np.mean(

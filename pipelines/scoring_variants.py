@@ -187,6 +187,15 @@ def cached_parts(run: Path, det: Detector, sets: dict, transforms: dict[str, Tra
     return {s: {n: out[s][n] for n in clips} for s, clips in sets.items()}
 
 
+def run_sets(run: Path, ds, test: dict) -> tuple[Detector, dict]:
+    """A run's detector and the sets it is judged on: its held-out normal clips, the validation clips made from
+    them (no test label), and the test clips (``{name: (frames, labels)}``, read once for every run)."""
+    det = Detector.load(run / "model.safetensors")
+    held = dict(held_out_footage(run / "model.safetensors", ds.train))
+    val = {c.name: (c.frames, c.labels) for c in make_clips(held.items(), det)}
+    return det, {"held": {n: (f, None) for n, f in held.items()}, "val": val, "test": test}
+
+
 # each round: the variant it starts from, then the variants judged against it. The second round starts from the
 # first round's pick (written after the first round ran, before any test number of it was read for this purpose);
 # the third (local tracks) and fourth (the cell's motion added), from the default of the time (the second
@@ -234,13 +243,10 @@ def main() -> None:
     test_scores: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for run in args.runs:
         t0 = time.perf_counter()
-        det = Detector.load(run / "model.safetensors")
-        held = dict(held_out_footage(run / "model.safetensors", ds.train))
-        val = {c.name: (c.frames, c.labels) for c in make_clips(held.items(), det)}
+        det, sets = run_sets(run, ds, test)
         half = det.cfg.patches.stride // 2
         transforms: dict[str, Transform | None] = {"base": None, "mirror": mirrored, "d": shifted(half, half)}
         cols = (det.cfg.patches.width - det.cfg.patches.size) // det.cfg.patches.stride + 1
-        sets = {"held": {n: (f, None) for n, f in held.items()}, "val": val, "test": test}
         scores = cached_parts(run, det, sets, transforms)
         stats = held_stats(scores["held"])  # the run's, the same for every variant
         for variant in VARIANTS:
