@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ognet_video.calibration import count_alarms, score_footage
+from ognet_video.data.recordings import MIN_HOLDOUT
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
@@ -75,6 +76,12 @@ def recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | No
     scores, dt = score_footage(det, footage)
     if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
         raise UserError("no moving patch in the footage: cannot calibrate; give footage with normal activity")
+    frames = sum(len(fs.patch) for fs in scores.values())
+    if frames < MIN_HOLDOUT:  # the floor training's held-out part has: fewer frames cannot place a threshold
+        raise UserError(
+            f"too little footage to calibrate: {frames} analysed frames in {len(clips)} clip(s), need at "
+            f"least {MIN_HOLDOUT}; give minutes of normal footage (the model was not changed)"
+        )
     rate = alarms_per_hour or det.cfg.score.alarms_per_hour or 1.0
     det.cfg.score.alarms_per_hour = rate
     old = det.calibration

@@ -73,6 +73,22 @@ def test_calibrate_errors_are_one_line(trained_run, tmp_path, main_cli):
         assert proc.returncode == 2 and needle in proc.out and "Traceback" not in proc.out
 
 
+def test_calibrate_refuses_a_few_frames_and_leaves_the_model(trained_run, walkway, tmp_path, main_cli):
+    run = tmp_path / "tiny-1"
+    run.mkdir()
+    shutil.copy2(trained_run.model_path, run / "model.safetensors")
+    before = (run / "model.safetensors").read_bytes()
+    short = tmp_path / "short"
+    short.mkdir()
+    for f in sorted((walkway / "training" / "frames" / "01").iterdir())[:6]:
+        shutil.copy2(f, short / f.name)
+    proc = main_cli("calibrate", "--model", run, short, "--device", "cpu")
+    assert proc.returncode == 2 and "too little footage" in proc.out and "Traceback" not in proc.out, proc.out
+    assert (run / "model.safetensors").read_bytes() == before and sorted(p.name for p in run.iterdir()) == [
+        "model.safetensors"
+    ]
+
+
 def test_an_old_calibration_without_the_rule_loads_as_before():
     old = {"floor": -1.0, "mean": 0.0, "std": 1.0, "threshold": 2.0, "percentile": 99.0, "frames": 10, "clips": ["15"]}
     cal = Calibration.from_dict(old, "old.safetensors")
