@@ -1,6 +1,9 @@
 """Per-frame decisions -> events: an event opens after k frames above threshold, closes after k below.
 
-The hysteresis (k frames either way) keeps one noisy frame from opening or splitting an event. An
+The hysteresis (k frames either way) keeps one noisy frame from opening or splitting an event. The k frames
+are counted in steps of the analysis grid (source time), not in frames seen: when a live source fell behind
+and frames were dropped, a run above threshold spanning k steps opens an event and k steps since the last
+frame above close it, as the same frames would from the file. An
 event's start is the first of the k frames that opened it and its end the last frame above threshold,
 so the recorded span does not depend on k's delay.
 
@@ -53,7 +56,9 @@ class EventTracker:
         self.update_every = update_every
         self.open: Event | None = None
         self._above: list[tuple[int, float, list[int] | None, float | None, Any]] = []  # run above, not yet open
-        self._below = 0
+        self._above_from = 0  # the step of the run's first frame
+        self._last_above = 0  # the step of the last frame above threshold
+        self._step = -1  # the step of the last frame seen
         self._peak_image: Any = None
         self._last_sent: tuple[float, Event] | None = None  # source time and state of the last message
         self.number = 0
@@ -61,12 +66,17 @@ class EventTracker:
         self.outbox: list[EventMessage] = []  # messages since the caller last emptied it
 
     def update(self, index: int, score: float, anomalous: bool, box: list[int] | None = None,
-               time: float | None = None, image: Any = None) -> Event | None:  # fmt: skip
+               time: float | None = None, image: Any = None, step: int | None = None) -> Event | None:  # fmt: skip
+        """One frame's decision. ``step``: its place on the analysis grid (default: the one after the last)."""
+        step = self._step + 1 if step is None or step <= self._step else int(step)
+        self._step = step
         if anomalous:
-            self._below = 0
+            self._last_above = step
             if self.open is None:
+                if not self._above:
+                    self._above_from = step
                 self._above.append((index, score, box, time, image))
-                if len(self._above) >= self.k:
+                if step - self._above_from + 1 >= self.k:
                     first = self._above[0]
                     peak = max(self._above, key=lambda r: r[1])
                     self.open = Event(first[0], index, peak[0], peak[1], peak[2], first[3], time)
@@ -83,8 +93,7 @@ class EventTracker:
             self._above = []
             if self.open is None:
                 return None
-            self._below += 1
-            if self._below >= self.k:
+            if step - self._last_above >= self.k:
                 return self._close(index, time)
         self._maybe_update(index, time)
         return None
@@ -111,7 +120,7 @@ class EventTracker:
 
     def _close(self, index: int, time: float | None) -> Event:
         self._send("end", index, time)
-        ev, self.open, self._below, self._peak_image = self.open, None, 0, None
+        ev, self.open, self._peak_image = self.open, None, None
         assert ev is not None
         self.closed.append(ev)
         return ev

@@ -69,21 +69,38 @@ def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) ->
 
 
 class CausalSmoother:
-    """Trailing mean of the scored frames among the last ``window``; keeps the tail between calls. Each mean
-    is summed from its own window's values, so a stream fed in chunks of any size gets bit for bit the
-    numbers of the whole clip smoothed at once."""
+    """Trailing mean of the scored frames among the last ``window`` steps; keeps the tail between calls. Each
+    mean is summed from its own window's values, so a stream fed in chunks of any size gets bit for bit the
+    numbers of the whole clip smoothed at once.
+
+    ``steps`` place frames on the analysis grid (source time in frame intervals): a frame dropped by a live
+    source that fell behind leaves an empty slot, so the window still spans ``window`` intervals of source time
+    and the mean is that of the frames scored in it. Without ``steps`` frames follow each other.
+    """
 
     def __init__(self, window: int, empty: float = np.nan) -> None:
         self.window = max(1, int(window))
         self.empty = empty
-        self.tail = np.full(self.window - 1, np.nan)  # the last window - 1 values seen (NaN before the start)
+        self.tail = np.full(self.window - 1, np.nan)  # the last window - 1 slots (NaN before the start)
+        self.last = -1  # the step of the last frame seen
 
-    def __call__(self, x: np.ndarray | float) -> np.ndarray:
+    def __call__(self, x: np.ndarray | float, steps: np.ndarray | list[int] | None = None) -> np.ndarray:
         x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         if x.size == 0:
             return x
-        seq = np.concatenate([self.tail, x])
-        win = sliding_window_view(seq, self.window)  # (len(x), window): frame t's window ends at t
+        if steps is None:
+            at, slots = np.arange(len(x)), x
+            self.last += len(x)
+        else:
+            steps = np.asarray(steps, dtype=np.int64)
+            gaps = np.diff(np.concatenate([[self.last], steps]))
+            # a gap of a window or more empties the window whatever its length: clip it so memory stays bounded
+            at = np.cumsum(np.clip(gaps, 1, self.window)) - 1
+            slots = np.full(int(at[-1]) + 1, np.nan)
+            slots[at] = x
+            self.last = max(self.last + len(x), int(steps[-1]))
+        seq = np.concatenate([self.tail, slots])
+        win = sliding_window_view(seq, self.window)[at]  # (len(x), window): frame t's window ends at t
         ok = np.isfinite(win)
         count = ok.sum(axis=1)
         total = np.where(ok, win, 0.0).sum(axis=1)

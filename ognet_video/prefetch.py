@@ -12,7 +12,6 @@ reader drops its oldest frames, as it did before.
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 import time
@@ -42,6 +41,7 @@ class Prefetcher:
         self.taken = 0  # frames taken off the reader
         self._held: Prepared | str | BaseException | None = None  # taken off the queue, not yet handed out
         self._link = 0
+        self._last_step = -1  # the step of the last frame prepared
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"prefetch:{reader.source.display}", daemon=True)
 
@@ -118,14 +118,27 @@ class Prefetcher:
             return exc
 
     def _prepare(self, frames: list[Frame]) -> list[PendingPush]:
-        parts = []
-        for link, run in itertools.groupby(frames, key=lambda f: f.link):  # one part per connection
-            part = list(run)
-            if link != self._link:  # a gap: motion restarts after a reconnect
-                self.scorer.break_motion()
-                self._link = link
-            parts.append(self.scorer.prepare([f.image for f in part], [f.time for f in part], [f.index for f in part]))
+        """One part per run of frames that follow each other: a frame whose predecessor was dropped (or lies
+        across a reconnect) starts a part of its own, its motion measured from that predecessor (or none)."""
+        parts: list[PendingPush] = []
+        run: list[Frame] = []
+        for f in frames:
+            follows = f.link == self._link and (f.step < 0 or f.step == self._last_step + 1)
+            if not follows:
+                if run:
+                    parts.append(self._part(run))
+                    run = []
+                self.scorer.break_motion(f.prev if f.link == self._link else None)
+                self._link = f.link
+            self._last_step = f.step
+            run.append(f)
+        if run:
+            parts.append(self._part(run))
         return parts
+
+    def _part(self, run: list[Frame]) -> PendingPush:
+        steps = [f.step for f in run] if run[0].step >= 0 else None
+        return self.scorer.prepare([f.image for f in run], [f.time for f in run], [f.index for f in run], steps)
 
     def _put(self, item: Prepared | str | BaseException) -> None:
         while not self._stop.is_set():

@@ -73,6 +73,11 @@ class FrameScorer:
         """Start a new clip (or a stream after a gap): the next frame has no predecessor."""
         self.prev = None
 
+    def follow(self, frame: np.ndarray) -> None:
+        """The next frame comes after ``frame`` (raw, as decoded): a live source kept it when the frames between
+        were dropped, so motion is measured over one interval, as from the file."""
+        self.prev = self.extractor.prepare(frame)
+
     def prepare(self, frames: list[np.ndarray]) -> PendingScores:
         """Everything before the forward pass: the moving patches of consecutive raw frames (any size, gray
         or BGR). Several ``prepare``s (of this clip or others) can share one pass; see ``complete``."""
@@ -155,6 +160,7 @@ class PendingPush:
     frames: list[np.ndarray]
     times: list[float | None]
     indices: list[int]
+    steps: list[int] | None = None  # places on the analysis grid (None: consecutive)
 
 
 class StreamScorer:
@@ -186,10 +192,14 @@ class StreamScorer:
         self.frame_shape: tuple[int, ...] | None = None
         self._boxes: np.ndarray | None = None
 
-    def break_motion(self) -> None:
-        """The next frame does not follow the last one (a stream came back after a gap): score it as a
-        first frame. Smoothing and open events carry on."""
-        self.frames.reset()
+    def break_motion(self, before: np.ndarray | None = None) -> None:
+        """The next frame does not follow the last one scored: measure its motion from ``before`` (the frame the
+        source delivered just before it, when kept) or, without one (a stream came back after a gap), score
+        it as a first frame. Smoothing and open events carry on."""
+        if before is None:
+            self.frames.reset()
+        else:
+            self.frames.follow(before)
 
     @property
     def events(self) -> list[Event]:
@@ -215,18 +225,19 @@ class StreamScorer:
         return self.complete(p, self.detector.patch_scores(p.scores.x))
 
     def prepare(self, frames: list[np.ndarray], times: list[float | None] | None = None,
-                indices: list[int] | None = None) -> PendingPush:  # fmt: skip
-        """``push`` up to the forward pass, so the patches of several streams can share one (``complete``)."""
+                indices: list[int] | None = None, steps: list[int] | None = None) -> PendingPush:  # fmt: skip
+        """``push`` up to the forward pass, so the patches of several streams can share one (``complete``).
+        ``steps``: the frames' places on the analysis grid when some were dropped (see ``CausalSmoother``)."""
         times = times or [None] * len(frames)
         indices = indices or list(range(self.index, self.index + len(frames)))
         self.index += len(frames)
-        return PendingPush(self.frames.prepare(frames), frames, times, indices)
+        return PendingPush(self.frames.prepare(frames), frames, times, indices, steps)
 
     def complete(self, p: PendingPush, patch_scores: np.ndarray) -> tuple[list[FrameResult], list[Event]]:
         """``push``'s results from the scores of ``p``'s patches; ``messages`` holds the event messages."""
         fs = self.frames.complete(p.scores, patch_scores)
         z = calibrated(fs, self.cal)
-        smoothed = self.smoother(z)
+        smoothed = self.smoother(z, p.steps)
         out, closed = [], []
         self.tracker.outbox = []
         for i, frame in enumerate(p.frames):
@@ -238,7 +249,8 @@ class StreamScorer:
                 p.indices[i], p.times[i], float(fs.raw[i]), float(z[i]), sm, sm > self.threshold, box, row
             )
             self.flagged += res.anomalous
-            ev = self.tracker.update(res.index, sm, res.anomalous, box, p.times[i], frame)
+            step = None if p.steps is None else p.steps[i]
+            ev = self.tracker.update(res.index, sm, res.anomalous, box, p.times[i], frame, step)
             if ev is not None:
                 closed.append(ev)
             out.append(res)

@@ -68,11 +68,11 @@ def test_an_error_while_preparing_reaches_the_run_loop_after_the_batches_before_
     scorer = StreamScorer(detector)
     real, calls = scorer.prepare, []
 
-    def prepare(frames, times, indices):
+    def prepare(frames, times, indices, steps=None):
         calls.append(indices[0])
         if len(calls) == 2:
             raise ValueError("broken frame")
-        return real(frames, times, indices)
+        return real(frames, times, indices, steps)
 
     scorer.prepare = prepare  # type: ignore[method-assign]
     pf = Prefetcher(reader, scorer, batch=5, max_frames=None).start()

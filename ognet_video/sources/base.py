@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -45,6 +45,12 @@ class Frame:
     time: float | None  # seconds from the start
     image: np.ndarray  # uint8, BGR or gray, as decoded
     link: int = 0  # which connection delivered it: 0, then +1 per reconnect (a gap lies between links)
+    # Set by ``Reader``: the frame's place on the analysis grid (source time in analysis intervals, counting
+    # frames dropped later; -1: not known, taken as the next one), and the image the source delivered just
+    # before it on the same link, so motion is measured over one interval even when that frame was dropped.
+    step: int = -1
+    prev: np.ndarray | None = field(default=None, repr=False)
+    arrived: float | None = None  # time.monotonic() when the reader queued it (how far scoring lags behind)
 
 
 def is_glob(spec: str) -> bool:

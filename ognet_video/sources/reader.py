@@ -3,6 +3,10 @@
 Recorded sources are read completely (the thread waits while the queue is full). Live sources keep the
 newest frames instead: when the consumer falls behind, the oldest queued frame is dropped and counted.
 Errors of the thread (an unreadable frame, a camera that never connected) are raised to the consumer.
+
+Dropping never changes a score: before a frame is queued it is given its ``step`` on the analysis grid and the
+image delivered just before it (``Frame.prev``), so the scorer measures motion over one analysis interval and
+smooths over source time even when the frames between two scored ones were dropped.
 """
 
 from __future__ import annotations
@@ -106,13 +110,33 @@ class Reader:
 
     def _run(self) -> None:
         try:
+            last: Frame | None = None
+            link_start: Frame | None = None
             for frame in self.source.frames(self._stop):
+                if last is None or frame.link == last.link:
+                    frame.step = last.step + 1 if last is not None else 0
+                    frame.prev = last.image if last is not None else None
+                else:  # a reconnect: no predecessor, and the steps skip the time the source was away
+                    frame.step = last.step + 1 + self._missed_steps(link_start, last, frame)
+                    link_start = None
+                link_start = link_start or frame
+                last = frame
+                frame.arrived = time.monotonic()
                 self._put(frame)
         except Exception as exc:  # handed to the consumer, raised by get_batch
             self.error = exc
         finally:
             self.source.close()
             self._put(_END, drop=False)
+
+    def _missed_steps(self, first: Frame | None, last: Frame, frame: Frame) -> int:
+        """Analysis steps that fit between ``last`` and ``frame`` (a gap), at the rate of the last link."""
+        if first is None or last.time is None or frame.time is None or last.step <= first.step:
+            return 0
+        interval = (last.time - first.time) / (last.step - first.step)  # type: ignore[operator]
+        if interval <= 0:
+            return 0
+        return max(0, round((frame.time - last.time) / interval) - 1)
 
     def _put(self, item: object, drop: bool | None = None) -> None:
         """Blocking put for recorded sources; for live ones drop the oldest queued frame instead of waiting."""

@@ -1,0 +1,139 @@
+"""A live source that delivers frames faster than the model scores them: the reader drops frames, and every
+frame that is scored gets exactly the scores it gets from the file; its events are those of the file's scores
+at the scored frames' times."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ognet_video.data.synthetic import write_walkway
+from ognet_video.engine import Engine, Stream
+from ognet_video.errors import UserError
+from ognet_video.events import EventTracker
+from ognet_video.postprocess import CausalSmoother
+from ognet_video.scoring import StreamScorer
+from ognet_video.sources.images import read_gray
+from ognet_video.sources.live import NetworkStream
+
+
+class FastCapture:
+    """A camera at ~100 fps over a list of frames, then silence."""
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        self.images, self.i = images, 0
+
+    def read(self):
+        if self.i >= len(self.images):
+            return False, None
+        time.sleep(0.01)
+        self.i += 1
+        return True, self.images[self.i - 1]
+
+    def grab(self) -> bool:
+        return self.read()[0]
+
+    def get(self, prop: int) -> float:
+        return 0.0  # no stated rate: every frame is analysed
+
+    def release(self) -> None:
+        pass
+
+
+class SlowDetector:
+    """The detector with a forward pass slow enough that a live camera outruns it."""
+
+    def __init__(self, det, seconds: float) -> None:
+        self._det, self.seconds = det, seconds
+
+    def __getattr__(self, name: str):
+        return getattr(self._det, name)
+
+    def patch_scores(self, x):
+        time.sleep(self.seconds)
+        return self._det.patch_scores(x)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, detector) -> tuple[list[np.ndarray], list[int]]:
+    """60 frames of a walkway whose planted anomaly the tiny model flags from the file."""
+    root = write_walkway(tmp_path_factory.mktemp("drops"), train_clips=0, test_clips=4, frames=60, seed=1)
+    import json
+
+    labels = json.loads((root / "testing" / "labels.json").read_text())
+    for name, lab in labels.items():
+        frames = [read_gray(p) for p in sorted((root / "testing" / "frames" / name).glob("*.jpg"))]
+        _, events = StreamScorer(detector).push(frames)
+        if events and all(any(lab[e.start : e.end + 1]) for e in events):
+            return frames, lab
+    pytest.fail("setup: the tiny model flags the planted anomaly in none of the candidate clips")
+
+
+def _same(a: float, b: float) -> bool:
+    return (np.isnan(a) and np.isnan(b)) or a == b
+
+
+def test_dropped_frames_never_change_a_score(detector, clip):
+    frames, labels = clip
+    ref, ref_events = StreamScorer(detector).push(frames)  # the file: every frame, one after the other
+    assert any(labels[e.start : e.end + 1].count(1) for e in ref_events)  # the detector detects, from the file
+
+    calls = []
+
+    def opener(spec: str) -> FastCapture:
+        calls.append(spec)
+        if len(calls) > 1:
+            raise UserError("cannot open stream source (fake camera is gone)")
+        return FastCapture(frames)
+
+    source = NetworkStream("rtsp://cam.local/live", opener=opener, reconnect_timeout=0.2)
+    stream = Stream("cam", source, [])
+    results, events = [], []
+    for batch in Engine(SlowDetector(detector, 0.08)).batches([stream]):
+        results += batch.results
+        events += batch.events
+    dropped = stream.stats.dropped
+    assert dropped > 5 and len(results) >= 10, (dropped, len(results))  # the camera outran the model
+    assert len(results) + dropped == len(frames)
+    for r in results:  # raw and calibrated scores: exactly the file's, dropped neighbours or not
+        f = ref[r.index]
+        assert _same(r.raw, f.raw) and _same(r.score, f.score), (r.index, r.raw, f.raw, r.score, f.score)
+
+    # the decision over source time: the file's calibrated scores at the scored frames give the same
+    # smoothed scores and the same events
+    sc, cal = detector.cfg.score, detector.calibration
+    idx = [r.index for r in results]
+    sm = CausalSmoother(sc.causal_window, cal.empty)(np.array([ref[i].score for i in idx]), idx)
+    assert all(_same(a, r.smoothed) for a, r in zip(sm, results, strict=True))
+    tracker = EventTracker(sc.event_frames)
+    for i, s in zip(idx, sm, strict=True):
+        tracker.update(i, float(s), bool(s > cal.threshold), step=i)
+    tracker.finish()
+    expect = [(e.start, e.end, e.peak_frame) for e in tracker.closed]
+    assert [(e.start, e.end, e.peak_frame) for e in events] == expect
+
+
+def test_smoothing_spans_source_time_not_frames_seen():
+    """A window of 3 steps: with frames 1 and 2 missing, frame 3's mean is over frame 3 alone."""
+    full = CausalSmoother(3)(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert list(full) == [1.0, 1.5, 2.0, 3.0]
+    gappy = CausalSmoother(3)(np.array([1.0, 4.0]), [0, 3])
+    assert list(gappy) == [1.0, 4.0]
+    chunked = CausalSmoother(3)
+    assert list(chunked(np.array([1.0]), [0])) + list(chunked(np.array([3.0, 4.0]), [2, 3])) == [1.0, 2.0, 3.5]
+    long_gap = CausalSmoother(3)
+    long_gap(np.array([5.0]), [0])
+    assert list(long_gap(np.array([1.0]), [10_000_000])) == [1.0] and long_gap.tail.size == 2
+
+
+def test_events_count_steps_across_dropped_frames():
+    """k = 3: frames above at steps 0 and 2 (1 dropped) open an event; a frame below 3 steps after the last one
+    above closes it, however few frames were seen in between."""
+    t = EventTracker(3)
+    assert t.update(0, 2.0, True, step=0) is None and t.open is None
+    assert t.update(2, 3.0, True, step=2) is None and t.open is not None and t.open.start == 0
+    assert t.update(4, 0.0, False, step=4) is None and t.open is not None  # 2 steps below: still open
+    ev = t.update(5, 0.0, False, step=5)
+    assert ev is not None and (ev.start, ev.end, ev.peak_frame) == (0, 2, 2)
