@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,10 +98,25 @@ class StreamStats:
     extract_s: float = 0.0
     model_s: float = 0.0
     output_s: float = 0.0
+    lag_s: float = 0.0  # last batch: seconds from its newest frame's arrival off the source to its scores
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=2048), repr=False)  # recent frames' lags
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def drop_rate(self) -> float:
+        """The share of the frames the source delivered for analysis that scoring was too slow to take."""
+        seen = self.frames + self.dropped
+        return self.dropped / seen if seen else 0.0
+
+    def lag_percentiles(self) -> dict[str, float]:
+        """p50 and p95 of the recent frames' lag in milliseconds ({} before any)."""
+        if not self.lags:
+            return {}
+        p50, p95 = np.percentile(np.fromiter(self.lags, float), [50, 95])
+        return {"p50_ms": round(1000 * float(p50), 1), "p95_ms": round(1000 * float(p95), 1)}
 
     @property
     def exit_code(self) -> int:
@@ -307,8 +323,20 @@ class Engine:
             s.stats.model_s += model * share
             s.stats.extract_s += sum(r.seconds for r in ready) + time.perf_counter() - t
             s.stats.frames += len(frames)
+            self._behind(s, frames)
             out.append((s, Batch(s, frames, results, closed, messages)))
         return out
+
+    @staticmethod
+    def _behind(s: Stream, frames: list[Frame]) -> None:
+        """How far scoring is behind the source: its drops so far and each frame's lag."""
+        if s.reader is not None:
+            s.stats.dropped = s.reader.dropped
+        now = time.monotonic()
+        lags = [now - f.arrived for f in frames if f.arrived is not None]
+        if lags:
+            s.stats.lags.extend(lags)
+            s.stats.lag_s = lags[-1]
 
     def _write(self, s: Stream, batch: Batch) -> None:
         t = time.perf_counter()

@@ -37,6 +37,7 @@ from ognet_video.runs import load_model, new_run_dir
 from ognet_video.scoring import misfit_warning
 from ognet_video.sinks import (
     AnnotatedVideo,
+    DropWarning,
     EventLog,
     EventsJsonl,
     Folder,
@@ -169,6 +170,8 @@ def _stream(cam: Camera, src: Source, run: Folder, many: bool, label: str, chann
     """One camera's stream: its files (in the run folder, or its own subfolder of it), alerts, pictures."""
     folder = Folder(make=lambda: run.path / cam.name) if many else run
     sinks: list[Sink] = [ScoresJsonl(folder), EventsJsonl(folder), EventLog(console, cam.name if many else "")]
+    if src.live:
+        sinks.append(DropWarning(console, cam.name))
     if channels:
         sinks.append(Alerts(folder, channels, cam.name, run=run))
     if metrics is not None:
@@ -225,7 +228,8 @@ def print_summary(res: WatchResult, console: Console, stream: Stream | None = No
     extra = f" ({st.message})" if st.message else ""
     console.print(
         f"{who}[{colour}]{STOP_REASONS[st.stopped]}[/]{escape(extra)}: {st.frames} frames scored (stride {src.stride}, "
-        f"{st.dropped} dropped, {st.reconnects} reconnects), {st.events} events -> {escape(str(folder or res.run_dir))}",
+        f"{st.dropped} dropped = {100 * st.drop_rate:.1f}%, {st.reconnects} reconnects), {st.events} events "
+        f"-> {escape(str(folder or res.run_dir))}",
         highlight=False,
     )
     scorer = stream.scorer

@@ -137,3 +137,38 @@ def test_events_count_steps_across_dropped_frames():
     assert t.update(4, 0.0, False, step=4) is None and t.open is not None  # 2 steps below: still open
     ev = t.update(5, 0.0, False, step=5)
     assert ev is not None and (ev.start, ev.end, ev.peak_frame) == (0, 2, 2)
+
+
+def test_falling_behind_is_visible(detector, clip, tmp_path, monkeypatch):
+    """One warning when the camera first drops frames; the drop rate, the scored share of its time and the lag
+    in the summary."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from ognet_video.watch import WatchOptions, watch
+
+    frames, _ = clip
+    real = detector.patch_scores
+    monkeypatch.setattr(detector, "patch_scores", lambda x: (time.sleep(0.08), real(x))[1])
+    calls = []
+
+    def opener(spec: str) -> FastCapture:
+        calls.append(spec)
+        if len(calls) > 1:
+            raise UserError("cannot open stream source (fake camera is gone)")
+        return FastCapture(frames)
+
+    out = io.StringIO()
+    opts = WatchOptions(reconnect_timeout=0.2, live_panel=False)
+    res = watch("rtsp://cam.local/live", detector, opts, project=tmp_path, opener=opener,
+                console=Console(file=out, width=300))  # fmt: skip
+    text = out.getvalue()
+    assert res.dropped > 0 and text.count("warning: cam.local") + text.count("warning: rtsp") == 1, text
+    summary = json.loads((res.run_dir / "summary.json").read_text())
+    rate = res.dropped / (res.dropped + res.frames)
+    assert summary["drop_rate"] == pytest.approx(rate, abs=1e-4)
+    assert summary["scored_share"] == pytest.approx(1 - rate, abs=1e-4)
+    assert summary["lag"]["p95_ms"] >= summary["lag"]["p50_ms"] > 0
+    assert f"{100 * rate:.1f}% " in text or f"= {100 * rate:.1f}%" in text

@@ -4,11 +4,11 @@ Files: ``ScoresJsonl``, ``ScoresCsv``, ``EventsJsonl``, ``SummaryJson``, ``Timel
 ``AnnotatedVideo``, ``Window``; the terminal: ``LivePanel``, ``EventLog``. A command picks its sinks.
 """
 
-from ognet_video.sinks.console import EventLog, LivePanel
+from ognet_video.sinks.console import DropWarning, EventLog, LivePanel
 from ognet_video.sinks.files import EventsJsonl, Folder, ScoresCsv, ScoresJsonl, SummaryJson, Timeline
 from ognet_video.sinks.video import AnnotatedVideo, Window, display_unavailable
 
 __all__ = [
-    "AnnotatedVideo", "EventLog", "EventsJsonl", "Folder", "LivePanel", "ScoresCsv", "ScoresJsonl", "SummaryJson",
+    "AnnotatedVideo", "DropWarning", "EventLog", "EventsJsonl", "Folder", "LivePanel", "ScoresCsv", "ScoresJsonl", "SummaryJson",
     "Timeline", "Window", "display_unavailable",
 ]  # fmt: skip

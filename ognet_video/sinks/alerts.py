@@ -267,6 +267,8 @@ class Alerts(Sink):
         s = batch.stream
         for m in batch.messages:
             msg = self.message(m, s.scorer.threshold if s.scorer is not None else None)
+            # how far behind the camera scoring was: an alert from a machine that cannot keep up says so
+            msg["drop_rate"], msg["lag_s"] = round(s.stats.drop_rate, 4), round(s.stats.lag_s, 3)
             self.messages += 1
             for ch in self.channels:
                 ch.put(msg)

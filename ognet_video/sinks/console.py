@@ -36,6 +36,27 @@ class EventLog(Sink):
             )
 
 
+class DropWarning(Sink):
+    """One line the first time a live camera drops frames: scoring is behind it. Scores stay right (each frame
+    is scored from its own predecessor), but a share of the camera's time goes unscored."""
+
+    def __init__(self, console: Console, camera: str = "") -> None:
+        self.console, self.camera, self.warned = console, camera, False
+
+    def write(self, batch: Batch) -> None:
+        st = batch.stream.stats
+        if self.warned or not st.dropped:
+            return
+        self.warned = True
+        who = escape(self.camera or batch.stream.source.display)
+        self.console.print(
+            f"[yellow]warning: {who} is faster than this machine scores it: {st.dropped} frames dropped so far "
+            f"(lag {st.lag_s:.1f} s); scores stay right but part of its time goes unscored: use fewer "
+            "cameras per machine, an exported model (ognet-video export) or a GPU[/]",
+            highlight=False,
+        )
+
+
 class LivePanel(Sink):
     """Frames, fps, drops, the smoothed score as a sparkline against the threshold, events, output folder."""
 
@@ -95,7 +116,7 @@ class LivePanel(Sink):
         s = self.stream
         assert s is not None and s.scorer is not None
         st, total = s.stats, s.source.total
-        dropped = s.reader.dropped if s.reader is not None else st.dropped
+        dropped = st.dropped
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()

@@ -129,6 +129,9 @@ def summary_dict(stream: Stream) -> dict[str, Any]:
         "source": src.display, "kind": src.kind, "frames": st.frames, "dropped": st.dropped,
         "reconnects": st.reconnects, "stride": src.stride, "stopped": st.stopped, "message": st.message,
         "events": st.events, "seconds": round(st.seconds, 3), "fps": round(st.fps, 2),
+        # falling behind a live source: the share of its frames dropped, so the share of its time scored
+        "drop_rate": round(st.drop_rate, 4), "scored_share": round(1.0 - st.drop_rate, 4),
+        "lag": st.lag_percentiles(),
         "ms_per_frame": {k: round(v, 3) for k, v in st.ms_per_frame().items()}, **stream.info,
     }  # fmt: skip
 

@@ -74,6 +74,8 @@ class _Collector:
             "up": GaugeMetricFamily("ognet_camera_up", "1 while the camera's stream is running", labels=cam),
             "frames": CounterMetricFamily("ognet_frames", "Frames scored", labels=cam),
             "dropped": CounterMetricFamily("ognet_dropped_frames", "Live frames dropped (scoring behind)", labels=cam),
+            "drop_rate": GaugeMetricFamily("ognet_drop_rate", "Share of the camera's frames dropped so far", labels=cam),
+            "lag": GaugeMetricFamily("ognet_lag_seconds", "Last batch: a frame's arrival to its scores", labels=cam),
             "reconnects": CounterMetricFamily("ognet_reconnects", "Reconnections of the source", labels=cam),
             "events": CounterMetricFamily("ognet_events", "Events opened", labels=cam),
         }
@@ -81,6 +83,7 @@ class _Collector:
             s = h.stream
             vals = {"fps": h.fps(), "latency": h.latency, "up": float(h.alive), "events": h.events,
                     "frames": s.stats.frames if s else 0, "dropped": _dropped(s),
+                    "drop_rate": s.stats.drop_rate if s else 0.0, "lag": s.stats.lag_s if s else 0.0,
                     "reconnects": s.source.reconnects if s else 0}  # fmt: skip
             for k, v in vals.items():
                 fams[k].add_metric([h.camera], v)
