@@ -79,11 +79,11 @@ class PatchConfig(_Section):
 
     section: ClassVar[str] = "patches"
 
-    # cells every 29 px (one Ped2 pedestrian), each seen as a 45 px patch with 8 px of its neighbours around it:
-    # an 8 x 12 grid on 248x364. size == stride is the paper's non-overlapping grid (configs/ped2-cpu-fast.yaml)
-    size: Int = Field(45, ge=8)
-    height: Int = Field(248, ge=1, le=4096)  # frames are resized to (height, width) before gridding
-    width: Int = Field(364, ge=1, le=4096)
+    # cells every 29 px (one Ped2 pedestrian), each seen alone (size == stride, the paper's non-overlapping grid):
+    # an 8 x 12 grid on 232x348. configs/ped2-large.yaml sees each as a 45 px patch with 8 px of its neighbours
+    size: Int = Field(29, ge=8)
+    height: Int = Field(232, ge=1, le=4096)  # frames are resized to (height, width) before gridding
+    width: Int = Field(348, ge=1, le=4096)
     stride: Int = Field(29, ge=1)
     motion_threshold: Float = Field(2.0, ge=0)  # mean |frame difference| (gray levels, 0-255) for a moving cell
     # "flow": dense optical flow from the previous frame, x and y (two planes); "gray": the cell itself (the paper)
@@ -169,9 +169,9 @@ class TrainConfig(_Section):
     holdout_seconds: Float = Field(0.0, ge=0)
     seed: Int = Field(0, ge=0)
     # independently trained (G, D) pairs whose patch scores are averaged; member i uses seed + 1000 * i, so
-    # member 0 is the one-member model of the same seed. Costs N x the training and the model's scoring time;
-    # 2 chosen by the label-free validation protocol over 1
-    members: Int = Field(2, ge=1)
+    # member 0 is the one-member model of the same seed. Costs N x the training and the model's scoring time
+    # (configs/ped2-large.yaml trains 2; the default 1 keeps up with four live cameras on 2 cores)
+    members: Int = Field(1, ge=1)
     num_threads: Int = Field(0, ge=0)  # torch CPU threads (0 = torch default)
 
     @model_validator(mode="after")
@@ -193,8 +193,9 @@ class ScoreConfig(_Section):
     topk: Int = Field(2, ge=1)
     # the max of many moving cells is higher than the max of few by chance alone: subtract that rise (the slope of
     # held-out normal frame scores on the log of their moving cells, fitted at calibration), so that a crowded
-    # normal frame is not flagged for being crowded (chosen by the label-free validation protocol)
-    crowd_correction: bool = True
+    # normal frame is not flagged for being crowded (on in configs/ped2-large.yaml; on the default's 29 px cells the
+    # label-free validation protocol did not pick it, docs/experiments.md section 20)
+    crowd_correction: bool = False
     causal_window: Int = Field(5, ge=1)  # trailing mean over the last N frames: what a live stream can do
     offline_window: Int = Field(9, ge=1)  # centred mean over N frames: uses future frames, offline reports only
     # the decision: the threshold at which held-out normal footage is expected to raise this many false alarms

@@ -58,11 +58,11 @@ def main() -> None:
     reps = 2 if device.type == "cpu" else 20  # the paper preset takes seconds per frame on a CPU
     rows = {
         "paper (45 px gray, paper.yaml)": ms_per_frame("configs/ped2-paper.yaml", [], device, frames, reps),
-        "paper (29 px flow, cpu-fast.yaml)": ms_per_frame(
-            "configs/ped2-cpu-fast.yaml", ["model.preset=paper"], device, frames, reps
+        "paper (29 px flow, ped2-cpu.yaml)": ms_per_frame(
+            "configs/ped2-cpu.yaml", ["model.preset=paper"], device, frames, reps
         ),
-        "cpu (29 px flow, cpu-fast.yaml)": ms_per_frame("configs/ped2-cpu-fast.yaml", [], device, frames, 5 * reps),
-        "cpu (45 px flow every 29 px, cpu.yaml)": ms_per_frame("configs/ped2-cpu.yaml", [], device, frames, 5 * reps),
+        "cpu (29 px flow, ped2-cpu.yaml)": ms_per_frame("configs/ped2-cpu.yaml", [], device, frames, 5 * reps),
+        "large (45 px flow every 29 px, two members, ped2-large.yaml)": ms_per_frame("configs/ped2-large.yaml", [], device, frames, 5 * reps),
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     info = {"device": name, "torch": torch.__version__, "rows": rows}

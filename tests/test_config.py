@@ -36,7 +36,7 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 def test_defaults_without_file():
     cfg = load_config()
     assert cfg == Config()
-    assert (cfg.patches.size, cfg.patches.stride, cfg.patches.height, cfg.patches.width) == (45, 29, 248, 364)
+    assert (cfg.patches.size, cfg.patches.stride, cfg.patches.height, cfg.patches.width) == (29, 29, 232, 348)
 
 
 def test_defaults_are_the_cpu_recipe_and_its_file_spells_every_value():
@@ -47,8 +47,10 @@ def test_defaults_are_the_cpu_recipe_and_its_file_spells_every_value():
     cfg = Config()
     assert (cfg.patches.channels, cfg.patches.flow_preset, cfg.train.skip_frames) == ("flow", "medium", [2, 3, 4])
     assert (cfg.train.phase2_norm, cfg.train.phase2_ema) == ("frozen", 0.99)
-    assert (cfg.score.aggregate, cfg.score.causal_window, cfg.score.crowd_correction) == ("max", 5, True)
-    assert cfg.train.members == 2
+    assert (cfg.score.aggregate, cfg.score.causal_window, cfg.score.crowd_correction) == ("max", 5, False)
+    assert cfg.train.members == 1
+    large = load_config(CONFIGS / "ped2-large.yaml")  # the heavier recipe, for more cores or a GPU
+    assert (large.patches.size, large.train.members, large.score.crowd_correction) == (45, 2, True)
 
 
 def test_paper_preset_describes_the_paper_recipe():
@@ -116,7 +118,7 @@ def test_rules_between_settings_are_checked_once_all_values_are_in():
 
 def test_shipped_presets_load():
     presets = sorted(CONFIGS.glob("*.yaml"))
-    assert {p.name for p in presets} == {"ped2-cpu.yaml", "ped2-cpu-fast.yaml", "ped2-paper.yaml"}
+    assert {p.name for p in presets} == {"ped2-cpu.yaml", "ped2-large.yaml", "ped2-paper.yaml"}
     for preset in presets:
         load_config(preset)
 
