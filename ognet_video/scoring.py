@@ -212,16 +212,17 @@ class StreamScorer:
             self._boxes = self.frames.extractor.boxes_for(shape)
         return self._boxes
 
-    def push(self, frames: list[np.ndarray], times: list[float | None] | None = None,
-             indices: list[int] | None = None) -> tuple[list[FrameResult], list[Event]]:  # fmt: skip
+    def push(self, frames: list[np.ndarray], times: list[float | None] | None = None, indices: list[int] | None = None,
+             steps: list[int] | None = None) -> tuple[list[FrameResult], list[Event]]:  # fmt: skip
         """Score consecutive frames: their results and any events that closed on them.
 
         ``indices``: the frames' own numbers in their source (with a stride or dropped live frames they are
-        not consecutive); results and events carry them. Default: a count from 0 since ``reset``.
+        not consecutive); results and events carry them. Default: a count from 0 since ``reset``. ``steps``:
+        their places on the analysis grid when frames between them are missing (see ``prepare``).
         """
         if not frames:
             return [], []
-        p = self.prepare(frames, times, indices)
+        p = self.prepare(frames, times, indices, steps)
         return self.complete(p, self.detector.patch_scores(p.scores.x))
 
     def prepare(self, frames: list[np.ndarray], times: list[float | None] | None = None,
