@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ognet_video.errors import UserError
+from ognet_video.paths import plain_name
 from ognet_video.sources import source_name
 
 YAML_EXTS = (".yaml", ".yml")
@@ -57,8 +58,10 @@ def _camera(entry: object, i: int, path: Path, log: Callable[[str], None]) -> Ca
     if extra := sorted(set(entry) - KEYS):
         raise UserError(f"{where}: unknown key(s) {', '.join(map(str, extra))}; known: {', '.join(sorted(KEYS))}")
     url = str(entry["url"])
-    if not (base := str(entry.get("name") or source_name(url))) or not re.fullmatch(r"[\w.@-]+", base):
-        raise UserError(f"{where}: name {base!r} must be letters, digits, '.', '-', '_' or '@'")
+    base = str(entry.get("name") or source_name(url))
+    if not re.fullmatch(r"[\w.@-]+", base) or set(base) == {"."}:
+        raise UserError(f"{where}: name {base!r} must be letters, digits, '.', '-', '_' or '@' (not only dots: "
+                        "it names the camera's folder in the run)")  # fmt: skip
     if entry.get("mask"):
         log(f"{base}: mask is not applied by watch (the model's own ignore regions are); ignoring it")
     stride, fps = entry.get("stride"), entry.get("fps")
@@ -78,9 +81,11 @@ def cameras_from_args(specs: list[str | Camera], log: Callable[[str], None] | No
         elif is_cameras_file(str(spec)):
             cams += read_cameras(Path(spec), log)
         else:
-            cams.append(Camera(re.sub(r"[^\w.@-]+", "_", source_name(str(spec))) or "camera", str(spec)))
+            name = re.sub(r"[^\w.@-]+", "_", source_name(str(spec))).strip(".") or "camera"  # never '.' or '..'
+            cams.append(Camera(name, str(spec)))
     seen: dict[str, int] = {}
     for c in cams:
+        plain_name(c.name, "camera name")  # the camera's folder in the run: never outside it
         n = seen[c.name] = seen.get(c.name, 0) + 1
         if n > 1:
             c.name = f"{c.name}-{n}"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ognet_video.errors import UserError
+from ognet_video.paths import check_inside, plain_name, safe_child
 
 if TYPE_CHECKING:
     from ognet_video.detector import Detector
@@ -21,11 +22,13 @@ def _numbered(parent: Path, name: str) -> list[tuple[int, Path]]:
 
 
 def new_run_dir(parent: Path, name: str) -> Path:
-    """The next free ``parent/name-N``, created now so two runs never share it."""
+    """The next free ``parent/name-N``, created now so two runs never share it; a name that would leave
+    ``parent`` (``../x``, an absolute path) is refused before anything is made."""
+    plain_name(name, "run name (--name)")
     parent.mkdir(parents=True, exist_ok=True)
     n = (_numbered(parent, name)[-1][0] + 1) if _numbered(parent, name) else 1
     while True:
-        p = parent / f"{name}-{n}"
+        p = safe_child(parent, f"{name}-{n}", "run name (--name)")
         try:
             p.mkdir()
             return p
@@ -33,8 +36,11 @@ def new_run_dir(parent: Path, name: str) -> Path:
             n += 1
 
 
-def latest_run_dir(parent: Path, name: str | None = None, need: str | None = None) -> Path:
-    """The newest run folder (highest N), optionally named ``name-N`` and holding file ``need``."""
+def latest_run_dir(parent: Path, name: str | None = None, need: str | None = None, confine: bool = True) -> Path:
+    """The newest run folder (highest N), optionally named ``name-N`` and holding file ``need``. With
+    ``confine`` (a run to resume: it is written to) one that is a symlink leading out of ``parent`` is refused."""
+    if name is not None:
+        plain_name(name, "run name (--name)")
     if not parent.is_dir():
         raise UserError(f"no runs in {parent}: train a model first (ognet-video train ped2 --data DIR)")
     pat = re.compile(rf"^{re.escape(name)}-(\d+)$" if name else r"^.+-(\d+)$")
@@ -44,7 +50,8 @@ def latest_run_dir(parent: Path, name: str | None = None, need: str | None = Non
     if not cands:
         what = f" with {need}" if need else ""
         raise UserError(f"no run{what} in {parent}: train a model first (ognet-video train ped2 --data DIR)")
-    return max(cands, key=lambda p: (int(pat.match(p.name).group(1)), p.stat().st_mtime))  # type: ignore[union-attr]
+    best = max(cands, key=lambda p: (int(pat.match(p.name).group(1)), p.stat().st_mtime))  # type: ignore[union-attr]
+    return check_inside(parent, best, "run folder") if confine else best
 
 
 def find_model(model: str | Path | None, train_project: Path = Path("runs/train")) -> Path:
@@ -55,7 +62,7 @@ def find_model(model: str | Path | None, train_project: Path = Path("runs/train"
     if model is not None:
         return resolve_model_path(model)
     try:
-        return latest_run_dir(train_project, need="model.safetensors") / "model.safetensors"
+        return latest_run_dir(train_project, need="model.safetensors", confine=False) / "model.safetensors"
     except UserError:
         raise UserError(
             f"no trained model in {train_project} (no run folder with model.safetensors): pass --model RUN_DIR "

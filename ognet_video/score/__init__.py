@@ -13,6 +13,7 @@ from ognet_video.calibration import with_threshold
 from ognet_video.config import apply_runtime_overrides
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.paths import OutsideError
 from ognet_video.runs import find_model, latest_run_dir, new_run_dir
 from ognet_video.score.discover import ClipInput, clip_names, discover, fingerprint, run_name
 from ognet_video.score.manifest import MANIFEST, RUN_INFO, ClipRecord, check_run_info, locked, model_id, read_manifest
@@ -32,6 +33,8 @@ def output_folder(inputs: list[str], project: Path, name: str | None, resume: bo
     if resume:
         try:
             return latest_run_dir(project, name, need=RUN_INFO)
+        except OutsideError:
+            raise
         except UserError:
             raise UserError(
                 f"nothing to resume: no {project}/{name}-N holds a score run; run without --resume"

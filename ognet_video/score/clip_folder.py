@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 
 from ognet_video.engine import Batch, Sink, Stream
+from ognet_video.errors import UserError
+from ognet_video.paths import safe_child
 from ognet_video.score.discover import ClipInput
 from ognet_video.score.manifest import ClipRecord, Manifest, fsync_dir
 from ognet_video.sinks import Folder
@@ -25,19 +27,30 @@ def _short(source_frames: int, expected: int | None) -> bool:
 
 
 def publish(tmp: Path, final: Path) -> None:
-    """Rename the finished temp folder ``tmp`` (a sibling of ``final``) into place, durably."""
+    """Rename the finished temp folder ``tmp`` (a sibling of ``final``) into place, durably.
+
+    ``final`` must be a plain child of ``tmp``'s folder (checked again here, whoever named it); what stood there
+    (a clip folder a killed run published without its manifest line) is moved aside and, if it is a real
+    folder, deleted; a symlink is only unlinked, never followed."""
+    if final.parent != tmp.parent:
+        raise UserError(f"clip folder {str(final)!r} is not inside {tmp.parent}: refusing to publish there")
+    final = safe_child(tmp.parent, final.name, "clip folder")
     for p in tmp.iterdir():
-        os.chmod(p, 0o644)
+        if not p.is_symlink():
+            os.chmod(p, 0o644)
     fsync_dir(tmp)
     old = None
-    if final.exists():  # left by a run killed after publishing but before its manifest line
+    if os.path.lexists(final):  # left by a run killed after publishing but before its manifest line
         old = final.parent / f".old-{uuid.uuid4().hex[:12]}"
         os.replace(final, old)
     os.replace(tmp, final)
     os.chmod(final, 0o755)
     fsync_dir(final.parent)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink() or not old.is_dir():
+            old.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class ClipFolder(Sink):

@@ -100,7 +100,10 @@ def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | N
 
 
 def _safe_name(name: str) -> str:
+    """One plain, visible path component (a leading '.' would hide it, and '.tmp-*' is the run's own)."""
     name = re.sub(r"[^\w.\-]+", "_", name)
+    if name.startswith(".") or not name:
+        name = "_" + name
     if len(name) <= MAX_NAME:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]

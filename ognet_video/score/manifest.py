@@ -16,9 +16,11 @@ from filelock import FileLock, Timeout
 
 from ognet_video.checkpoint import atomic_write_text
 from ognet_video.errors import UserError
+from ognet_video.paths import OutsideError, plain_name, safe_child
 
 MANIFEST = "manifest.jsonl"
 RUN_INFO = "run.json"
+CLIPS = "clips"
 
 
 @dataclass
@@ -57,17 +59,35 @@ def model_id(path: Path) -> str:
     return h.hexdigest()
 
 
+def clip_dir(out: Path, name: str, what: str = "clip name") -> Path:
+    """``out/clips/NAME``, refused unless NAME is one plain, visible name that stays inside ``out/clips``:
+    a manifest line is data anyone with write access to a shared run folder can edit."""
+    if str(name).startswith("."):  # .tmp-* and .old-* are the run's own temporary folders
+        raise UserError(f"{what} {name!r} starts with '.': give a visible name")
+    plain_name(name, what)
+    return safe_child(safe_child(out, CLIPS, "clips folder"), name, what)
+
+
 def read_manifest(out: Path) -> dict[str, ClipRecord]:
-    """Latest record per input; a torn last line (killed mid-append) is ignored."""
-    path = out / MANIFEST
+    """Latest record per input; a torn last line (killed mid-append) is ignored; a clip name that would
+    lead out of ``out/clips`` (``../x``, an absolute path, a symlink out) is refused in one line."""
+    path = safe_child(out, MANIFEST, "manifest")
     recs: dict[str, ClipRecord] = {}
     if not path.is_file():
         return recs
-    for line in path.read_text().splitlines():
+    for i, line in enumerate(path.read_text().splitlines(), 1):
         try:
             r = ClipRecord(**json.loads(line))
         except (json.JSONDecodeError, TypeError):
             continue
+        if not isinstance(r.name, str) or not isinstance(r.input, str):
+            raise UserError(f"{path} line {i}: clip name and input must be text; the manifest was edited or "
+                            "damaged: remove the line or score into a new folder")  # fmt: skip
+        try:
+            clip_dir(out, r.name, f"{path} line {i}: clip name")
+        except UserError as exc:
+            raise OutsideError(f"{exc}; the manifest was edited or damaged: remove the line or score into a new "
+                            "folder") from None  # fmt: skip
         recs[r.input] = r
     return recs
 
@@ -85,7 +105,7 @@ class Manifest:
     """Append-only JSON lines, one fsynced write per clip."""
 
     def __init__(self, out: Path) -> None:
-        self.path = out / MANIFEST
+        self.path = safe_child(out, MANIFEST, "manifest")
         self.records = read_manifest(out)
         self.f = open(self.path, "a+b")  # noqa: SIM115 - held for the run
         self.f.seek(0, os.SEEK_END)
@@ -107,7 +127,7 @@ class Manifest:
 @contextlib.contextmanager
 def locked(out: Path) -> Iterator[None]:
     """One ``score`` per output folder at a time (an OS lock: it dies with the process, SIGKILL included)."""
-    lock = FileLock(out / ".lock", timeout=0)
+    lock = FileLock(safe_child(out, ".lock", "lock file"), timeout=0)
     try:
         with lock:
             yield
@@ -117,7 +137,7 @@ def locked(out: Path) -> Iterator[None]:
 
 def check_run_info(out: Path, info: dict[str, Any]) -> None:
     """Refuse to mix models (or frame rates) in one output folder; record them on first use."""
-    path = out / RUN_INFO
+    path = safe_child(out, RUN_INFO, "run record")
     if path.is_file():
         try:
             old = json.loads(path.read_text())

@@ -15,6 +15,7 @@ Rerunning skips clips whose manifest line matches the input's path, size, mtime 
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -27,13 +28,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from ognet_video.detector import Detector
 from ognet_video.engine import Batch, Engine, Sink, Stream
+from ognet_video.paths import safe_child
 from ognet_video.score.clip_folder import ClipFolder
 from ognet_video.score.discover import ClipInput, clip_names, fingerprint
-from ognet_video.score.manifest import ClipRecord, Manifest, read_manifest
+from ognet_video.score.manifest import CLIPS, ClipRecord, Manifest, clip_dir, read_manifest
 from ognet_video.score.summary import write_summary
 from ognet_video.sinks import AnnotatedVideo, EventsJsonl, ScoresCsv, Timeline
 
-CLIPS = "clips"
 EXIT_FAILED_BASE = 10  # exit code = 10 + failed clips (capped at 110): clear of 1 (crash), 2 (usage), 128+ (signals)
 
 
@@ -131,9 +132,14 @@ def _assign_names(clips: list[ClipInput], records: dict[str, ClipRecord]) -> lis
     return names
 
 
+_OWN_TMP = re.compile(r"^\.(tmp|old)-[0-9a-f]{12}$")
+
+
 def _clean_tmp(clips_dir: Path) -> None:
+    """Remove the temporary folders a killed run left: only real folders named as ``ClipFolder`` names them
+    (never a symlink, never anything else), and ``rmtree`` does not follow links inside them."""
     for p in clips_dir.iterdir():
-        if p.name.startswith((".tmp-", ".old-")):
+        if _OWN_TMP.match(p.name) and not p.is_symlink() and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -148,12 +154,16 @@ def plan_jobs(clips: list[ClipInput], mid: str, out: Path, opts: ScoreOptions,
               console: Console) -> tuple[Manifest, list[_Job], int]:  # fmt: skip
     """Open the manifest and split ``clips`` into jobs to score and finished ones (skipped); an input that
     cannot be read is recorded as failed. Every engine starts here, so resume behaves the same in all."""
-    clips_dir = out / CLIPS
-    clips_dir.mkdir(parents=True, exist_ok=True)
+    clips_dir = safe_child(out, CLIPS, "clips folder")
+    records = read_manifest(out)  # its names are checked before anything is created, moved or deleted
+    names = _assign_names(clips, records)
+    for clip, name in zip(clips, names, strict=True):
+        clip_dir(out, name, f"output folder of {clip.path}")
+    clips_dir.mkdir(exist_ok=True)
     _clean_tmp(clips_dir)
     manifest = Manifest(out)
     jobs, skipped = [], 0
-    for clip, name in zip(clips, _assign_names(clips, manifest.records), strict=True):
+    for clip, name in zip(clips, names, strict=True):
         try:
             fp = fingerprint(clip)
         except OSError as exc:

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ognet_video.checkpoint import atomic_write_text
+from ognet_video.paths import safe_child
 from ognet_video.score.manifest import ClipRecord
 
 SUMMARY = "summary.csv"
@@ -42,7 +43,7 @@ def write_summary(out: Path, records: dict[str, ClipRecord]) -> Path:
     w.writeheader()
     for r in sorted(records.values(), key=_sort_key):
         w.writerow(_row(r))
-    path = out / SUMMARY
+    path = safe_child(out, SUMMARY, "summary")
     atomic_write_text(path, buf.getvalue())
     return path
 
