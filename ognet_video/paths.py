@@ -10,30 +10,37 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path, PurePath
+from typing import TypeVar
 
 from ognet_video.errors import UserError
 
 _NUMBERED = re.compile(r"(\d+)")
+T = TypeVar("T", str, Path, PurePath)
 
 
 class OutsideError(UserError):
     """A path that would lead out of the folder it belongs to (never to be mistaken for a missing file)."""
 
 
-def natural_key(name: str | PurePath) -> tuple:
+def natural_key(text: str) -> tuple:
     """Sort key that orders digits by value: ``frame2`` before ``frame10`` (a plain sort reads 10 before 2).
 
     Ties (``01`` and ``1``) fall back to the plain text so the order is total and repeatable."""
-    text = name.name if isinstance(name, PurePath) else name
     parts = _NUMBERED.split(text)
     key = tuple((0, int(p), "") if i % 2 else (1, 0, p.lower()) for i, p in enumerate(parts) if p != "")
     return key, text
 
 
-def natural_sorted(paths: list) -> list:
-    """``paths`` (strings or paths) in natural order of their file names, then of their full text."""
-    return sorted(paths, key=lambda p: (natural_key(Path(p).name), str(p)))
+def natural_path_key(path: str | PurePath) -> tuple:
+    """``natural_key`` of each part of a path, so a folder's files stay together."""
+    return tuple(natural_key(part) for part in PurePath(path).parts)
+
+
+def natural_sorted(paths: Iterable[T]) -> list[T]:
+    """``paths`` (strings or paths) in natural order: the one order every command reads frames and clips in."""
+    return sorted(paths, key=lambda p: natural_path_key(str(p)))
 
 
 def plain_name(name: str, what: str) -> str:

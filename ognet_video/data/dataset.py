@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ognet_video.errors import UserError
+from ognet_video.paths import natural_sorted
 from ognet_video.sources.files import ImageFiles
 from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray  # noqa: F401 - re-exported
 
@@ -48,7 +49,7 @@ class Dataset:
 
 def _clips_from(folder: Path, prefix: str = "") -> list[Clip]:
     clips = []
-    for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for d in natural_sorted(p for p in folder.iterdir() if p.is_dir()):  # clip 2 before clip 10
         if d.name.endswith("_gt") or (prefix and not d.name.startswith(prefix)):
             continue
         frames = image_files(d)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ognet_video.errors import UserError
+from ognet_video.paths import natural_path_key
 from ognet_video.sources import IMAGE_EXTS, VIDEO_EXTS, ImageFiles, Source, VideoFile, image_files, is_glob
 
 MAX_NAME = 96  # characters of a clip's output folder name; longer names are cut and given a hash
@@ -76,7 +77,8 @@ def _classify(p: Path, recursive: bool, exclude: tuple[Path, ...], explicit: boo
 
 
 def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | None = None) -> list[ClipInput]:
-    """Expand inputs into clips, sorted by path, each once."""
+    """Expand inputs into clips, each once, in natural path order (``rec2`` before ``rec10``: ``train``
+    holds out the last recordings, so their order is their time)."""
     if not inputs:
         raise UserError("no inputs: give video files, frame folders, folders of those or globs")
     ex = tuple(Path(os.path.abspath(e)) for e in (exclude or []))
@@ -96,7 +98,7 @@ def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | N
         else:
             raise UserError(f"input {spec!r} does not exist: give video files, frame folders or globs")
         clips.update(ClipInput(Path(os.path.realpath(c.path)), c.kind) for c in found)
-    return sorted(clips, key=lambda c: str(c.path))
+    return sorted(clips, key=lambda c: natural_path_key(c.path))
 
 
 def _safe_name(name: str) -> str:

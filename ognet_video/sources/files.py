@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 
 from ognet_video.errors import UserError
+from ognet_video.paths import natural_sorted
 from ognet_video.sources.base import NOT_FOUND, Capture, Frame, Opener, Source, is_glob, open_capture
 from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray
 
@@ -99,7 +100,7 @@ class ImageFiles(Source):
                 raise UserError(f"source {self.spec!r} does not exist: {NOT_FOUND}")
             files = image_files(p)
         else:
-            files = sorted(Path(p) for p in glob.glob(self.spec) if Path(p).suffix.lower() in IMAGE_EXTS)
+            files = natural_sorted(Path(p) for p in glob.glob(self.spec) if Path(p).suffix.lower() in IMAGE_EXTS)
         if not files:
             raise UserError(f"no images in {self.spec!r} (looked for {', '.join(sorted(IMAGE_EXTS))}); check the path")
         return files

@@ -8,13 +8,15 @@ import cv2
 import numpy as np
 
 from ognet_video.errors import UserError
+from ognet_video.paths import natural_sorted
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Images in a folder, sorted by name (zero-padded names sort in frame order)."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+    """Images in a folder in natural order (``frame2`` before ``frame10``: unpadded numbers are common and a
+    text sort would read them out of order, without a word). Every command lists frames through here."""
+    return natural_sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
 
 
 def read_gray(path: Path) -> np.ndarray:
