@@ -61,7 +61,8 @@ def test_torchrun_user_error_ends_every_rank_with_one_line(walkway, tmp_path):
            *TINY, "train.batch_size=33"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=quiet_env())
     assert out.returncode != 0
-    assert out.stdout.count("error:") == 1 and "does not split evenly over 2 processes" in out.stdout
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]  # diagnostics: stderr
+    assert len(errors) == 1 and "does not split evenly over 2 processes" in errors[0] and "error:" not in out.stdout
     assert not list((tmp_path / "runs").iterdir())  # nothing trained: no run left behind
 
 

@@ -136,7 +136,7 @@ def test_holdout_is_the_last_part_in_time(cam):
 def test_too_little_footage_is_one_line_before_training(cam, cli, tmp_path):
     res = cli("train", cam / "00.mp4", "--project", tmp_path, "train.holdout_seconds=2.95", *TINY)
     assert res.returncode == 2, res.stdout + res.stderr
-    assert "too little footage" in res.stdout and "Traceback" not in res.stdout + res.stderr
+    assert "too little footage" in res.stderr and "Traceback" not in res.stdout + res.stderr
     assert not list(tmp_path.iterdir())  # no run folder left behind
     with pytest.raises(UserError, match="none of the 1 recording"):
         load_recordings([str(cam / "bad.mp4")], load_config(None, TINY))
@@ -266,7 +266,7 @@ def test_watch_and_score_warn_when_a_model_flags_most_frames(cam_run, cam, cli, 
     assert len(lines) == 1 and "00.mp4 (100%)" in lines[0]
     res = cli("score", cam / "00.mp4", cam / "01.mp4", "--model", det.save(tmp_path / "m.safetensors"),
               "--project", tmp_path / "s")  # fmt: skip
-    assert res.returncode == 0 and "flags most frames of 00.mp4 (100%), 01.mp4 (100%)" in res.stdout.replace("\n", " ")
+    assert res.returncode == 0 and "flags most frames of 00.mp4 (100%), 01.mp4 (100%)" in res.stderr.replace("\n", " ")
 
 
 def _folder(root: Path, frames: list[np.ndarray], pad: int) -> Path:

@@ -66,3 +66,46 @@ def test_score_of_unpadded_frames_equals_padded(walkway, trained_run, tmp_path):
                               console=quiet_console())  # fmt: skip
         rows.append((res.out / "clips" / "c" / "scores.csv").read_text())
     assert rows[0] == rows[1]
+
+
+# ---------------------------------------------------------------- item 8: diagnostics on stderr
+
+
+def test_error_and_warning_lines_go_to_stderr_never_stdout(main_cli, trained_run, walkway, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip = walkway / "testing" / "frames" / "01"
+    for args in (("score", tmp_path / "nope", "--model", trained_run.run_dir),
+                 ("watch", tmp_path / "nope", "--model", trained_run.run_dir, "--sink", "stdout"),
+                 ("watch", clip, "--model", trained_run.run_dir, "--max-frames", "0", "--sink", "stdout"),
+                 ("train", "folder", "--data", tmp_path / "nope")):  # fmt: skip
+        proc = main_cli(*args)
+        assert proc.returncode == 2 and "error:" in proc.stderr, (args, proc.out)
+        assert "error" not in proc.stdout, (args, proc.stdout)
+    proc = main_cli("watch", clip, "--model", trained_run.run_dir, "--sink", "stdout", "--max-frames", "3")
+    assert proc.returncode == 0, proc.out
+    assert all(line.startswith("{") for line in proc.stdout.splitlines()), proc.stdout  # data only
+
+
+def test_a_yellow_or_red_line_is_a_diagnostic(capsys):
+    from ognet_video.cli.common import CliConsole
+
+    con = CliConsole()
+    con.print("[yellow]a warning[/]")
+    con.print("[red]2 of 3 clips not scored[/]")
+    con.print("[red]event[/] frames 1-3")
+    con.print("a table")
+    out = capsys.readouterr()
+    assert "a warning" in out.err and "not scored" in out.err and "a warning" not in out.out
+    assert "event" in out.out and "a table" in out.out and "event" not in out.err
+
+
+def test_an_os_error_without_a_path_is_one_plain_line(main_cli, monkeypatch):
+    from ognet_video.cli import common
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(common, "app", full)
+    proc = main_cli("score", "x")
+    assert proc.returncode == 1 and proc.stderr.startswith("error: No space left on device;"), proc.out
+    assert "::" not in proc.stderr and proc.stdout == ""

@@ -20,7 +20,29 @@ from rich.markup import escape
 
 from ognet_video.errors import UserError
 
-console = Console()
+DIAGNOSTIC = ("[yellow]", "[red]", "error:", "warning:")
+NOT_DIAGNOSTIC = ("[red]event",)  # watch's event lines are its output, not a complaint
+
+
+class CliConsole(Console):
+    """stdout for what a command produces (tables, paths, and data when ``--sink stdout`` asks for it); stderr for
+    diagnostics: every ``error:``, warning, failure and stop line, so they never land in a data stream. A line is
+    a diagnostic when it starts with one of ``DIAGNOSTIC``: one rule, so a new warning cannot forget it."""
+
+    def print(self, *objects: object, **kwargs: object) -> None:  # type: ignore[override]
+        first = objects[0] if objects else ""
+        diag = isinstance(first, str) and first.startswith(DIAGNOSTIC) and not first.startswith(NOT_DIAGNOSTIC)
+        if not diag or self.stderr:
+            super().print(*objects, **kwargs)  # type: ignore[arg-type]
+            return
+        self.stderr = True  # only a console without its own file (the real one) follows this flag
+        try:
+            super().print(*objects, **kwargs)  # type: ignore[arg-type]
+        finally:
+            self.stderr = False
+
+
+console: Console = CliConsole()
 app = typer.Typer(
     name="ognet-video",
     help="OGNet anomaly detection for fixed-camera video.\n\n"
@@ -85,9 +107,9 @@ def main() -> None:
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as exc:  # a read-only or full disk, a path under a file: the environment, not a bug
-        where = f" {exc.filename}" if exc.filename else ""
-        what = exc.strerror or type(exc).__name__
-        console.print(f"[red]error:[/]{escape(where)}: {escape(what)}; check the path, its permissions and free space",
+        where = f"{exc.filename}: " if exc.filename else ""
+        what = exc.strerror or str(exc) or type(exc).__name__
+        console.print(f"[red]error:[/] {escape(where)}{escape(what)}; check the path, its permissions and free space",
                       highlight=False, soft_wrap=True)  # fmt: skip
         sys.exit(1)
     except KeyboardInterrupt as exc:  # outside a run loop (e.g. while a model loads): nothing to keep
