@@ -67,7 +67,7 @@ class WatchOptions:
     sinks: list[str] = field(default_factory=list)  # --sink values: stdout, file=PATH, webhook=URL, mqtt://...
     update_every: float = 5.0  # seconds of source time between an open event's update messages
     metrics_port: int | None = None
-    metrics_host: str = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another machine
+    metrics_host: str = "127.0.0.1"  # this machine only unless asked (--metrics-host): the endpoints have no auth
     drain_timeout: float = 5.0  # seconds to deliver queued messages at the end
 
 

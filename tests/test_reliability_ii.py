@@ -109,3 +109,28 @@ def test_an_os_error_without_a_path_is_one_plain_line(main_cli, monkeypatch):
     proc = main_cli("score", "x")
     assert proc.returncode == 1 and proc.stderr.startswith("error: No space left on device;"), proc.out
     assert "::" not in proc.stderr and proc.stdout == ""
+
+
+# ---------------------------------------------------------------- item 9: the metrics server stays local
+
+
+def test_metrics_server_listens_on_localhost_unless_asked(main_cli, trained_run, walkway, tmp_path, monkeypatch):
+    from ognet_video.sinks.metrics import MetricsServer
+    from ognet_video.watch import WatchOptions
+
+    server = MetricsServer(0)
+    try:
+        assert server.server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server.server_close()
+    assert WatchOptions().metrics_host == "127.0.0.1"
+    monkeypatch.chdir(tmp_path)
+    clip = walkway / "testing" / "frames" / "01"
+    proc = main_cli("watch", clip, "--model", trained_run.run_dir, "--max-frames", "2", "--metrics-port", "0")
+    assert proc.returncode == 0 and "metrics on http://127.0.0.1:" in proc.out, proc.out
+    proc = main_cli("watch", clip, "--model", trained_run.run_dir, "--max-frames", "2", "--metrics-port", "0",
+                    "--metrics-host", "host.invalid")  # fmt: skip
+    assert proc.returncode == 2 and "--metrics-host host.invalid" in proc.stderr and "Traceback" not in proc.out
+    root = Path(__file__).resolve().parent.parent
+    for doc in ("README.md", "docs/deployment.md"):
+        assert "--metrics-host" in (root / doc).read_text(), doc

@@ -52,6 +52,11 @@ def watch_cmd(
     metrics_port: int = typer.Option(
         None, "--metrics-port", help="Serve Prometheus /metrics and /healthz on this port.", metavar="PORT"
     ),  # fmt: skip
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", metavar="ADDR",
+        help="Address the metrics server listens on: 127.0.0.1 (this machine only), 0.0.0.0 (every interface; "
+        "no authentication) or one interface's address.",
+    ),  # fmt: skip
     project: Path = typer.Option(
         Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
     ),
@@ -77,7 +82,7 @@ def watch_cmd(
     det.calibration = with_threshold(det.calibration, threshold)
     opts = WatchOptions(save_video=save_video, show=show, stride=stride, max_frames=max_frames, fps=fps,
                         connect_timeout=connect_timeout, sinks=sink, update_every=update_every,
-                        metrics_port=metrics_port)  # fmt: skip
+                        metrics_port=metrics_port, metrics_host=metrics_host)  # fmt: skip
     was = common.console.stderr
     common.console.stderr = was or "stdout" in sink  # stdout carries the messages only
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,18 +105,26 @@ def _dropped(s: Stream | None) -> int:
     return s.reader.dropped if s.reader is not None else s.stats.dropped
 
 
-class MetricsServer:
-    """``/metrics`` and ``/healthz`` on ``host:port`` (port 0: any free port; see ``port``)."""
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
-    def __init__(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from elsewhere
+
+class MetricsServer:
+    """``/metrics`` and ``/healthz`` on ``host:port`` (port 0: any free port; see ``port``). ``host`` is
+    127.0.0.1 unless asked: the endpoints have no authentication, so they reach the network only on purpose
+    (``--metrics-host 0.0.0.0`` or the address of one interface; an IPv6 address such as ``::`` works too)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.health: list[Health] = []
         self.channels: list[Channel] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self.health, self.channels))  # type: ignore[arg-type]
         try:
-            self.server = ThreadingHTTPServer((host, port), self._handler())
+            server = _Server6 if ":" in host else ThreadingHTTPServer
+            self.server = server((host, port), self._handler())
         except OSError as exc:
-            raise UserError(f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
+            raise UserError(f"--metrics-host {host} --metrics-port {port}: cannot listen there "
+                            f"({exc.strerror or exc}); check the address and that the port is free") from None
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True)
