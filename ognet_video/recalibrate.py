@@ -22,6 +22,7 @@ from ognet_video.data.recordings import MIN_HOLDOUT
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
+from ognet_video.runs import run_lock
 from ognet_video.score.discover import ClipInput, clip_names, discover
 
 
@@ -69,6 +70,12 @@ def recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | No
         raise UserError(f"--alarms-per-hour must be above 0 and at most 3600 (got {alarms_per_hour:g})")
     if not 0 < fps < float("inf"):
         raise UserError(f"--fps must be a positive number (got {fps:g})")
+    with run_lock(model_path.parent, "calibrate a copy of the model"):  # never while a train or calibrate writes it
+        return _recalibrate(model_path, inputs, alarms_per_hour, fps, recursive, device)
+
+
+def _recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None, fps: float, recursive: bool,
+                 device: str) -> Recalibration:  # fmt: skip
     det = Detector.load(model_path, device=device)
     clips = discover(inputs, recursive, [model_path.parent])
     names = clip_names(clips)

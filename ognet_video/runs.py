@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from filelock import FileLock, Timeout
 
 from ognet_video.errors import UserError
 from ognet_video.paths import check_inside, plain_name, safe_child
@@ -52,6 +56,22 @@ def latest_run_dir(parent: Path, name: str | None = None, need: str | None = Non
         raise UserError(f"no run{what} in {parent}: train a model first (ognet-video train ped2 --data DIR)")
     best = max(cands, key=lambda p: (int(pat.match(p.name).group(1)), p.stat().st_mtime))  # type: ignore[union-attr]
     return check_inside(parent, best, "run folder") if confine else best
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, command: str) -> Iterator[None]:
+    """One writer per run folder: ``train`` (``--resume`` included) and ``calibrate`` hold it while they write, so
+    two of them never both log, checkpoint and save the same run. An OS lock: it dies with its process."""
+    lock = FileLock(str(safe_child(run_dir, ".lock", "lock file")), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(f"another ognet-video command is writing to {run_dir} (a train or calibrate of this run); "
+                        f"wait for it to finish, or {command} into a new run") from None  # fmt: skip
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def find_model(model: str | Path | None, train_project: Path = Path("runs/train")) -> Path:

@@ -13,6 +13,7 @@ batch, the gradients are averaged, and rank 0 alone writes the run folder and ca
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -45,6 +46,7 @@ from ognet_video.errors import UserError
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.postprocess import fit_calibration
+from ognet_video.runs import run_lock
 from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
     check_holdout,
     collect_patches,
@@ -191,7 +193,19 @@ def train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: boo
 
     With a ``world`` of several ranks every rank calls this with the same arguments: each trains on its share of
     every batch; rank 0 alone writes ``run_dir`` and calibrates (the others return once the networks are trained).
+    Rank 0 holds the run folder's lock throughout (``runs.run_lock``): a second ``train --resume`` of the same
+    run is refused in one line instead of both running to the end and writing the same files.
     """
+    with contextlib.ExitStack() as stack:
+        with world.together():  # a refused lock stops every rank, as a set-up error does
+            if world.is_main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(run_lock(run_dir, "train"))
+        return _train(cfg, dataset, run_dir, resume, device, console, world)
+
+
+def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bool, device: torch.device | None,
+           console: Console | None, world: World) -> TrainResult:  # fmt: skip
     console = console or Console()
     device = device or torch.device("cpu")
     last = run_dir / "last.safetensors"

@@ -31,7 +31,7 @@ from rich.markup import escape
 from ognet_video.cameras import Camera, cameras_from_args
 from ognet_video.checkpoint import atomic_write_text
 from ognet_video.detector import Detector
-from ognet_video.engine import STOP_REASONS, Engine, Sink, Stream
+from ognet_video.engine import STOP_REASONS, Engine, Sink, Stream, Terminated
 from ognet_video.errors import UserError
 from ognet_video.runs import load_model, new_run_dir
 from ognet_video.scoring import misfit_warning
@@ -139,6 +139,8 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
         if own_metrics and metrics is not None:
             metrics.stop()
     if not any(s.stats.frames for s in streams):
+        if streams[0].stats.stopped in ("interrupted", "terminated"):  # stopped while connecting: a stop, not a failure
+            raise Terminated() if streams[0].stats.stopped == "terminated" else KeyboardInterrupt()
         raise UserError(streams[0].stats.message or f"{srcs[0].kind} {srcs[0].display!r} gave no frames")
     res = WatchResult(run.path, streams[0], label, streams, {ch.name: ch.stats for ch in channels})
     _final_summaries(res, [f for _, f in made])

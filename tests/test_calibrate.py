@@ -85,7 +85,7 @@ def test_calibrate_refuses_a_few_frames_and_leaves_the_model(trained_run, walkwa
     proc = main_cli("calibrate", "--model", run, short, "--device", "cpu")
     assert proc.returncode == 2 and "too little footage" in proc.out and "Traceback" not in proc.out, proc.out
     assert (run / "model.safetensors").read_bytes() == before and sorted(p.name for p in run.iterdir()) == [
-        "model.safetensors"
+        ".lock", "model.safetensors"  # the run's lock (calibrate holds it while it may write)
     ]
 
 

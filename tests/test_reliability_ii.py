@@ -134,3 +134,121 @@ def test_metrics_server_listens_on_localhost_unless_asked(main_cli, trained_run,
     root = Path(__file__).resolve().parent.parent
     for doc in ("README.md", "docs/deployment.md"):
         assert "--metrics-host" in (root / doc).read_text(), doc
+
+
+# ---------------------------------------------------------------- items 6 and 7: signals, one training per run
+
+
+def _wait_for(pred, timeout: float = 120.0) -> None:
+    import time
+
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.1)
+
+
+def test_sigterm_during_train_exits_143_with_a_resume_line(walkway, tmp_path):
+    import signal
+    import subprocess
+
+    from conftest import TINY, cli_command
+
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
+    env.update(OMP_NUM_THREADS="1", NO_COLOR="1")
+    args = [*cli_command(), "train", "folder", "--data", str(walkway), "--project", str(tmp_path), *TINY,
+            "train.epochs=400"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for(lambda: (tmp_path / "folder-1" / "last.safetensors").is_file() or proc.poll() is not None)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, out + err
+    assert "Traceback" not in err and "error" not in out + err, err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("stopped (SIGTERM); resume with: ognet-video train folder") and last.endswith(" --resume")
+
+
+def _calibrate_run(trained_run, tmp_path) -> Path:
+    run = tmp_path / "tiny-1"
+    run.mkdir()
+    shutil.copy2(trained_run.model_path, run / "model.safetensors")
+    return run
+
+
+def test_ctrl_c_or_sigterm_in_calibrate_says_stopped_and_keeps_the_model(main_cli, trained_run, walkway, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    import os
+    import signal
+
+    from ognet_video import recalibrate as recal
+
+    run = _calibrate_run(trained_run, tmp_path)
+    before = (run / "model.safetensors").read_bytes()
+    for sig, code, how in ((signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")):
+        def stop(*a, _sig=sig, **k):
+            os.kill(os.getpid(), _sig)
+            raise AssertionError("the signal did not stop calibrate")
+
+        monkeypatch.setattr(recal, "score_footage", stop)
+        proc = main_cli("calibrate", "--model", run, walkway / "training" / "frames" / "01", "--device", "cpu")
+        assert proc.returncode == code, proc.out
+        assert proc.stderr.strip().splitlines()[-1] == f"stopped ({how}); the model was not changed: run the same " \
+            "command again" and "Traceback" not in proc.out  # fmt: skip
+    assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_watch_stopped_while_connecting_is_a_stop_not_a_failure(detector, tmp_path):
+    import os
+    import signal
+    import threading
+
+    import pytest
+
+    from ognet_video.engine import Terminated, install_signal_handlers
+    from ognet_video.watch import WatchOptions, watch
+
+    def opener(spec: str):
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(0.5)
+        raise ConnectionError("not yet")
+
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    install_signal_handlers()
+    try:
+        with pytest.raises(Terminated):
+            watch("rtsp://cam.local/live", detector, WatchOptions(connect_timeout=30.0), project=tmp_path,
+                  opener=opener, console=quiet_console())  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
+    assert not any(tmp_path.iterdir())  # no run folder for a run that never started
+
+
+def test_a_second_train_or_calibrate_of_one_run_is_refused_while_the_first_runs(main_cli, walkway, tiny_config,
+                                                                                tmp_path, trained_run):  # fmt: skip
+    import pytest
+    from conftest import TINY
+
+    from ognet_video.errors import UserError
+    from ognet_video.runs import run_lock
+    from ognet_video.train import train
+
+    run = tmp_path / "proj" / "lock-1"
+    run.mkdir(parents=True)
+    (run / "last.safetensors").write_bytes(b"resume state of the first train")
+    with run_lock(run, "train"):  # the first `train --resume`, still running
+        with pytest.raises(UserError, match="another ognet-video command is writing to .*lock-1"):
+            train(tiny_config(), load_dataset("folder", walkway), run, resume=True, console=quiet_console())
+        proc = main_cli("train", "folder", "--data", walkway, "--project", tmp_path / "proj", "--name", "lock",
+                        "--resume", *TINY)  # fmt: skip
+        assert proc.returncode == 2 and "writing to" in proc.stderr and "Traceback" not in proc.out, proc.out
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "last.safetensors"]  # the refused ones wrote nothing
+    assert (run / "last.safetensors").read_bytes() == b"resume state of the first train"
+    (tmp_path / "c").mkdir()
+    cal = _calibrate_run(trained_run, tmp_path / "c")
+    with run_lock(cal, "train"):
+        proc = main_cli("calibrate", "--model", cal, walkway / "training" / "frames" / "01", "--device", "cpu")
+        assert proc.returncode == 2 and "writing to" in proc.stderr, proc.out

@@ -49,6 +49,7 @@ def calibrate(
     from ognet_video.recalibrate import recalibrate
     from ognet_video.runs import find_model
 
+    common.set_stop_hint(lambda: "the model was not changed: run the same command again")
     res = recalibrate(find_model(model), inputs, alarms_per_hour, fps, recursive, device)
     new, secs = res.new, res.new.seconds or 0.0
     hours = secs / 3600

@@ -11,12 +11,17 @@ arguments override settings.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from ognet_video.errors import UserError
 
@@ -42,8 +47,41 @@ class CliConsole(Console):
             self.stderr = False
 
 
+class Stopped(Exception):  # noqa: N818 - a stop, not an error
+    """Ctrl-C (130) or SIGTERM (143) inside a command. The CLI framework would turn the KeyboardInterrupt into a
+    bare exit 130 (SIGTERM included) before ``main`` sees it; this carries the signal past it."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        from ognet_video.engine import Terminated
+
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Stopped(143 if isinstance(exc, Terminated) else 130) from None
+
+
+STOP_HINT: list[Callable[[], str]] = []  # what to do after a stop, asked at the stop (a command sets it)
+
+
+def set_stop_hint(hint: Callable[[], str]) -> None:
+    STOP_HINT[:] = [hint]
+
+
+def resume_command(extra: str = "--resume") -> str:
+    """This command line again with ``extra`` (once), as a user would type it."""
+    args = [a for a in sys.argv[1:] if a != extra]
+    return shlex.join(["ognet-video", *args, extra])
+
+
 console: Console = CliConsole()
 app = typer.Typer(
+    cls=_Group,
     name="ognet-video",
     help="OGNet anomaly detection for fixed-camera video.\n\n"
     "Examples:\n\n"
@@ -99,6 +137,7 @@ def main() -> None:
     from ognet_video.engine import install_signal_handlers
 
     install_signal_handlers()
+    STOP_HINT.clear()
     try:
         import ognet_video.cli  # noqa: F401 - registers the commands
 
@@ -112,8 +151,11 @@ def main() -> None:
         console.print(f"[red]error:[/] {escape(where)}{escape(what)}; check the path, its permissions and free space",
                       highlight=False, soft_wrap=True)  # fmt: skip
         sys.exit(1)
-    except KeyboardInterrupt as exc:  # outside a run loop (e.g. while a model loads): nothing to keep
+    except (KeyboardInterrupt, Stopped) as exc:  # outside a run loop (e.g. while a model loads or training)
         from ognet_video.engine import Terminated
 
-        console.print("[yellow]stopped[/]")
-        sys.exit(143 if isinstance(exc, Terminated) else 130)
+        code = exc.code if isinstance(exc, Stopped) else 143 if isinstance(exc, Terminated) else 130
+        how = "SIGTERM" if code == 143 else "Ctrl-C"
+        hint = f"; {STOP_HINT[0]()}" if STOP_HINT else ""
+        console.print(f"[yellow]stopped ({how})[/]{escape(hint)}", highlight=False, soft_wrap=True)
+        sys.exit(code)

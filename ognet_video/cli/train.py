@@ -76,6 +76,8 @@ def train(
             _apply_mask(cfg, mask)
     run_name = name or run_name
     run_dir = Path(world.from_main(lambda: str(_run_dir(project, run_name, resume))))  # rank 0 picks it
+    common.set_stop_hint(lambda: f"resume with: {common.resume_command()}" if (run_dir / "last.safetensors").is_file()
+                         else "nothing saved yet (stopped before the first epoch ended): run the command again")  # fmt: skip
     common.console.print(
         f"training [bold]{cfg.model.preset}[/] preset on {escape(ds.name)} ({ds.layout} layout) -> {run_dir} on {dev}"
     )
