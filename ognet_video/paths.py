@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 from typing import TypeVar
@@ -41,6 +42,21 @@ def natural_path_key(path: str | PurePath) -> tuple:
 def natural_sorted(paths: Iterable[T]) -> list[T]:
     """``paths`` (strings or paths) in natural order: the one order every command reads frames and clips in."""
     return sorted(paths, key=lambda p: natural_path_key(str(p)))
+
+
+def special_file(path: str | Path) -> str | None:
+    """What ``path`` is when it exists but is not a regular file or folder ("a FIFO (named pipe)", "a character
+    device", ...), else None. Reading such a file can block forever (a FIFO) or never end (/dev/zero), so the
+    commands that read recordings open only regular files, and say why they did not."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return what
+    return None
 
 
 def plain_name(name: str, what: str) -> str:

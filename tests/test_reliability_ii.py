@@ -252,3 +252,52 @@ def test_a_second_train_or_calibrate_of_one_run_is_refused_while_the_first_runs(
     with run_lock(cal, "train"):
         proc = main_cli("calibrate", "--model", cal, walkway / "training" / "frames" / "01", "--device", "cpu")
         assert proc.returncode == 2 and "writing to" in proc.stderr, proc.out
+
+
+# ---------------------------------------------------------------- item 5: only regular files are read
+
+
+def test_a_fifo_frame_fails_its_clip_in_one_line_and_never_hangs(cli, trained_run, walkway, tmp_path):
+    import csv
+    import os
+
+    clip = tmp_path / "in" / "fifo-clip"
+    shutil.copytree(walkway / "testing" / "frames" / "01", clip)
+    (clip / "005.jpg").unlink()
+    os.mkfifo(clip / "005.jpg")  # nothing ever writes to it: opening it for reading would block forever
+    shutil.copytree(walkway / "testing" / "frames" / "02", tmp_path / "in" / "good")
+    proc = cli("score", tmp_path / "in", "--model", trained_run.run_dir, "--project", tmp_path / "runs", timeout=90)
+    assert proc.returncode == 11, proc.stdout + proc.stderr  # 10 + the one clip not scored; the other is scored
+    rows = {r["clip"]: r for r in csv.DictReader((tmp_path / "runs" / "in-1" / "summary.csv").open())}
+    assert rows["good"]["status"] == "done" and rows["fifo-clip"]["status"] == "failed"
+    assert "FIFO" in rows["fifo-clip"]["reason"] and "005.jpg" in rows["fifo-clip"]["reason"]
+
+
+def test_a_fifo_or_device_given_as_input_is_named_as_such(main_cli, trained_run, tmp_path):
+    import os
+
+    fifo = tmp_path / "cam.mp4"
+    os.mkfifo(fifo)
+    for cmd in ("score", "watch", "train"):
+        for src, what in ((fifo, "a FIFO (named pipe)"), ("/dev/zero", "a character device")):
+            args = (cmd, src) if cmd == "train" else (cmd, src, "--model", trained_run.run_dir)
+            proc = main_cli(*args, "--project", tmp_path / "runs")
+            assert proc.returncode == 2 and f"is {what}" in proc.stderr, (cmd, src, proc.out)
+            assert "does not exist" not in proc.out
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- item 10: smaller points
+
+
+def test_an_all_digit_source_is_a_path_when_one_exists_and_a_huge_index_is_refused(main_cli, trained_run, walkway,
+                                                                                   tmp_path, monkeypatch):  # fmt: skip
+    from ognet_video.sources.base import source_kind
+
+    monkeypatch.chdir(walkway / "testing" / "frames")
+    assert source_kind("01") == "folder"  # the clip here, not webcam 1
+    monkeypatch.chdir(tmp_path)
+    assert source_kind("01") == "webcam"
+    proc = main_cli("watch", "2147483648", "--model", trained_run.run_dir, "--project", tmp_path / "runs")
+    assert proc.returncode == 2 and "webcam index 2147483648 is out of range" in proc.stderr, proc.out
+    assert "Traceback" not in proc.out

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ognet_video.errors import UserError
-from ognet_video.paths import natural_path_key
+from ognet_video.paths import natural_path_key, special_file
 from ognet_video.sources import IMAGE_EXTS, VIDEO_EXTS, ImageFiles, Source, VideoFile, image_files, is_glob
 
 MAX_NAME = 96  # characters of a clip's output folder name; longer names are cut and given a hash
@@ -85,6 +85,9 @@ def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | N
     clips: set[ClipInput] = set()
     for spec in inputs:
         p = Path(os.path.abspath(os.path.expanduser(spec)))
+        if what := special_file(p):
+            raise UserError(f"input {spec!r} is {what}, not a video file or frame folder: give video files, frame "
+                            "folders or globs")  # fmt: skip
         if p.exists():
             found = _classify(p, recursive, ex, explicit=True)
             if not found:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ognet_video.errors import UserError
+from ognet_video.paths import special_file
 from ognet_video.sources.base import (
     GLOB_CHARS,
     NOT_FOUND,
@@ -51,7 +52,9 @@ def open_source(spec: str | Path, *, stride: int = 1, fps: float = 10.0, opener:
         return ImageFiles(spec, stride, fps)
     if kind == "video":
         if opener is None and not Path(spec).is_file():
-            raise UserError(f"source {spec!r} does not exist: {NOT_FOUND}")
+            what = special_file(spec)  # never opened: a FIFO blocks, a device never ends
+            raise UserError(f"source {spec!r} is {what}, not a video file: {NOT_FOUND}" if what else
+                            f"source {spec!r} does not exist: {NOT_FOUND}")  # fmt: skip
         return VideoFile(spec, stride, opener)
     cls = Webcam if kind == "webcam" else NetworkStream
     return cls(spec, stride, opener, connect_timeout, reconnect_timeout, backoff, log)

@@ -36,6 +36,7 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".ts", ".flv"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 GLOB_CHARS = "*?["
+MAX_WEBCAM = 9999  # OpenCV takes an int; a larger all-digit source is a mistake, not a camera
 NOT_FOUND = "give a video file, a folder of frames, a glob, a webcam index or a URL"
 
 
@@ -58,8 +59,12 @@ def is_glob(spec: str) -> bool:
 
 
 def source_kind(spec: str) -> str:
-    """'webcam', 'stream', 'video', 'folder' or 'glob' (does not touch the source)."""
-    if spec.isdigit():
+    """'webcam', 'stream', 'video', 'folder' or 'glob' (does not touch the source). An all-digit name is a webcam
+    index unless a file or folder of that name exists here (``watch 01`` in a frames folder means the clip)."""
+    if spec.isdigit() and not Path(spec).exists():
+        if int(spec) > MAX_WEBCAM:
+            raise UserError(f"webcam index {spec} is out of range (0-{MAX_WEBCAM}); give a webcam index, a video "
+                            "file, a folder of frames, a glob or a URL")  # fmt: skip
         return "webcam"
     if spec.lower().startswith(STREAM_PREFIXES):
         return "stream"
@@ -123,7 +128,7 @@ def open_capture(spec: str, timeout_s: float | None = None) -> cv2.VideoCapture:
 
     ``timeout_s`` bounds FFmpeg's open and read calls on streams, so a dead camera cannot hang a thread forever.
     """
-    kind = "webcam" if spec.isdigit() else "stream" if spec.lower().startswith(STREAM_PREFIXES) else "video"
+    kind = "webcam" if spec.isdigit() and not Path(spec).exists() else "stream" if spec.lower().startswith(STREAM_PREFIXES) else "video"
     if kind == "webcam":
         cap = cv2.VideoCapture(int(spec))
     elif kind == "stream" and timeout_s and hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):

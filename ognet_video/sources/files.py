@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 
 from ognet_video.errors import UserError
-from ognet_video.paths import natural_sorted
+from ognet_video.paths import natural_sorted, special_file
 from ognet_video.sources.base import NOT_FOUND, Capture, Frame, Opener, Source, is_glob, open_capture
 from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray
 
@@ -33,6 +33,8 @@ class VideoFile(Source):
 
     def _open(self) -> None:
         if self.opener is open_capture and not Path(self.spec).is_file():
+            if what := special_file(self.spec):  # never opened: a FIFO blocks, a device never ends
+                raise UserError(f"source {self.spec!r} is {what}, not a video file: {NOT_FOUND}")
             raise UserError(f"source {self.spec!r} does not exist: {NOT_FOUND}")
         self._cap = self.opener(self.spec)
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or None

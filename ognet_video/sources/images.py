@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ognet_video.errors import UserError
-from ognet_video.paths import natural_sorted
+from ognet_video.paths import natural_sorted, special_file
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
@@ -22,6 +22,8 @@ def image_files(folder: Path) -> list[Path]:
 def read_gray(path: Path) -> np.ndarray:
     """A frame as 2-D uint8 gray. Unreadable files raise UserError naming the file, and so do JPEGs cut off
     before their end marker, which OpenCV would decode with their lower part gray, without a word."""
+    if what := special_file(path):  # reading a FIFO would block the run forever
+        raise UserError(f"cannot read frame {path}: it is {what}, not a regular file; replace or remove it")
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
