@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,23 +65,43 @@ def _alarms(det: Detector, cal: Calibration, scores: dict) -> int:
 
 
 def recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None = None, fps: float = 10.0,
-                recursive: bool = False, device: str = "auto") -> Recalibration:  # fmt: skip
-    """Score ``inputs`` (normal footage) with the model at ``model_path`` and store the refitted calibration."""
+                recursive: bool = False, device: str = "auto",
+                log: Callable[[str], None] | None = None) -> Recalibration:  # fmt: skip
+    """Score ``inputs`` (normal footage) with the model at ``model_path`` and store the refitted calibration.
+    A clip that cannot be read is left out with a line to ``log``, as ``train`` leaves out a recording."""
     if alarms_per_hour is not None and not 0 < alarms_per_hour <= 3600:
         raise UserError(f"--alarms-per-hour must be above 0 and at most 3600 (got {alarms_per_hour:g})")
     if not 0 < fps < float("inf"):
         raise UserError(f"--fps must be a positive number (got {fps:g})")
     with run_lock(model_path.parent, "calibrate a copy of the model"):  # never while a train or calibrate writes it
-        return _recalibrate(model_path, inputs, alarms_per_hour, fps, recursive, device)
+        return _recalibrate(model_path, inputs, alarms_per_hour, fps, recursive, device, log or (lambda msg: None))
+
+
+def _score_readable(det: Detector, footage: list[_Footage], log: Callable[[str], None]) -> tuple[dict, dict]:
+    """``score_footage`` clip by clip: one unreadable clip is reported and left out, not the end of the run."""
+    scores, dt = {}, {}
+    for f in footage:
+        try:
+            s, d = score_footage(det, [f])
+        except UserError as exc:
+            log(f"skipping {f.name}: {exc}")
+            continue
+        scores.update(s)
+        dt.update(d)
+    if not scores:
+        raise UserError(f"none of the {len(footage)} clip(s) could be read; check the files (the model was not changed)")
+    return scores, dt
 
 
 def _recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None, fps: float, recursive: bool,
-                 device: str) -> Recalibration:  # fmt: skip
+                 device: str, log: Callable[[str], None]) -> Recalibration:  # fmt: skip
     det = Detector.load(model_path, device=device)
-    clips = discover(inputs, recursive, [model_path.parent])
-    names = clip_names(clips)
-    footage = [_Footage(c, n, fps, det.cfg.patches.analysis_fps) for c, n in zip(clips, names, strict=True)]
-    scores, dt = score_footage(det, footage)
+    found = discover(inputs, recursive, [model_path.parent])
+    footage = [_Footage(c, n, fps, det.cfg.patches.analysis_fps)
+               for c, n in zip(found, clip_names(found), strict=True)]  # fmt: skip
+    scores, dt = _score_readable(det, footage, log)
+    clips = [f.clip for f in footage if f.name in scores]
+    names = [f.name for f in footage if f.name in scores]
     if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
         raise UserError("no moving patch in the footage: cannot calibrate; give footage with normal activity")
     frames = sum(len(fs.patch) for fs in scores.values())

@@ -301,3 +301,25 @@ def test_an_all_digit_source_is_a_path_when_one_exists_and_a_huge_index_is_refus
     proc = main_cli("watch", "2147483648", "--model", trained_run.run_dir, "--project", tmp_path / "runs")
     assert proc.returncode == 2 and "webcam index 2147483648 is out of range" in proc.stderr, proc.out
     assert "Traceback" not in proc.out
+
+
+def test_scored_counts_the_clips_finished_not_the_clips_started(trained_run, walkway, tmp_path):
+    shutil.copytree(walkway / "testing" / "frames" / "01", tmp_path / "in" / "good")
+    bad = tmp_path / "in" / "bad"
+    shutil.copytree(walkway / "testing" / "frames" / "02", bad)
+    sorted(bad.iterdir())[5].write_bytes(b"not a jpeg")
+    res = score_pkg.score([str(tmp_path / "in")], trained_run.run_dir, out=tmp_path / "out", console=quiet_console())
+    assert (res.scored, len(res.failed), res.exit_code) == (1, 1, 11)
+
+
+def test_calibrate_leaves_out_an_unreadable_clip_as_train_does(main_cli, trained_run, walkway, tmp_path):
+    run = _calibrate_run(trained_run, tmp_path)
+    (tmp_path / "bad.mp4").write_bytes(b"junk, not a video")
+    clips = [walkway / "training" / "frames" / n for n in ("01", "02")]
+    proc = main_cli("calibrate", "--model", run, *clips, tmp_path / "bad.mp4", "--alarms-per-hour", "5",
+                    "--device", "cpu")  # fmt: skip
+    assert proc.returncode == 0, proc.out
+    assert "skipping bad.mp4" in proc.stderr and "calibrated on 2 clips" in proc.stdout
+    from ognet_video.detector import Detector
+
+    assert Detector.load(run / "model.safetensors").meta["calibration_footage"]["clips"] == ["01", "02"]

@@ -50,7 +50,8 @@ def calibrate(
     from ognet_video.runs import find_model
 
     common.set_stop_hint(lambda: "the model was not changed: run the same command again")
-    res = recalibrate(find_model(model), inputs, alarms_per_hour, fps, recursive, device)
+    warn = lambda msg: common.console.print(f"[yellow]{escape(msg)}[/]", highlight=False)  # noqa: E731
+    res = recalibrate(find_model(model), inputs, alarms_per_hour, fps, recursive, device, log=warn)
     new, secs = res.new, res.new.seconds or 0.0
     hours = secs / 3600
     before = "" if res.old_alarms is None else f"; the previous threshold raised {res.old_alarms} on it"

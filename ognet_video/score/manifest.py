@@ -107,6 +107,7 @@ class Manifest:
     def __init__(self, out: Path) -> None:
         self.path = safe_child(out, MANIFEST, "manifest")
         self.records = read_manifest(out)
+        self.scored = 0  # clips scored (done or short) by this run: its lines, not earlier runs' ones
         self.f = open(self.path, "a+b")  # noqa: SIM115 - held for the run
         self.f.seek(0, os.SEEK_END)
         if self.f.tell() > 0:
@@ -119,6 +120,7 @@ class Manifest:
         self.f.flush()
         os.fsync(self.f.fileno())
         self.records[rec.input] = rec
+        self.scored += rec.status != "failed"
 
     def close(self) -> None:
         self.f.close()

@@ -327,5 +327,5 @@ def score_clips_ray(clips: list[Any], detector: Detector, model_path: Path, mid:
             with ray_session(ray_opts, opts.workers, console) as slots, _progress(console) as progress:
                 driver.run(spec, model_path.read_bytes(), opts, ray_opts, slots, progress)
     finally:
-        result = finish(out, clips, manifest, len(jobs), skipped, driver.frames, t0, driver.interrupted)
+        result = finish(out, clips, manifest, skipped, driver.frames, t0, driver.interrupted)
     return result

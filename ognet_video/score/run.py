@@ -55,7 +55,7 @@ class ScoreOptions:
 class ScoreResult:
     out: Path
     records: list[ClipRecord]  # every clip of this invocation, in discovery order (None-free)
-    scored: int  # clips scored by this invocation
+    scored: int  # clips this invocation finished scoring (not counting failed or interrupted ones)
     skipped: int  # clips finished by an earlier run
     frames: int  # frames scored by this invocation
     seconds: float
@@ -187,9 +187,11 @@ def expected_frames(jobs: list[_Job]) -> float:
     return sum(j.fp[2] if j.clip.kind == "frames" else mean for j in jobs)
 
 
-def finish(out: Path, clips: list[ClipInput], manifest: Manifest, scored: int, skipped: int, frames: int,
-           t0: float, interrupted: str | None) -> ScoreResult:  # fmt: skip
-    """Close the manifest and write ``summary.csv`` (also after Ctrl-C: what finished is listed)."""
+def finish(out: Path, clips: list[ClipInput], manifest: Manifest, skipped: int, frames: int, t0: float,
+           interrupted: str | None) -> ScoreResult:  # fmt: skip
+    """Close the manifest and write ``summary.csv`` (also after Ctrl-C: what finished is listed). Clips scored
+    are those this run finished (its manifest lines), not those it started: a stop leaves some unscored."""
+    scored = manifest.scored
     manifest.close()
     recs = read_manifest(out)
     write_summary(out, recs)
@@ -215,7 +217,7 @@ def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path,
                     if s.stats.stopped == "failed":
                         console.print(f"[red]failed[/] {escape(s.name)}: {escape(s.stats.message or '')}")
     finally:
-        result = finish(out, clips, manifest, len(jobs), skipped, frames, t0, engine.interrupted)
+        result = finish(out, clips, manifest, skipped, frames, t0, engine.interrupted)
     return result
 
 
