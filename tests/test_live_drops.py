@@ -172,3 +172,24 @@ def test_falling_behind_is_visible(detector, clip, tmp_path, monkeypatch):
     assert summary["scored_share"] == pytest.approx(1 - rate, abs=1e-4)
     assert summary["lag"]["p95_ms"] >= summary["lag"]["p50_ms"] > 0
     assert f"{100 * rate:.1f}% " in text or f"= {100 * rate:.1f}%" in text
+
+
+def test_the_reader_gives_each_frame_its_step_and_predecessor():
+    """Steps count the source's frames on the analysis grid; after a reconnect they skip the time away and the
+    first frame has no predecessor (motion is not measured across the gap)."""
+    from ognet_video.sources.base import Frame, Source
+    from ognet_video.sources.reader import Reader
+
+    class Scripted(Source):
+        kind = "stream"
+
+        def frames(self, stop=None):
+            for i in range(4):  # 10 fps, then 1 s away, then 10 fps again
+                yield Frame(i, 0.1 * i, np.full((4, 4), i, np.uint8), 0)
+            for i in range(4, 6):
+                yield Frame(i, 1.3 + 0.1 * (i - 4), np.full((4, 4), i, np.uint8), 1)
+
+    got = list(Reader(Scripted("x")).start())
+    assert [f.step for f in got] == [0, 1, 2, 3, 13, 14]
+    assert got[0].prev is None and got[4].prev is None
+    assert [int(f.prev[0, 0]) for f in got if f.prev is not None] == [0, 1, 2, 4]
