@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, yaml_problem
 from ognet_video.paths import plain_name
 from ognet_video.sources import source_name
 
@@ -42,7 +42,7 @@ def read_cameras(path: Path, log: Callable[[str], None] | None = None) -> list[C
     except FileNotFoundError:
         raise UserError(f"cameras file {str(path)!r} does not exist") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"cameras file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cameras file {str(path)!r} is not valid YAML: {yaml_problem(exc)}") from None
     entries = doc.get("cameras") if isinstance(doc, dict) else doc
     if not isinstance(entries, list) or not entries:
         raise UserError(f"cameras file {str(path)!r}: give a list of cameras (name, url, optional stride and fps)")

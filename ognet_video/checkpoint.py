@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, newer_format
 
 FORMAT = "ognet-video/1"
 
@@ -59,6 +59,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable safetensors checkpoint ({exc}); retrain or restore it") from None
+    if newer_format(header.get("format"), FORMAT):
+        raise UserError(f"{path} was written by a newer ognet-video (checkpoint format {header['format']!r}; this one "
+                        f"reads {FORMAT!r}): upgrade ognet-video (pip install -U ognet-video)")  # fmt: skip
     if header.get("format") != FORMAT:
         raise UserError(f"{path} is not an ognet-video checkpoint (format {header.get('format')!r})")
     try:

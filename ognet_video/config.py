@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, yaml_problem
 
 # A named preset fixes the generator's architecture and both networks' widths (``model.resolve_model_config``);
 # "custom" keeps what the config says.
@@ -342,7 +342,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             raw = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise UserError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"config file {p} is not valid YAML: {yaml_problem(exc)}") from None
         if not isinstance(raw, dict):
             raise UserError(f"{p}: expected a mapping of sections ({', '.join(SECTIONS)})")
         for section, values in raw.items():

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, newer_format
 
 FORMAT = "ognet-video-onnx/1"
 INSTALL = 'pip install "ognet-video[onnx]"'
@@ -129,6 +129,9 @@ def _bad(path: Path, what: str) -> UserError:
 
 def read_meta(props: dict[str, str], path: Path) -> dict[str, Any]:
     """The JSON metadata an export stored in the model, checked for the fields scoring needs."""
+    if newer_format(props.get("format"), FORMAT):
+        raise UserError(f"{path} was exported by a newer ognet-video (format {props['format']!r}; this one reads "
+                        f"{FORMAT!r}): upgrade ognet-video, or export it again with this one")  # fmt: skip
     if props.get("format") != FORMAT:
         fmt = props.get("format")
         raise _bad(path, "not a model exported by ognet-video (no ognet-video metadata)" if fmt is None

@@ -96,7 +96,7 @@ def _score_readable(det: Detector, footage: list[_Footage], log: Callable[[str],
 def _recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None, fps: float, recursive: bool,
                  device: str, log: Callable[[str], None]) -> Recalibration:  # fmt: skip
     det = Detector.load(model_path, device=device)
-    found = discover(inputs, recursive, [model_path.parent])
+    found = discover(inputs, recursive, [model_path.parent], log=log)
     footage = [_Footage(c, n, fps, det.cfg.patches.analysis_fps)
                for c, n in zip(found, clip_names(found), strict=True)]  # fmt: skip
     scores, dt = _score_readable(det, footage, log)

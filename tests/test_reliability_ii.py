@@ -3,6 +3,7 @@ signals that say what they are, one training per run folder, reads that cannot h
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -323,3 +324,45 @@ def test_calibrate_leaves_out_an_unreadable_clip_as_train_does(main_cli, trained
     from ognet_video.detector import Detector
 
     assert Detector.load(run / "model.safetensors").meta["calibration_footage"]["clips"] == ["01", "02"]
+
+
+def test_a_newer_checkpoint_format_says_upgrade(trained_run, tmp_path):
+    import pytest
+
+    from ognet_video.checkpoint import load_checkpoint
+    from ognet_video.errors import UserError
+
+    tensors, meta = load_checkpoint(trained_run.model_path)
+    from safetensors.torch import save_file
+
+    path = tmp_path / "future.safetensors"
+    save_file(tensors, str(path), metadata={"format": "ognet-video/2", "meta": json.dumps(meta)})
+    with pytest.raises(UserError, match="newer ognet-video .*upgrade"):
+        load_checkpoint(path)
+    save_file(tensors, str(path), metadata={"format": "someone-else/3", "meta": "{}"})
+    with pytest.raises(UserError, match="not an ognet-video checkpoint"):
+        load_checkpoint(path)
+
+
+def test_yaml_errors_give_their_line(tmp_path):
+    import pytest
+
+    from ognet_video.cameras import read_cameras
+    from ognet_video.config import load_config
+    from ognet_video.errors import UserError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 3\n  seed: [1, 2\nscore:\n  topk: 1\n")
+    for load in (lambda: load_config(bad, []), lambda: read_cameras(bad)):
+        with pytest.raises(UserError, match=r"line \d+, column \d+") as err:
+            load()
+        assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_files_of_unknown_types_are_named_not_silently_skipped(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "b.dav").write_bytes(b"x")  # a DVR container OpenCV may not know by name
+    (tmp_path / "notes.txt").write_text("x")
+    heard: list[str] = []
+    assert [c.path.name for c in discover([str(tmp_path)], log=heard.append)] == ["a.mp4"]
+    assert len(heard) == 1 and "left out 2 file(s)" in heard[0] and ".dav" in heard[0] and ".txt" in heard[0]

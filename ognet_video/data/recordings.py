@@ -220,7 +220,7 @@ def load_recordings(inputs: list[str], cfg: Config, recursive: bool = False, fol
     from ognet_video.score.discover import clip_names, discover  # the score package imports the engine
 
     log = log or (lambda msg: None)
-    clips = discover(inputs, recursive)
+    clips = discover(inputs, recursive, log=log)
     recs, skipped = [], []
     for clip, clip_name in zip(clips, clip_names(clips), strict=True):
         try:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from ognet_video.calibration import with_threshold
 from ognet_video.config import apply_runtime_overrides
@@ -62,7 +63,8 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
         raise UserError(f"--workers must be at least 1 (got {opts.workers})")
     if not 0 < opts.fps < math.inf:
         raise UserError(f"--fps must be a positive number (got {opts.fps})")
-    clips = discover(inputs, opts.recursive, [out] if out is not None else [project])
+    warn = lambda msg: console.print(f"[yellow]{escape(msg)}[/]", highlight=False)  # noqa: E731
+    clips = discover(inputs, opts.recursive, [out] if out is not None else [project], log=warn)
     model_path = find_model(model, train_project)
     n_video = sum(c.kind == "video" for c in clips)
     console.print(f"found {len(clips)} clips ({n_video} videos, {len(clips) - n_video} frame folders)")

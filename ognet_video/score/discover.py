@@ -12,6 +12,7 @@ import glob
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,13 @@ def _skip_dir(d: Path, exclude: tuple[Path, ...]) -> bool:
     return _hidden(d) or d.name.endswith("_gt") or any(d == e or e in d.parents for e in exclude)
 
 
-def _scan_dir(top: Path, recursive: bool, exclude: tuple[Path, ...]) -> list[ClipInput]:
+def _scan_dir(top: Path, recursive: bool, exclude: tuple[Path, ...], others: list[Path]) -> list[ClipInput]:
     found: list[ClipInput] = []
     for root, dirs, files in os.walk(top):
         here = Path(root)
         dirs[:] = sorted(d for d in dirs if not _skip_dir(here / d, exclude))
         names = [f for f in files if not f.startswith(".")]
+        others += [here / f for f in names if Path(f).suffix.lower() not in IMAGE_EXTS | set(VIDEO_EXTS)]
         if any(Path(f).suffix.lower() in IMAGE_EXTS for f in names):
             found.append(ClipInput(here, "frames"))
         found += [ClipInput(here / f, "video") for f in names if Path(f).suffix.lower() in VIDEO_EXTS]
@@ -65,9 +67,10 @@ def _scan_dir(top: Path, recursive: bool, exclude: tuple[Path, ...]) -> list[Cli
     return found
 
 
-def _classify(p: Path, recursive: bool, exclude: tuple[Path, ...], explicit: bool) -> list[ClipInput]:
+def _classify(p: Path, recursive: bool, exclude: tuple[Path, ...], explicit: bool,
+              others: list[Path]) -> list[ClipInput]:  # fmt: skip
     if p.is_dir():
-        return [] if _skip_dir(p, exclude) and not explicit else _scan_dir(p, recursive, exclude)
+        return [] if _skip_dir(p, exclude) and not explicit else _scan_dir(p, recursive, exclude, others)
     ext = p.suffix.lower()
     if ext in IMAGE_EXTS:  # a frame picked by a glob (or named) stands for its folder
         return [ClipInput(p.parent, "frames")]
@@ -76,9 +79,13 @@ def _classify(p: Path, recursive: bool, exclude: tuple[Path, ...], explicit: boo
     return []
 
 
-def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | None = None) -> list[ClipInput]:
+def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | None = None,
+             log: Callable[[str], None] | None = None) -> list[ClipInput]:  # fmt: skip
     """Expand inputs into clips, each once, in natural path order (``rec2`` before ``rec10``: ``train``
-    holds out the last recordings, so their order is their time)."""
+    holds out the last recordings, so their order is their time). Files in searched folders that are neither
+    videos nor images are left out, and ``log`` hears how many and of which types (a recording in an unknown
+    container would otherwise vanish without a word)."""
+    others: list[Path] = []
     if not inputs:
         raise UserError("no inputs: give video files, frame folders, folders of those or globs")
     ex = tuple(Path(os.path.abspath(e)) for e in (exclude or []))
@@ -89,18 +96,22 @@ def discover(inputs: list[str], recursive: bool = False, exclude: list[Path] | N
             raise UserError(f"input {spec!r} is {what}, not a video file or frame folder: give video files, frame "
                             "folders or globs")  # fmt: skip
         if p.exists():
-            found = _classify(p, recursive, ex, explicit=True)
+            found = _classify(p, recursive, ex, True, others)
             if not found:
                 hint = "" if recursive or not p.is_dir() else " (add --recursive to search deeper subfolders)"
                 raise UserError(f"{spec!r} holds no videos or frame folders{hint}")
         elif is_glob(spec):
             matches = sorted(glob.glob(os.path.expanduser(spec), recursive=True))
-            found = [c for m in matches for c in _classify(Path(os.path.abspath(m)), recursive, ex, explicit=False)]
+            found = [c for m in matches for c in _classify(Path(os.path.abspath(m)), recursive, ex, False, others)]
             if not found:
                 raise UserError(f"glob {spec!r} matched no videos or frame folders ({len(matches)} paths matched)")
         else:
             raise UserError(f"input {spec!r} does not exist: give video files, frame folders or globs")
         clips.update(ClipInput(Path(os.path.realpath(c.path)), c.kind) for c in found)
+    if others and log is not None:
+        exts = sorted({p.suffix.lower() or "(no extension)" for p in others})
+        log(f"left out {len(others)} file(s) that are neither videos nor images ({', '.join(exts[:8])}); known "
+            f"videos: {', '.join(sorted(VIDEO_EXTS))}: rename a recording to its container's extension to include it")
     return sorted(clips, key=lambda c: natural_path_key(c.path))
 
 
