@@ -28,7 +28,13 @@ def split_clips(dataset: Dataset, holdout: int) -> tuple[list[Clip], list[Clip]]
 
 
 def load_clip_frames(clip: Clip, extractor: PatchExtractor) -> np.ndarray:
-    return np.stack([extractor.prepare(f.image) for f in clip.source()])
+    """A clip's prepared frames; one that decodes to none (a file cut off after it was planned) is a one-line
+    UserError naming it, not numpy's 'need at least one array to stack'."""
+    frames = [extractor.prepare(f.image) for f in clip.source()]
+    if not frames:
+        raise UserError(f"{clip.name} decodes to no frames (the file is cut off or changed since it was read): "
+                        "replace it or leave it out")  # fmt: skip
+    return np.stack(frames)
 
 
 def collect_patches(

@@ -366,3 +366,41 @@ def test_files_of_unknown_types_are_named_not_silently_skipped(tmp_path):
     heard: list[str] = []
     assert [c.path.name for c in discover([str(tmp_path)], log=heard.append)] == ["a.mp4"]
     assert len(heard) == 1 and "left out 2 file(s)" in heard[0] and ".dav" in heard[0] and ".txt" in heard[0]
+
+
+# ---------------------------------------------------------------- item 4: a cut-off recording in train
+
+
+def _mkv(path: Path, frames: list[Path], cut: float = 1.0) -> Path:
+    import cv2
+
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (360, 240))
+    assert vw.isOpened()
+    for f in frames:
+        vw.write(cv2.cvtColor(read_gray(f), cv2.COLOR_GRAY2BGR))
+    vw.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])
+    return path
+
+
+def test_train_on_a_cut_off_last_recording_uses_what_decodes(main_cli, walkway, tmp_path):
+    from conftest import TINY
+
+    from ognet_video.config import load_config
+    from ognet_video.data.recordings import load_recordings
+
+    tr = walkway / "training" / "frames"
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for i, clip in enumerate(("01", "02"), 1):
+        _mkv(rec / f"cam{i}.mkv", image_files(tr / clip) + image_files(tr / "03"))
+    _mkv(rec / "cam3.mkv", image_files(tr / "03") * 3, cut=0.5)  # states 6 s, decodes about half of it
+    heard: list[str] = []
+    recs = load_recordings([str(rec)], load_config(None, [*TINY, "train.holdout_seconds=1.5"]), log=heard.append)
+    last = recs.recordings[-1]
+    assert last.name == "cam3.mkv" and 10 <= last.frames < 50, last.frames
+    assert any("cam3.mkv" in h and "cut off" in h for h in heard), heard
+    proc = main_cli("train", rec, "--project", tmp_path / "runs", *TINY, "train.holdout_seconds=1.5")
+    assert "Traceback" not in proc.out and "need at least one array" not in proc.out
+    assert proc.returncode == 0, proc.out

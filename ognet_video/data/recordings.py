@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,8 +151,23 @@ def _merged(segments: list[Segment]) -> list[Segment]:
     return out
 
 
-def probe(clip: Any, name: str, analysis_fps: float, folder_fps: float) -> Recording:
-    """Open a recording and read its first frames: UserError when it cannot be read."""
+def _decodes_to_end(path: Path, length: int) -> bool:
+    """Whether a video's last stated frame can be read: a cut-off file states the length it was meant to have,
+    and a split planned on that length would hold out time that is not there."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, length - 1))
+        return bool(cap.grab())
+    finally:
+        cap.release()
+
+
+def probe(clip: Any, name: str, analysis_fps: float, folder_fps: float,
+          log: Callable[[str], None] | None = None) -> Recording:  # fmt: skip
+    """Open a recording and read its first frames: UserError when it cannot be read. A video whose stated
+    length cannot be decoded to its end is read through instead, and ``log`` hears its true length."""
     from ognet_video.patches import brightness_profile
 
     src = clip.source(folder_fps).analyse_at(analysis_fps)
@@ -162,14 +178,20 @@ def probe(clip: Any, name: str, analysis_fps: float, folder_fps: float) -> Recor
         if first is None:
             raise UserError("it has no decodable frames")
         fps = src.fps or 0.0
+        stated = bool(src.length and src.fps)
+        if stated and clip.kind == "video" and not _decodes_to_end(Path(clip.path), src.length):
+            stated = False  # count what decodes
+            if log is not None:
+                log(f"{name}: its container says {src.length / src.fps:.1f} s but it is cut off or damaged; "
+                    "using the part that decodes")  # fmt: skip
         cols, rows = brightness_profile(first.image)
         seen = 1
-        for f in frames if not (src.length and src.fps) else islice(frames, PROFILE_FRAMES - 1):
+        for f in frames if not stated else islice(frames, PROFILE_FRAMES - 1):
             if seen < PROFILE_FRAMES and f.image.shape == first.image.shape:
                 c, r = brightness_profile(f.image)
                 cols, rows = np.maximum(cols, c), np.maximum(rows, r)
             seen += 1
-        n = src.total if src.length and src.fps else seen
+        n = src.total if stated else seen
     finally:
         frames.close()
         src.close()
@@ -224,7 +246,7 @@ def load_recordings(inputs: list[str], cfg: Config, recursive: bool = False, fol
     recs, skipped = [], []
     for clip, clip_name in zip(clips, clip_names(clips), strict=True):
         try:
-            recs.append(probe(clip, clip_name, cfg.patches.analysis_fps, folder_fps))
+            recs.append(probe(clip, clip_name, cfg.patches.analysis_fps, folder_fps, log))
         except UserError as exc:
             skipped.append(str(clip.path))
             log(f"skipping {clip_name}: {exc}")
