@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import quiet_console
 
 from ognet_video import score as score_pkg
@@ -404,3 +405,65 @@ def test_train_on_a_cut_off_last_recording_uses_what_decodes(main_cli, walkway, 
     proc = main_cli("train", rec, "--project", tmp_path / "runs", *TINY, "train.holdout_seconds=1.5")
     assert "Traceback" not in proc.out and "need at least one array" not in proc.out
     assert proc.returncode == 0, proc.out
+
+
+# ---------------------------------------------------------------- item 3: variable frame rate
+
+
+class _VfrCapture:
+    """States 10 fps; frames 0-29 are 0.1 s apart, frames 30-59 0.02 s apart (50 fps), as the issue's MKV."""
+
+    def __init__(self) -> None:
+        self.i = -1
+        self.stamps = [k * 0.1 for k in range(30)] + [3.0 + k * 0.02 for k in range(30)]
+
+    def _next(self) -> bool:
+        self.i += 1
+        return self.i < len(self.stamps)
+
+    def read(self):
+        return (True, np.full((24, 32, 3), self.i, np.uint8)) if self._next() else (False, None)
+
+    def grab(self) -> bool:
+        return self._next()
+
+    def get(self, prop: int) -> float:
+        import cv2
+
+        if prop == cv2.CAP_PROP_FPS:
+            return 10.0
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return 60.0
+        if prop == cv2.CAP_PROP_POS_MSEC:
+            return self.stamps[self.i] * 1000.0
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_variable_rate_video_is_timed_and_thinned_by_its_timestamps(tmp_path):
+    from ognet_video.sources import VideoFile
+
+    frames = list(VideoFile("vfr.mkv", opener=lambda spec: _VfrCapture()).analyse_at(10.0).frames())
+    times = [f.time for f in frames]
+    assert times[-1] == pytest.approx(3.5, abs=0.03)  # not 5.9 s (60 frames / 10 fps)
+    assert np.all(np.diff(times) > 0.09)  # the 50 fps part thinned to 10 fps on the same grid
+    assert len(frames) == 30 + 6  # 0.0-2.9 s, then 3.0, 3.1, ..., 3.5 s
+    assert [f.index for f in frames[30:32]] == [30, 35]
+
+
+def test_a_constant_rate_video_keeps_index_times(walkway, tmp_path):
+    import cv2
+
+    from ognet_video.sources import VideoFile
+
+    path = tmp_path / "c.mkv"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (360, 240))
+    for f in image_files(walkway / "training" / "frames" / "01"):
+        vw.write(cv2.cvtColor(read_gray(f), cv2.COLOR_GRAY2BGR))
+    vw.release()
+    src = VideoFile(str(path)).analyse_at(10.0)
+    frames = list(src.frames())
+    assert not src.variable and [f.index for f in frames] == list(range(0, 20, 3))
+    assert [f.time for f in frames] == [i / 30.0 for i in range(0, 20, 3)]

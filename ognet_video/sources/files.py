@@ -18,11 +18,14 @@ from ognet_video.errors import UserError
 from ognet_video.paths import natural_sorted, special_file
 from ognet_video.sources.base import NOT_FOUND, Capture, Frame, Opener, Source, is_glob, open_capture
 from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray
+from ognet_video.sources.resample import Resampler
 
 
 class VideoFile(Source):
-    """A video file decoded with OpenCV. Frame ``i`` is at ``i / fps`` (the container's position if the rate
-    is unknown). ``opener`` replaces ``open_capture`` (tests)."""
+    """A video file decoded with OpenCV. Frame ``i`` is at ``i / fps`` while the container's timestamps agree
+    (to half a frame); from the first frame where they do not (a variable-rate file) times are the timestamps
+    and frames are picked for the analysis rate by them, so motion is measured across the real interval.
+    Without a stated rate the timestamps decide throughout. ``opener`` replaces ``open_capture`` (tests)."""
 
     kind = "video"
 
@@ -30,6 +33,9 @@ class VideoFile(Source):
         super().__init__(spec, stride)
         self.opener = opener or open_capture
         self._cap: Capture | None = None
+        self.variable = False  # timestamps left index / fps: picked and timed by them from then on
+        self._t0: float | None = None  # the first frame's timestamp (a stream may not start at 0)
+        self._by_time: Resampler | None = None
 
     def _open(self) -> None:
         if self.opener is open_capture and not Path(self.spec).is_file():
@@ -47,9 +53,10 @@ class VideoFile(Source):
         assert cap is not None
         self.connected = True
         index = 0
+        last_kept: float | None = None
         while stop is None or not stop.is_set():
             t = time.perf_counter()
-            keep = self.keeps(index)
+            keep = self.keeps(index) if not self.variable else index % self.stride == 0
             ok, img = cap.read() if keep else (cap.grab(), None)
             self.decode_seconds += time.perf_counter() - t
             if not ok:
@@ -57,11 +64,37 @@ class VideoFile(Source):
                     raise UserError(f"video {self.display!r} has no decodable frames; check that the file is complete")
                 return
             self.decoded += 1
-            if keep:
+            stamp = self._stamp(index, cap)
+            if not self.variable and self.fps and stamp is not None and abs(stamp - index / self.fps) > 0.5 / self.fps:
+                self._vary(last_kept)
+            if self.variable:
+                assert self._by_time is not None
+                if keep and stamp is not None and self._by_time.keep_time(stamp):
+                    last_kept = stamp
+                    yield Frame(index, stamp, img)
+            elif keep:
                 at = self._time(index, cap)
                 if self.keeps_time(at):  # a file that does not state its rate: its timestamps decide
+                    last_kept = at
                     yield Frame(index, at, img)
             index += 1
+
+    def _stamp(self, index: int, cap: Capture) -> float | None:
+        """The container's timestamp of the frame just read, from the first frame's (None where it gives none)."""
+        pos = cap.get(cv2.CAP_PROP_POS_MSEC)
+        valid = isinstance(pos, (int, float)) and math.isfinite(pos) and (index == 0 or pos > 0)
+        if index == 0:
+            self._t0 = pos / 1000.0 if valid else None  # no first timestamp: the times stay index / fps
+        if not valid or self._t0 is None:
+            return None
+        return pos / 1000.0 - self._t0
+
+    def _vary(self, last_kept: float | None) -> None:
+        """From now on pick frames and give times by the timestamps, continuing the analysis grid."""
+        self.variable = True
+        self._by_time = Resampler(self.analysis_fps, None)
+        if last_kept is not None and self.analysis_fps:
+            self._by_time._last = math.floor(last_kept * self.analysis_fps + 1e-6)
 
     def _time(self, index: int, cap: Capture) -> float | None:
         if self.fps:
