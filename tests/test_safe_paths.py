@@ -183,5 +183,5 @@ def test_publish_moves_aside_only_what_is_inside_and_never_follows_a_link(tmp_pa
 def test_natural_order():
     names = ["frame10.jpg", "frame2.jpg", "frame1.jpg", "frame0.jpg", "frame19.jpg"]
     assert natural_sorted(names) == ["frame0.jpg", "frame1.jpg", "frame2.jpg", "frame10.jpg", "frame19.jpg"]
-    assert natural_sorted(["b/2.jpg", "a/10.jpg", "c/1.jpg"]) == ["c/1.jpg", "b/2.jpg", "a/10.jpg"]
+    assert natural_sorted(["cam10/1.jpg", "cam2/5.jpg", "cam2/10.jpg"]) == ["cam2/5.jpg", "cam2/10.jpg", "cam10/1.jpg"]
     assert natural_sorted(["001.jpg", "1.jpg", "01.jpg"]) == natural_sorted(["1.jpg", "01.jpg", "001.jpg"])

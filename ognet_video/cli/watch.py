@@ -70,10 +70,13 @@ def watch_cmd(
     cameras go on).
     """
     from ognet_video.calibration import with_threshold
+    from ognet_video.paths import plain_name
     from ognet_video.runs import load_model
     from ognet_video.watch import WatchOptions
     from ognet_video.watch import watch as run_watch
 
+    if name is not None:  # checked before any camera connects (the run folder is made at the first frame)
+        plain_name(name, "run name (--name)")
     sources, overrides = split_args(source)
     if not sources:
         raise UserError("watch needs a SOURCE: a video, frames, a webcam index, a URL or a cameras .yaml")
