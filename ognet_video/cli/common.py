@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import typer
@@ -34,17 +35,25 @@ class CliConsole(Console):
     diagnostics: every ``error:``, warning, failure and stop line, so they never land in a data stream. A line is
     a diagnostic when it starts with one of ``DIAGNOSTIC``: one rule, so a new warning cannot forget it."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._diag = threading.local()  # per thread: a warning from a sender thread moves no other line
+        super().__init__(*args, **kwargs)
+
+    def _get_file(self) -> IO[str]:
+        if getattr(self._diag, "on", False) and self._file is None:  # a console given its own file keeps it
+            return sys.stderr
+        return Console.file.fget(self)  # type: ignore[attr-defined]
+
+    file = property(_get_file, Console.file.fset)  # type: ignore[assignment]
+
     def print(self, *objects: object, **kwargs: object) -> None:  # type: ignore[override]
         first = objects[0] if objects else ""
         diag = isinstance(first, str) and first.startswith(DIAGNOSTIC) and not first.startswith(NOT_DIAGNOSTIC)
-        if not diag or self.stderr:
-            super().print(*objects, **kwargs)  # type: ignore[arg-type]
-            return
-        self.stderr = True  # only a console without its own file (the real one) follows this flag
+        self._diag.on = diag
         try:
             super().print(*objects, **kwargs)  # type: ignore[arg-type]
         finally:
-            self.stderr = False
+            self._diag.on = False
 
 
 class Stopped(Exception):  # noqa: N818 - a stop, not an error
