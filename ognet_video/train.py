@@ -43,6 +43,7 @@ from ognet_video.data.recordings import Recordings
 from ognet_video.detector import Calibration, Detector
 from ognet_video.distributed import SOLO, World, digest, global_batchnorm
 from ognet_video.errors import UserError
+from ognet_video.health.reference import describe_footage
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.postprocess import fit_calibration
@@ -56,7 +57,14 @@ from ognet_video.train_data import (  # noqa: F401 - re-exported: what training 
     split_clips,
     split_for_training,
 )
-from ognet_video.train_state import Finished, resume_state, state_tensors
+from ognet_video.train_state import (
+    PHASE2_CHECKPOINT_EVERY,
+    Finished,
+    load_phase_two,
+    phase_two_tensors,
+    resume_state,
+    state_tensors,
+)
 
 
 def progress_bar(console: Console | None = None) -> Progress:
@@ -174,6 +182,21 @@ def _ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def _save_state(last: Path, G: Generator, D: Discriminator, G_old: Generator | None, opt_g: torch.optim.Optimizer,
+                opt_d: torch.optim.Optimizer, gen: torch.Generator, finished: list[Finished], cfg: Config,
+                data_id: dict[str, Any], member: int, epochs_done: int, t0: float,
+                phase_two: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None) -> None:  # fmt: skip
+    """Rewrite ``last.safetensors``: after a phase-one epoch, or mid phase two (``phase_two``'s extra state)."""
+    tensors, groups = state_tensors(G, D, G_old, opt_g, opt_d)
+    tensors["rng.gen"] = gen.get_state()
+    for j, done in enumerate(finished):
+        tensors.update(done.tensors(j))
+    extra_t, extra_m = phase_two or ({}, {})
+    save_checkpoint(last, {**tensors, **extra_t}, {"config": cfg.to_dict(), "data": data_id, "member": member,
+                                                   "epochs_done": epochs_done, "elapsed_s": time.perf_counter() - t0,
+                                                   **groups, **extra_m})  # fmt: skip
+
+
 def member_seed(cfg: Config, i: int) -> int:
     return cfg.train.seed + 1000 * i
 
@@ -234,7 +257,8 @@ def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bo
             state = resume_state(cfg, last, data_id)
             finished = [Finished.from_tensors(cfg, state[0], i) for i in range(state[1].get("member", 0))]
             where = f" of member {len(finished) + 1}/{cfg.train.members}" if cfg.train.members > 1 else ""
-            console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{where}")
+            p2 = f", phase-two step {state[1]['phase2_done']}" if "phase2_done" in state[1] else ""
+            console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{p2}{where}")
     log = _Log(run_dir / "log.jsonl" if world.is_main else None)
     if world.is_main:
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -262,6 +286,8 @@ def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bo
         kept = det.save(run_dir / "uncalibrated.safetensors")
         console.print(f"[yellow]calibration failed; the trained networks are kept in {kept}[/]")
         raise
+    det.health = describe_footage([*train_clips, *holdout], cfg.patches.analysis_fps,  # camera checks' reference
+                                  lambda msg: console.print(escape(msg), highlight=False))  # fmt: skip
     phase1_path = p1.save(run_dir / "phase1.safetensors")
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
@@ -339,15 +365,8 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
             G_old = copy.deepcopy(G).eval()  # "old is gold": the low-epoch G
         means = dict(zip(sums, world.mean([v / steps for v in sums.values()]), strict=True))
         log.write(member=member, phase=1, epoch=epoch + 1, **means, seconds=round(time.perf_counter() - t0, 1))
-        if not world.is_main:
-            continue
-        tensors, groups = state_tensors(G, D, G_old, opt_g, opt_d)
-        tensors["rng.gen"] = gen.get_state()
-        for j, done in enumerate(finished):
-            tensors.update(done.tensors(j))
-        save_checkpoint(last, tensors, {"config": cfg.to_dict(), "data": data_id, "member": member,
-                                        "epochs_done": epoch + 1, "elapsed_s": time.perf_counter() - t0,
-                                        **groups})  # fmt: skip
+        if world.is_main:
+            _save_state(last, G, D, G_old, opt_g, opt_d, gen, finished, cfg, data_id, member, epoch + 1, t0)
     assert G_old is not None
     D1 = copy.deepcopy(D).eval()
     # ---- phase two -------------------------------------------------------------------------
@@ -360,9 +379,9 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
                 m.eval()
     opt2 = torch.optim.Adam(D.parameters(), lr=cfg.train.phase2_lr)
     d_avg = _ema(D, cfg.train.phase2_ema)
-    task = progress.add_task(f"{tag}phase 2", total=cfg.train.phase2_steps, info="")
-    losses = []
-    for _ in range(cfg.train.phase2_steps):
+    done, losses = load_phase_two(*state, D1, opt2, d_avg) if state is not None else (0, [])
+    task = progress.add_task(f"{tag}phase 2", total=cfg.train.phase2_steps, completed=done, info="")
+    for step in range(done, cfg.train.phase2_steps):
         idx = torch.randint(0, n, (3, bs), generator=gen)[:, part]
         x, xi, xj = (data[i].to(device, non_blocking=True) for i in idx)
         x_fast = None
@@ -372,6 +391,9 @@ def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch
         if d_avg is not None:
             d_avg.update_parameters(D)
         progress.update(task, advance=1, info=f"D {losses[-1]:.3f}")
+        if world.is_main and (step + 1) % PHASE2_CHECKPOINT_EVERY == 0 and step + 1 < cfg.train.phase2_steps:
+            _save_state(last, G, D, G_old, opt_g, opt_d, gen, finished, cfg, data_id, member, cfg.train.epochs, t0,
+                        phase_two_tensors(D1, opt2, d_avg, step + 1, losses))  # fmt: skip
     D_final = D if d_avg is None else d_avg.module
     world.average_buffers(D_final)
     first, final = world.mean([losses[0], losses[-1]])

@@ -250,3 +250,37 @@ def test_a_second_train_or_calibrate_of_one_run_is_refused_while_the_first_runs(
     with run_lock(cal, "train"):
         proc = main_cli("calibrate", "--model", cal, walkway / "training" / "frames" / "01", "--device", "cpu")
         assert proc.returncode == 2 and "writing to" in proc.stderr, proc.out
+
+
+def test_phase_two_resumes_from_its_last_checkpointed_step_bit_exact(trained_run, walkway_ds, tiny_config, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    import torch
+
+    from ognet_video import train as train_mod
+    from ognet_video.checkpoint import load_checkpoint
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    real, calls = train_mod.phase_two_step, {"n": 0}
+
+    def step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # steps 1-3 done, a checkpoint after step 2: the stop comes in step 4
+            raise Stop
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "PHASE2_CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(train_mod, "phase_two_step", step)
+    run = tmp_path / "p2"
+    with pytest.raises(Stop):
+        train_mod.train(tiny_config(), walkway_ds, run, console=quiet_console())
+    _, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["phase2_done"] == 2 and meta["epochs_done"] == 2
+    calls["n"] = -100  # no more stops
+    res = train_mod.train(tiny_config(), walkway_ds, run, resume=True, console=quiet_console())
+    assert calls["n"] == -100 + 3  # steps 3, 4 and 5 only: phase two did not start again
+    ta, ma = load_checkpoint(trained_run.run_dir / "model.safetensors")
+    tb, mb = load_checkpoint(res.model_path)
+    assert sorted(ta) == sorted(tb) and [k for k in ta if not torch.equal(ta[k], tb[k])] == []
+    assert ma["calibration"] == mb["calibration"]
