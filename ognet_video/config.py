@@ -207,8 +207,33 @@ class ScoreConfig(_Section):
     batch_frames: Int = Field(16, ge=1)  # frames scored per forward pass offline
 
 
+class HealthConfig(_Section):
+    """Camera health (``ognet_video.health``): the checks that tell when a camera no longer sees its scene.
+
+    Thresholds come from the training (or ``calibrate``) footage's ranges with these margins; none of these
+    settings touches the scores, so any of them can be changed at scoring time (``health.frozen=false``)."""
+
+    section: ClassVar[str] = "health"
+
+    enabled: bool = True  # all checks; off: no camera events, decisions never suspended
+    covered: bool = True  # most of the normally textured picture lost its texture (hand, tape, paint)
+    moved: bool = True  # the static background no longer lines up with the stored one
+    blurred: bool = True  # fine detail far below the footage's least
+    brightness: bool = True  # too dark or too bright for the footage's range
+    frozen: bool = True  # the same picture for frozen_seconds
+    silent: bool = True  # a live source delivering nothing for silent_seconds
+    persist_seconds: Float = Field(1.0, ge=0, le=60)  # a reason must hold this long to raise (and be gone to end)
+    covered_share: Float = Field(0.4, gt=0, le=1)  # share of the textured picture gone flat that is "covered"
+    moved_shift: Float = Field(0.02, gt=0, le=1)  # background offset, share of the width (2%: 7 px of 360)
+    match_ratio: Float = Field(0.5, ge=0, le=1)  # edge correlation below this share of the footage's least: moved
+    blur_ratio: Float = Field(0.5, gt=0, le=1)  # sharpness below this share of the footage's least: blurred
+    brightness_margin: Float = Field(0.5, ge=0, le=1)  # dark below (1 - m) x the least; bright m of the way to 255
+    frozen_seconds: Float = Field(1.0, gt=0, le=3600)  # at least; twice the footage's longest still run if longer
+    silent_seconds: Float = Field(5.0, gt=0, le=3600)  # wall clock without a frame from a live source
+
+
 SECTIONS: dict[str, type[_Section]] = {
-    "patches": PatchConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig,
+    "patches": PatchConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig, "health": HealthConfig,
 }  # fmt: skip
 
 
@@ -219,6 +244,7 @@ class Config(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @model_validator(mode="after")
     def _between_sections(self) -> Config:
@@ -380,7 +406,7 @@ def apply_runtime_overrides(cfg: Config, overrides: list[str]) -> None:
     """Overrides a trained model allows at scoring time; the rest were fixed when its threshold was calibrated."""
     for item in overrides:
         key, value = parse_override(item)
-        if key not in RUNTIME_KEYS:
+        if key not in RUNTIME_KEYS and not key.startswith("health."):  # the camera checks never touch a score
             raise UserError(f"{key} is fixed when the model is trained (its threshold was calibrated with it); "
-                            f"at scoring time only {', '.join(RUNTIME_KEYS)} can change")  # fmt: skip
+                            f"at scoring time only {', '.join(RUNTIME_KEYS)} and health.* can change")  # fmt: skip
         set_value(cfg, key, value)

@@ -19,6 +19,7 @@ import torch
 from ognet_video.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
 from ognet_video.config import Config
 from ognet_video.errors import UserError
+from ognet_video.health.reference import HealthReference
 from ognet_video.model import Discriminator, Generator, build_models
 from ognet_video.stored_config import stored_config
 
@@ -137,6 +138,8 @@ class Detector:
         self.calibration = calibration
         self.meta = meta or {}
         self.backend = backend
+        # the camera's normal picture (``ognet_video.health``): None for a model trained before it (checks off)
+        self.health: HealthReference | None = health_reference(self.meta, "the model")
 
     @torch.inference_mode()
     def patch_scores(self, x: torch.Tensor) -> np.ndarray:
@@ -164,6 +167,7 @@ class Detector:
         meta = {**self.meta, **(extra or {})}
         meta["config"] = self.cfg.to_dict()
         meta["calibration"] = dataclasses.asdict(self.calibration) if self.calibration else None
+        meta["health"] = self.health.to_dict() if self.health else None
         tensors: dict[str, torch.Tensor] = {}
         for i, (G, D) in enumerate(self.members):
             p = member_prefix(i)
@@ -200,7 +204,14 @@ class Detector:
         cal = meta.get("calibration")
         calibration = Calibration.from_dict(cal, str(path)) if cal is not None else None
         dev = device if isinstance(device, torch.device) else pick_device(device)
+        health_reference(meta, str(path))  # a damaged reference names the file
         return cls(cfg, members, calibration, meta, dev)
+
+
+def health_reference(meta: dict[str, Any], source: str) -> HealthReference | None:
+    """The camera-health reference stored in a model's metadata, checked; None when it has none."""
+    data = meta.get("health")
+    return HealthReference.from_dict(data, source) if data is not None else None
 
 
 def resolve_model_path(path: str | Path) -> Path:

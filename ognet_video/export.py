@@ -70,6 +70,7 @@ def export_meta(det: Detector, source: Path) -> dict[str, Any]:
     meta = dict(det.meta)
     meta["config"] = det.cfg.to_dict()
     meta["calibration"] = dataclasses.asdict(det.calibration) if det.calibration else None
+    meta["health"] = det.health.to_dict() if det.health else None
     meta["export"] = {
         "format": "onnx",
         "source": source.name,

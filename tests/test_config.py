@@ -356,4 +356,4 @@ def test_checkpoint_config_of_an_older_version_is_upgraded():
         assert one_line(err).startswith(f"m.safetensors: {section}.{key}={value!r}") and "retrain" in str(err.value)
     with pytest.raises(UserError) as err:
         Config.from_dict({**Config().to_dict(), "extra": {}}, source="m.safetensors")
-    assert one_line(err) == "m.safetensors: unknown section 'extra'; use patches, model, train, score"
+    assert one_line(err) == "m.safetensors: unknown section 'extra'; use patches, model, train, score, health"
