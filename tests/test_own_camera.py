@@ -110,8 +110,8 @@ def test_30fps_source_analysed_at_10fps_gives_the_patches_of_the_10fps_source(tm
 
 def test_aspect_ratio_is_kept_on_the_cell_grid():
     p = load_config().patches
-    assert fit_width(p, (240, 360)) == 364 == p.width  # Ped2: the default geometry
-    assert fit_width(p, (1080, 1920)) == 451 == fit_width(p, (240, 426))  # 16:9: 8 x 15 cells, not squeezed to 3:2
+    assert fit_width(p, (240, 360)) == 348 == p.width  # Ped2: the default geometry
+    assert fit_width(p, (1080, 1920)) == 406 == fit_width(p, (240, 426))  # 16:9: 8 x 14 cells, not squeezed to 3:2
     assert fit_width(load_config(None, TINY).patches, (240, 426)) == 405
 
 
@@ -288,7 +288,7 @@ def test_black_bars_are_cropped_and_the_picture_analysed_as_without_them(tmp_pat
     fit_geometry(cfg, load_recordings([str(barred)], cfg), log=logged.append)
     fit_geometry(ref, load_recordings([str(plain)], ref))
     assert cfg.patches.crop == pytest.approx([PAD / WIDTH, 0, 1 - PAD / WIDTH, 1])
-    assert ref.patches.crop == [0, 0, 1, 1] and (cfg.patches.width, ref.patches.width) == (364, 364)
+    assert ref.patches.crop == [0, 0, 1, 1] and (cfg.patches.width, ref.patches.width) == (348, 348)
     assert logged == ["black bars cropped: the picture is 360x240 at (33, 0) of 426x240 (patches.crop_bars=false "
                       "keeps them)"]  # fmt: skip
     a, b = PatchExtractor(cfg.patches), PatchExtractor(ref.patches)
@@ -301,7 +301,7 @@ def test_black_bars_are_cropped_and_the_picture_analysed_as_without_them(tmp_pat
     assert cols.tolist() == list(range(6))  # half of the stream is 180 px of the 360 px picture: 6 of 12 columns
     kept = load_config(None, [*hold, "patches.crop_bars=false"])
     fit_geometry(kept, load_recordings([str(barred)], kept))
-    assert kept.patches.crop == [0, 0, 1, 1] and kept.patches.width == 451
+    assert kept.patches.crop == [0, 0, 1, 1] and kept.patches.width == 406
 
 
 def test_bar_detection_leaves_scenes_without_bars_alone():
