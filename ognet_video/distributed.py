@@ -196,6 +196,11 @@ def init(device: torch.device) -> tuple[World, torch.device]:
     if size <= 1:
         return World(), device
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    # torch._dynamo (which the first optimiser imports) imports torch.distributed._shard, and that import, made
+    # while a process group exists, keeps 10 references to it that destroy_process_group never drops: the group
+    # and gloo's threads would then live on into the interpreter's teardown (issue 41). Imported first, it takes none.
+    import torch._dynamo  # noqa: F401
+
     if device.type == "cuda":
         if local >= torch.cuda.device_count():
             raise UserError(f"process {local} on this machine has no GPU of its own ({torch.cuda.device_count()} "
@@ -214,9 +219,25 @@ def is_main_process() -> bool:
 
 
 def close(world: World) -> None:
-    """Leave the process group (after the last collective; a no-op alone)."""
-    if world.active and dist.is_initialized():
+    """Leave the process group (after this rank's last collective; a no-op alone or when already left).
+
+    The group is destroyed here, while the interpreter is whole: gloo's worker and transport threads are joined
+    now. Left to the interpreter's teardown, they outlive the objects they use, and a rank can abort after its
+    work is done (``terminate called without an active exception``, issue 41). No barrier: the last collective
+    (the digests' gather) already met every rank, and rank 0 still calibrates for minutes after it."""
+    if world.active and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def joined(device: torch.device) -> Iterator[tuple[World, torch.device]]:
+    """``init``, and ``close`` on every way out of the block: its end, an error (a user's included), Ctrl-C and
+    SIGTERM (``Terminated``). An error raised in a collective (another rank stopped) leaves the same way."""
+    world, device = init(device)
+    try:
+        yield world, device
+    finally:
+        close(world)
 
 
 def is_dist_error(exc: BaseException) -> bool:

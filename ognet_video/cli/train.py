@@ -69,28 +69,27 @@ def train(
         common.console = Console(file=io.StringIO())
     inputs, overrides = split_args(args)
     cfg = load_config(config, overrides)
-    world, dev = distributed.init(pick_device(device))
-    with world.together():
-        ds, run_name = _load(inputs, data, cfg, recursive, fps)
-        if mask is not None:
-            _apply_mask(cfg, mask)
-    run_name = name or run_name
-    run_dir = Path(world.from_main(lambda: str(_run_dir(project, run_name, resume))))  # rank 0 picks it
-    common.set_stop_hint(lambda: f"resume with: {common.resume_command()}" if (run_dir / "last.safetensors").is_file()
-                         else "nothing saved yet (stopped before the first epoch ended): run the command again")  # fmt: skip
-    common.console.print(
-        f"training [bold]{cfg.model.preset}[/] preset on {escape(ds.name)} ({ds.layout} layout) -> {run_dir} on {dev}"
-    )
-    try:
-        res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=common.console, world=world)
-    except BaseException as exc:
-        if world.is_main and not resume and not any(run_dir.glob("*.safetensors")):  # leave no empty run behind
-            shutil.rmtree(run_dir, ignore_errors=True)
-        if world.active and distributed.is_dist_error(exc):
-            raise UserError("another training process stopped mid-run (torchrun's report names it); continue "
-                            "from the last finished epoch with --resume") from None  # fmt: skip
-        raise
-    distributed.close(world)
+    with distributed.joined(pick_device(device)) as (world, dev):  # left on every path (issue 41)
+        with world.together():
+            ds, run_name = _load(inputs, data, cfg, recursive, fps)
+            if mask is not None:
+                _apply_mask(cfg, mask)
+        run_name = name or run_name
+        run_dir = Path(world.from_main(lambda: str(_run_dir(project, run_name, resume))))  # rank 0 picks it
+        common.set_stop_hint(lambda: f"resume with: {common.resume_command()}" if (run_dir / "last.safetensors").is_file()
+                             else "nothing saved yet (stopped before the first epoch ended): run the command again")  # fmt: skip
+        common.console.print(
+            f"training [bold]{cfg.model.preset}[/] preset on {escape(ds.name)} ({ds.layout} layout) -> {run_dir} on {dev}"
+        )
+        try:
+            res = run_train(cfg, ds, run_dir, resume=resume, device=dev, console=common.console, world=world)
+        except BaseException as exc:
+            if world.is_main and not resume and not any(run_dir.glob("*.safetensors")):  # leave no empty run behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            if world.active and distributed.is_dist_error(exc):
+                raise UserError("another training process stopped mid-run (torchrun's report names it); continue "
+                                "from the last finished epoch with --resume") from None  # fmt: skip
+            raise
     if not world.is_main:
         return
     common.console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
