@@ -119,7 +119,7 @@ def main() -> None:
     chunks = [*section.get("chunks", []), chunk]
     results[args.label] = {
         "what": "two-process torchrun training (test_torchrun_two_processes_train_one_run's command and checks) "
-                f"repeated beside {args.busy} busy-loop processes",  # fmt: skip
+        f"repeated beside {args.busy} busy-loop processes",  # fmt: skip
         "command": " ".join(["python", "-m", "torch.distributed.run", *command(Path("WALKWAY"), Path("RUNS"))[3:]]),
         "loop": f"python pipelines/torchrun_repeat.py --runs N --busy {args.busy} --label {args.label} --append",
         "busy_loops": args.busy,
@@ -131,7 +131,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{args.label}: {results[args.label]['failures']} failures in {results[args.label]['runs']} runs -> {args.out}")
+    print(
+        f"{args.label}: {results[args.label]['failures']} failures in {results[args.label]['runs']} runs -> {args.out}"
+    )
 
 
 if __name__ == "__main__":
