@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -159,6 +160,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(PED2), help="Ped2 root (default: the OGNET_PED2 setting)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--cameras-for", action="append", default=[],
+                    help="CONFIG=1,4: other camera counts for one recipe (a slow one need not run 8)")
     ap.add_argument("--fps", type=float, default=10.0, help="each camera's frame rate")
     ap.add_argument("--seconds", type=float, default=30.0, help="how long each run's cameras serve")
     ap.add_argument("--out", type=Path, default=Path("pipelines/results/live-load.json"))
@@ -168,6 +171,7 @@ def main() -> None:
     test = sorted(ds.test, key=lambda c: c.name)[: max(args.cameras)]
     frames = {c.name: [read_gray(p) for p in c.frames] for c in test}
     aucs = pairs(args.auc, "--auc")
+    counts = {k: [int(n) for n in v.split(",")] for k, v in pairs(args.cameras_for, "--cameras-for").items()}
     result: dict = {"host": {**host_info(), "torch_threads": torch.get_num_threads()}, "recipes": {}, "runs": []}
     for config, model in pairs(args.run, "--run").items():
         det = Detector.load(resolve_model_path(model), device="cpu")
@@ -179,8 +183,9 @@ def main() -> None:
         result["recipes"][config] = {"default": config == DEFAULT_CONFIG, "model": model, "watch_fps": fps,
                                      "causal_micro_auc_seeds": seeds}  # fmt: skip
         print(f"{config}: watch {fps:.1f} fps on recorded clips; causal micro AUC over seeds {seeds}", flush=True)
-        for n in args.cameras:
-            run = {"config": config, **live_run(det, frames, n, args.fps, args.seconds)}
+        for n in counts.get(config, args.cameras):
+            load = os.getloadavg()[0]  # other jobs on the machine change what it keeps up with: recorded
+            run = {"config": config, **live_run(det, frames, n, args.fps, args.seconds), "load_avg_before": round(load, 2)}
             result["runs"].append(run)
             print(f"  {n} cameras at {args.fps:g} fps: {run['scored_fps']:.1f} fps scored, worst drop rate "
                   f"{run['drop_rate_max']:.3f}, latency p50 {run['latency_p50_ms']} / p95 {run['latency_p95_ms']} ms, "
