@@ -28,6 +28,7 @@ import torch
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.events import Event, EventMessage
+from ognet_video.health import CameraMessage
 from ognet_video.prefetch import END, Prefetcher, Prepared
 from ognet_video.scoring import FrameResult, StreamScorer
 from ognet_video.sources import Frame, Reader, Source
@@ -100,6 +101,8 @@ class StreamStats:
     output_s: float = 0.0
     lag_s: float = 0.0  # last batch: seconds from its newest frame's arrival off the source to its scores
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=2048), repr=False)  # recent frames' lags
+    camera: dict[str, int] = field(default_factory=dict)  # camera events (``health``) started, per reason
+    suspended: int = 0  # frames whose anomaly decision was suspended by an open camera event
 
     @property
     def fps(self) -> float:
@@ -151,6 +154,7 @@ class Batch:
     results: list[FrameResult]
     events: list[Event]  # closed on these frames
     messages: list[EventMessage] = field(default_factory=list)  # start / update / end, as they happened
+    camera: list[CameraMessage] = field(default_factory=list)  # camera-health start / update / end messages
     taken: float = 0.0  # time.monotonic() when its frames were taken off the source's queue
 
 
@@ -168,6 +172,7 @@ class Stream:
     reader: Reader | None = None
     prefetch: Prefetcher | None = None
     _t0: float = 0.0
+    _seen: float | None = None  # time.monotonic() of its last frame (for the silent check)
 
 
 class _TimedDetector:
@@ -197,6 +202,7 @@ class Engine:
     """Runs streams through one model; see the module docstring."""
 
     overlap = True  # False: decode, extract, model one after the other (the speed benchmark's baseline)
+    health = True  # camera checks (when the model holds their reference and ``health.enabled``)
 
     def __init__(self, detector: Detector, batch_frames: int | None = None, fail_fast: bool = True) -> None:
         self.timed = _TimedDetector(detector)
@@ -250,7 +256,7 @@ class Engine:
         try:
             s.source.analyse_at(self.timed.cfg.patches.analysis_fps)  # the model's motion scale, from any camera
             s.reader = Reader(s.source).start()
-            s.scorer = StreamScorer(self.timed, s.update_every)  # type: ignore[arg-type]  # a transparent proxy
+            s.scorer = StreamScorer(self.timed, s.update_every, self.health, s.source.live)  # type: ignore[arg-type]
             for sink in s.sinks:
                 sink.open(s)
             s.prefetch = Prefetcher(s.reader, s.scorer, self.batch, s.max_frames, threaded=self.overlap).start()
@@ -263,7 +269,8 @@ class Engine:
         """One pass over the open streams: take what each has prepared, score it all, write each batch."""
         taken = [(s, ready) for s in list(active) if (ready := self._take(s, wait, active))]
         out, now = [], time.monotonic()
-        for s, batch in self._score(taken, active):
+        scored = self._score(taken, active) + self._silent(active, {id(s) for s, _ in taken}, now)
+        for s, batch in scored:
             batch.taken = now
             try:
                 self._write(s, batch)
@@ -272,6 +279,16 @@ class Engine:
                 raise
             except Exception as exc:
                 self._drop(s, exc, active)
+        return out
+
+    @staticmethod
+    def _silent(active: list[Stream], fed: set[int], now: float) -> list[tuple[Stream, Batch]]:
+        """The camera messages of the open streams that gave no frame this round (a live one silent too long)."""
+        out = []
+        for s in active:
+            if id(s) not in fed and s.scorer is not None and s._seen is not None:
+                if msgs := s.scorer.silence(now - s._seen):
+                    out.append((s, Batch(s, [], [], [], camera=msgs)))
         return out
 
     def _take(self, s: Stream, wait: float, active: list[Stream]) -> list[Prepared]:
@@ -311,7 +328,7 @@ class Engine:
         out = []
         for s, ready in taken:
             assert s.scorer is not None
-            t, frames, results, closed, messages = time.perf_counter(), [], [], [], []
+            t, frames, results, closed, messages, camera = time.perf_counter(), [], [], [], [], []
             for r in ready:
                 frames += r.frames
                 for p in r.parts:
@@ -319,12 +336,15 @@ class Engine:
                     results += res
                     closed += c
                     messages += s.scorer.messages
+                    camera += s.scorer.camera_messages
             share = sum(len(p.scores.x) for r in ready for p in r.parts) / total if len(taken) > 1 else 1.0
             s.stats.model_s += model * share
             s.stats.extract_s += sum(r.seconds for r in ready) + time.perf_counter() - t
             s.stats.frames += len(frames)
             self._behind(s, frames)
-            out.append((s, Batch(s, frames, results, closed, messages)))
+            if frames:
+                s._seen = time.monotonic()
+            out.append((s, Batch(s, frames, results, closed, messages, camera)))
         return out
 
     @staticmethod
@@ -341,6 +361,10 @@ class Engine:
     def _write(self, s: Stream, batch: Batch) -> None:
         t = time.perf_counter()
         s.stats.events += len(batch.events)
+        s.stats.suspended += sum(r.camera is not None for r in batch.results)
+        for m in batch.camera:
+            if m.type == "start":
+                s.stats.camera[m.event.reason] = s.stats.camera.get(m.event.reason, 0) + 1
         for sink in s.sinks:
             sink.write(batch)
         s.stats.output_s += time.perf_counter() - t
@@ -370,8 +394,9 @@ class Engine:
     def _close(self, s: Stream) -> None:
         """The open event closes at its last frame above threshold; then every sink completes its outputs."""
         ev = s.scorer.finish() if s.scorer is not None else None
-        if ev is not None:
-            self._write(s, Batch(s, [], [], [ev], list(s.scorer.messages)))  # type: ignore[union-attr]
+        camera = list(s.scorer.camera_messages) if s.scorer is not None else []
+        if ev is not None or camera:
+            self._write(s, Batch(s, [], [], [ev] if ev else [], list(s.scorer.messages), camera))  # type: ignore[union-attr]
         for sink in s.sinks:
             sink.close(s)
 

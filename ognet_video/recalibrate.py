@@ -22,6 +22,7 @@ from ognet_video.calibration import count_alarms, score_footage
 from ognet_video.data.recordings import MIN_HOLDOUT
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
+from ognet_video.health.reference import describe_footage
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.runs import run_lock
 from ognet_video.score.discover import ClipInput, clip_names, discover
@@ -49,6 +50,7 @@ class Recalibration:
     clips: int
     old_alarms: int | None  # alarms the previous calibration raises on this footage
     new_alarms: int
+    camera: str = ""  # what the camera checks' refitted reference says (or why it was kept)
 
 
 def _backup_path(path: Path) -> Path:
@@ -116,6 +118,11 @@ def _recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | N
     new = fit_calibration(scores, det.cfg.score, dt)
     old_alarms = _alarms(det, old, scores) if old is not None else None
     det.calibration = new
+    said: list[str] = []  # the camera checks' thresholds are refitted on the same footage
+    health = describe_footage([f for f in footage if f.name in scores], det.cfg.patches.analysis_fps, said.append)
+    if health is None and det.health is not None:
+        said.append("the previous camera reference is kept")
+    det.health = health or det.health
     det.meta["calibration_footage"] = {
         "by": "calibrate", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "inputs": [str(c.path) for c in clips], "clips": names, "frames": new.frames,
@@ -125,4 +132,4 @@ def _recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | N
     kept = _backup_path(model_path)
     shutil.copy2(model_path, kept)
     det.save(model_path)
-    return Recalibration(model_path, kept, old, new, len(clips), old_alarms, _alarms(det, new, scores))
+    return Recalibration(model_path, kept, old, new, len(clips), old_alarms, _alarms(det, new, scores), "; ".join(said))

@@ -16,6 +16,8 @@ import numpy as np
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Detector
 from ognet_video.events import Event, EventMessage, EventTracker
+from ognet_video.health import CameraHealth, CameraMessage
+from ognet_video.health.measure import Measurement
 from ognet_video.patches import PatchExtractor
 from ognet_video.postprocess import CausalSmoother, calibrated
 
@@ -136,9 +138,10 @@ class FrameResult:
     anomalous: bool
     worst_box: list[int] | None  # x0 y0 x1 y1 of the highest-scoring patch, in the source frame's pixels
     patch: np.ndarray  # (N,) raw patch scores, NaN for static cells
+    camera: str | None = None  # a camera problem (``health``) was open: the decision is suspended (False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "frame": self.index,
             "time": None if self.time is None else round(self.time, 4),
             "raw": _finite(self.raw),
@@ -147,6 +150,9 @@ class FrameResult:
             "anomalous": self.anomalous,
             "box": self.worst_box,
         }
+        if self.camera is not None:
+            d["camera"] = self.camera
+        return d
 
 
 def _finite(v: float) -> float | None:
@@ -161,6 +167,7 @@ class PendingPush:
     times: list[float | None]
     indices: list[int]
     steps: list[int] | None = None  # places on the analysis grid (None: consecutive)
+    health: list[Measurement] | None = None  # the camera checks' measures of each frame (with ``health``)
 
 
 class StreamScorer:
@@ -169,9 +176,13 @@ class StreamScorer:
     The one streaming path behind ``watch`` and ``score``: feed frames in chunks of any size and get one
     ``FrameResult`` per frame; closed events are returned by ``push``/``finish`` and kept in ``events``.
     Its raw scores are ``FrameScorer``'s, so they equal ``eval``'s on the same frames.
+
+    ``health``: run the camera checks (``ognet_video.health``) when the model holds a reference and
+    ``health.enabled``; they never change a score, only suspend decisions while the camera does not see its
+    scene, and leave ``camera`` messages next to the event messages. ``live``: the source is a live one.
     """
 
-    def __init__(self, detector: Detector, update_every: float = 5.0) -> None:
+    def __init__(self, detector: Detector, update_every: float = 5.0, health: bool = False, live: bool = False) -> None:
         if detector.calibration is None:
             raise ValueError("StreamScorer needs a calibrated detector (a finished training run)")
         self.detector = detector
@@ -179,6 +190,8 @@ class StreamScorer:
         self.cal = detector.calibration
         self.threshold = self.cal.threshold
         self.update_every = update_every  # seconds of source time between an open event's update messages
+        self.use_health = health and detector.health is not None and detector.cfg.health.enabled
+        self.live = live
         self.reset()
 
     def reset(self) -> None:
@@ -191,6 +204,11 @@ class StreamScorer:
         self.flagged = 0  # frames above the threshold since ``reset`` (see ``misfit_warning``)
         self.frame_shape: tuple[int, ...] | None = None
         self._boxes: np.ndarray | None = None
+        self.health: CameraHealth | None = None
+        if self.use_health:
+            assert self.detector.health is not None
+            self.health = CameraHealth(self.detector.health, self.detector.cfg.health, self.live, self.update_every)
+        self.camera_messages: list[CameraMessage] = []  # camera messages of the last ``complete``/``finish``
 
     def break_motion(self, before: np.ndarray | None = None) -> None:
         """The next frame does not follow the last one scored: measure its motion from ``before`` (the frame the
@@ -232,7 +250,8 @@ class StreamScorer:
         times = times or [None] * len(frames)
         indices = indices or list(range(self.index, self.index + len(frames)))
         self.index += len(frames)
-        return PendingPush(self.frames.prepare(frames), frames, times, indices, steps)
+        measures = [self.health.measure(f) for f in frames] if self.health is not None else None
+        return PendingPush(self.frames.prepare(frames), frames, times, indices, steps, measures)
 
     def complete(self, p: PendingPush, patch_scores: np.ndarray) -> tuple[list[FrameResult], list[Event]]:
         """``push``'s results from the scores of ``p``'s patches; ``messages`` holds the event messages."""
@@ -241,14 +260,18 @@ class StreamScorer:
         smoothed = self.smoother(z, p.steps)
         out, closed = [], []
         self.tracker.outbox = []
+        if self.health is not None:
+            self.health.outbox = []
         for i, frame in enumerate(p.frames):
             sm, row = float(smoothed[i]), fs.patch[i]
             box = None
             if np.isfinite(row).any():
                 box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]
-            res = FrameResult(
-                p.indices[i], p.times[i], float(fs.raw[i]), float(z[i]), sm, sm > self.threshold, box, row
-            )
+            camera = None
+            if self.health is not None and p.health is not None:
+                camera = self.health.update(p.health[i], p.indices[i], p.times[i], frame)
+            res = FrameResult(p.indices[i], p.times[i], float(fs.raw[i]), float(z[i]), sm,
+                              sm > self.threshold and camera is None, box, row, camera)  # fmt: skip
             self.flagged += res.anomalous
             step = None if p.steps is None else p.steps[i]
             ev = self.tracker.update(res.index, sm, res.anomalous, box, p.times[i], frame, step)
@@ -256,13 +279,28 @@ class StreamScorer:
                 closed.append(ev)
             out.append(res)
         self.messages = self.tracker.outbox
+        self.camera_messages = self.health.outbox if self.health is not None else []
         return out, closed
 
+    def silence(self, seconds: float) -> list[CameraMessage]:
+        """A live source has delivered nothing for ``seconds`` (the run loop's clock): the camera messages."""
+        if self.health is None:
+            return []
+        self.health.outbox = []
+        self.health.silence(seconds)
+        return self.health.outbox
+
     def finish(self) -> Event | None:
-        """End of the source: close an open event (its ``end`` message is in ``messages``)."""
+        """End of the source: close an open event (its ``end`` message is in ``messages``) and an open camera
+        event (in ``camera_messages``)."""
         self.tracker.outbox = []
         ev = self.tracker.finish()
         self.messages = self.tracker.outbox
+        self.camera_messages = []
+        if self.health is not None:
+            self.health.outbox = []
+            self.health.finish()
+            self.camera_messages = self.health.outbox
         return ev
 
 

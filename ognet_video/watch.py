@@ -105,6 +105,9 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
     srcs = [_open(c, opts, opener, log) for c in cams]
     det, found = load_model(model, device, train_project)
     label = label or found
+    if det.health is None and det.cfg.health.enabled:  # said once, not per camera
+        console.print(f"[yellow]camera checks off: {escape(label)} holds no camera reference (trained before the "
+                      "checks); ognet-video calibrate adds one[/]", highlight=False)  # fmt: skip
     show = opts.show
     if show and (why := display_unavailable()):
         console.print(f"[yellow]--show:[/] {escape(why)}; continuing without a window", highlight=False)
@@ -235,6 +238,11 @@ def print_summary(res: WatchResult, console: Console, stream: Stream | None = No
         highlight=False,
     )
     scorer = stream.scorer
+    if scorer is not None and scorer.health is not None:
+        cam = ", ".join(f"{k} {v}" for k, v in st.camera.items())
+        console.print(f"{who}camera checks: " + (f"[yellow]{sum(st.camera.values())} alert(s) ({cam})[/], anomaly "
+                      f"decisions suspended on {st.suspended} frames" if st.camera else "no camera alert"),
+                      highlight=False)  # fmt: skip
     if scorer is not None and (warn := misfit_warning({src.display: (scorer.flagged / max(1, st.frames), st.frames)})):
         console.print(f"[yellow]{escape(warn)}[/]", highlight=False)
     ms = st.ms_per_frame()

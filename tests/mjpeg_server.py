@@ -248,10 +248,11 @@ class Recorder:
 
 def rescore(detector: object, rows: list[dict], delivered: dict[int, Delivered]) -> list:
     """``rows`` (a live run's ``scores.jsonl``) scored again, alone, on the very frames it scored: one
-    ``StreamScorer``, motion restarted at each new connection, as the run loop does."""
+    ``StreamScorer``, motion restarted at each new connection, with the camera checks, as the run loop does
+    (a camera of another scene than the model's is "moved": its decisions are suspended alike)."""
     from ognet_video.scoring import StreamScorer
 
-    ss, out = StreamScorer(detector), []  # type: ignore[arg-type]
+    ss, out = StreamScorer(detector, health=True, live=True), []  # type: ignore[arg-type]
     link, part = 0, []
 
     def push() -> None:

@@ -21,8 +21,8 @@ from test_watch import anomaly_clip, read_jsonl, watch  # noqa: F401 - the plant
 from ognet_video.errors import UserError
 from ognet_video.sinks.alerts import parse_sink
 
-FIELDS = {"type", "camera", "event", "run", "time", "source_time", "frame", "start", "start_time", "end",
-          "end_time", "peak_frame", "score", "threshold", "box", "snapshot"}  # fmt: skip
+FIELDS = {"type", "kind", "camera", "event", "run", "time", "source_time", "frame", "start", "start_time", "end",
+          "end_time", "peak_frame", "score", "threshold", "box", "snapshot", "drop_rate", "lag_s"}  # fmt: skip
 
 
 def free_port() -> int:

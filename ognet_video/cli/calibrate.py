@@ -59,6 +59,7 @@ def calibrate(
         f"calibrated on {res.clips} clips, {new.frames} frames ({secs / 60:.1f} min)\n"
         f"threshold before: {_rate(res.old)}\nthreshold now:    {_rate(new)}\n"
         f"false alarms on this footage now: {res.new_alarms} ({res.new_alarms / hours:.1f} per hour){before}\n"
+        f"{escape(res.camera)}\n"
         f"wrote {escape(str(res.path))}; the previous model is kept as {escape(str(res.kept))}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip

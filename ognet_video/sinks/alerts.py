@@ -31,6 +31,8 @@ import cv2
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.events import EventMessage
+from ognet_video.health import CameraMessage
+from ognet_video.health.checks import DESCRIBE
 from ognet_video.sinks.files import Folder
 
 SINK_FORMS = "stdout, file=PATH, webhook=http(s)://HOST/PATH or mqtt://HOST[:PORT]/TOPIC"
@@ -261,6 +263,7 @@ class Alerts(Sink):
     def __init__(self, folder: Folder, channels: list[Channel], camera: str, run: Folder | None = None) -> None:
         self.folder, self.channels, self.camera, self.run = folder, channels, camera, run
         self._snap: dict[int, tuple[int, str]] = {}  # event number -> (peak frame, snapshot path)
+        self._camera_snap: dict[int, str | None] = {}  # camera event number -> its snapshot
         self.messages = 0
 
     def write(self, batch: Batch) -> None:
@@ -269,9 +272,16 @@ class Alerts(Sink):
             msg = self.message(m, s.scorer.threshold if s.scorer is not None else None)
             # how far behind the camera scoring was: an alert from a machine that cannot keep up says so
             msg["drop_rate"], msg["lag_s"] = round(s.stats.drop_rate, 4), round(s.stats.lag_s, 3)
-            self.messages += 1
-            for ch in self.channels:
-                ch.put(msg)
+            self._put(msg)
+        for c in batch.camera:
+            msg = self.camera_message(c)
+            msg["drop_rate"], msg["lag_s"] = round(s.stats.drop_rate, 4), round(s.stats.lag_s, 3)
+            self._put(msg)
+
+    def _put(self, msg: dict[str, Any]) -> None:
+        self.messages += 1
+        for ch in self.channels:
+            ch.put(msg)
 
     def close(self, stream: Stream) -> None:
         stream.info["messages"] = self.messages
@@ -296,12 +306,29 @@ class Alerts(Sink):
         if m.type == "end":
             self._snap.pop(m.number, None)
         return {
-            "type": m.type, "camera": self.camera, "event": f"{self.camera}-{m.number}", "run": self.run.path.name if self.run else "",
+            "type": m.type, "kind": "anomaly", "camera": self.camera, "event": f"{self.camera}-{m.number}", "run": self.run.path.name if self.run else "",
             "time": now_iso(), "source_time": None if m.time is None else round(m.time, 3), "frame": m.frame,
             "start": ev.start, "start_time": _r(ev.start_time), "end": ev.end if m.type == "end" else None,
             "end_time": _r(ev.end_time) if m.type == "end" else None, "peak_frame": ev.peak_frame,
             "score": round(ev.peak_score, 4), "threshold": None if threshold is None else round(threshold, 4),
             "box": ev.peak_box, "snapshot": snap,
+        }  # fmt: skip
+
+    def camera_message(self, m: CameraMessage) -> dict[str, Any]:
+        """A camera-health message: the reason, since when, and a snapshot of what the camera showed then."""
+        ev = m.event
+        if m.type == "start" and m.image is not None:
+            path = self.folder.path / "snapshots" / f"{self.camera}-camera-{m.number}-{ev.reason}.jpg"
+            self._camera_snap[m.number] = str(path.resolve()) if _atomic_jpeg(path, m.image) else None
+        snap = self._camera_snap.pop(m.number, None) if m.type == "end" else self._camera_snap.get(m.number)
+        return {
+            "type": m.type, "kind": "camera", "reason": ev.reason, "camera": self.camera,
+            "event": f"{self.camera}-camera-{m.number}", "run": self.run.path.name if self.run else "",
+            "time": now_iso(), "source_time": _r(m.time), "frame": m.frame, "start": ev.start,
+            "start_time": _r(ev.start_time), "end": ev.end if m.type == "end" else None,
+            "end_time": _r(ev.end_time) if m.type == "end" else None,
+            "detail": f"{DESCRIBE[ev.reason]}: anomaly decisions suspended" if m.type != "end"
+            else f"{DESCRIBE[ev.reason]}: over, anomaly decisions resumed", "snapshot": snap,
         }  # fmt: skip
 
 

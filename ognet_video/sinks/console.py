@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.events import Event
+from ognet_video.health.checks import DESCRIBE
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -28,6 +29,14 @@ class EventLog(Sink):
         self.who = f"{escape(camera)} " if camera else ""  # with several cameras: whose event
 
     def write(self, batch: Batch) -> None:
+        for m in batch.camera:
+            if m.type == "update":
+                continue
+            ev = m.event
+            at = "" if m.time is None else f" ({m.time:.1f} s)"
+            what = "anomaly decisions suspended" if m.type == "start" else "over, decisions resumed"
+            self.console.print(f"{self.who}[yellow]camera {ev.reason}[/] at frame {m.frame}{at}: "
+                               f"{DESCRIBE[ev.reason]}; {what}", highlight=False)  # fmt: skip
         for ev in batch.events:
             when = "" if ev.start_time is None else f" ({ev.start_time:.1f}-{(ev.end_time or ev.start_time):.1f} s)"
             self.console.print(

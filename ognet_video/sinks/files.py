@@ -107,9 +107,11 @@ class EventsJsonl(_LineFile):
         super().__init__(folder, name)
 
     def write(self, batch: Batch) -> None:
-        if batch.events:
+        # camera-health events (``"kind": "camera"``) get a line of their own when they end
+        lines = [e.to_dict() for e in batch.events] + [m.event.to_dict() for m in batch.camera if m.type == "end"]
+        if lines:
             f = self._file()
-            f.write("".join(json.dumps(e.to_dict()) + "\n" for e in batch.events))
+            f.write("".join(json.dumps(d) + "\n" for d in lines))
             f.flush()
 
 
@@ -132,8 +134,22 @@ def summary_dict(stream: Stream) -> dict[str, Any]:
         # falling behind a live source: the share of its frames dropped, so the share of its time scored
         "drop_rate": round(st.drop_rate, 4), "scored_share": round(1.0 - st.drop_rate, 4),
         "lag": st.lag_percentiles(),
-        "ms_per_frame": {k: round(v, 3) for k, v in st.ms_per_frame().items()}, **stream.info,
+        "ms_per_frame": {k: round(v, 3) for k, v in st.ms_per_frame().items()}, "camera_health": camera_summary(stream),
+        **stream.info,
     }  # fmt: skip
+
+
+def camera_summary(stream: Stream) -> dict[str, Any]:
+    """The camera checks of a stream: on or off (and why), events per reason, frames whose decision was held."""
+    scorer = stream.scorer
+    if scorer is None or scorer.health is None:
+        det = scorer.detector if scorer is not None else None
+        why = "the model has no camera reference (trained before the checks; calibrate adds one)" \
+            if det is not None and det.health is None else "switched off (health.enabled=false)"  # fmt: skip
+        return {"checks": "off", "why": why}
+    st = stream.stats
+    return {"checks": "on", "events": sum(st.camera.values()), "by_reason": dict(st.camera),
+            "suspended_frames": st.suspended}  # fmt: skip
 
 
 class Timeline(Sink):

@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
+from ognet_video.health import REASONS
 from ognet_video.sinks.alerts import Channel
 
 
@@ -34,6 +35,8 @@ class Health(Sink):
         self.ticks: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self.latency = 0.0  # seconds from taking the last batch off its queue to its outputs
         self.events = 0
+        self.camera_events: dict[str, int] = {}  # camera-health events started, per reason
+        self.camera_problem: str | None = None  # the open camera event's reason
 
     def open(self, stream: Stream) -> None:
         self.stream, self.state = stream, "running"
@@ -44,6 +47,10 @@ class Health(Sink):
             self.ticks.append((now, batch.stream.stats.frames))
             self.latency = now - batch.taken if batch.taken else 0.0
         self.events += sum(m.type == "start" for m in batch.messages)
+        for m in batch.camera:
+            if m.type == "start":
+                self.camera_events[m.event.reason] = self.camera_events.get(m.event.reason, 0) + 1
+            self.camera_problem = None if m.type == "end" else m.event.reason
 
     def close(self, stream: Stream) -> None:
         self.stream, self.state = stream, stream.stats.stopped
@@ -79,16 +86,22 @@ class _Collector:
             "lag": GaugeMetricFamily("ognet_lag_seconds", "Last batch: a frame's arrival to its scores", labels=cam),
             "reconnects": CounterMetricFamily("ognet_reconnects", "Reconnections of the source", labels=cam),
             "events": CounterMetricFamily("ognet_events", "Events opened", labels=cam),
+            "seeing": GaugeMetricFamily("ognet_camera_ok", "1 while no camera-health event is open", labels=cam),
         }
+        alerts = CounterMetricFamily("ognet_camera_alerts", "Camera-health events started", labels=["camera", "reason"])
         for h in self.health:
             s = h.stream
             vals = {"fps": h.fps(), "latency": h.latency, "up": float(h.alive), "events": h.events,
                     "frames": s.stats.frames if s else 0, "dropped": _dropped(s),
                     "drop_rate": s.stats.drop_rate if s else 0.0, "lag": s.stats.lag_s if s else 0.0,
-                    "reconnects": s.source.reconnects if s else 0}  # fmt: skip
+                    "reconnects": s.source.reconnects if s else 0,
+                    "seeing": float(h.camera_problem is None)}  # fmt: skip
             for k, v in vals.items():
                 fams[k].add_metric([h.camera], v)
+            for reason in REASONS:
+                alerts.add_metric([h.camera, reason], h.camera_events.get(reason, 0))
         yield from fams.values()
+        yield alerts
         sink = ["sink"]
         per = [("sent", "Messages delivered"), ("failed", "Messages not delivered"),
                ("dropped", "Messages dropped from a full queue")]  # fmt: skip
