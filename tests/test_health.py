@@ -212,3 +212,16 @@ def test_a_model_without_a_reference_has_the_checks_off_said_once(trained_run, c
     assert out.getvalue().count("camera checks off") == 1
     summary = json.loads((res.run_dir / "summary.json").read_text())
     assert all(c["camera_health"]["checks"] == "off" for c in summary["per_camera"].values())
+
+
+def test_calibrate_refits_the_camera_reference(trained_run, walkway, tmp_path):
+    from ognet_video.recalibrate import recalibrate
+
+    model = tmp_path / "tiny-1" / "model.safetensors"
+    model.parent.mkdir()
+    model.write_bytes(trained_run.model_path.read_bytes())
+    res = recalibrate(model, [str(walkway / "training" / "frames" / n) for n in ("01", "02")], device="cpu")
+    before, after = Detector.load(trained_run.model_path).health, Detector.load(model).health
+    assert (
+        after is not None and after.frames == 40 != before.frames and res.camera.startswith("camera reference from 40")
+    )
