@@ -9,8 +9,8 @@ refused for ``--refuse`` seconds: it must reconnect while the other three go on.
 Measured: total and per-camera fps (frames scored / seconds from the start of the stream), latency from a
 frame's arrival off the socket to its outputs (per frame: mean, p50, p95, max), frames dropped because
 scoring was behind, reconnects, CPU time per frame. Equality: every camera's ``scores.jsonl`` is compared
-with scoring the very frames it delivered (recorded by the opener) alone, with a fresh ``StreamScorer``
-and motion restarted at each reconnect, as the run loop does.
+with scoring from the file: every frame it delivered (recorded by the opener, dropped ones included) scored one
+after the other, motion restarted at each reconnect (``tests/mjpeg_server.rescore``).
 
     python pipelines/live_benchmark.py --model runs/train/ped2-1 --data PED2_ROOT --threads 2
     -> pipelines/results/live.json

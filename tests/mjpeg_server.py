@@ -247,30 +247,32 @@ class Recorder:
 
 
 def rescore(detector: object, rows: list[dict], delivered: dict[int, Delivered]) -> list:
-    """``rows`` (a live run's ``scores.jsonl``) scored again, alone, on the very frames it scored: one
-    ``StreamScorer``, motion restarted at each new connection, with the camera checks, as the run loop does
-    (a camera of another scene than the model's is "moved": its decisions are suspended alike)."""
+    """What ``rows`` (a live run's ``scores.jsonl``) should be, from the file: every frame the camera delivered
+    (dropped ones too) scored one after the other per connection, as ``score`` scores a recording, gives each
+    row's raw and calibrated score; the decision (smoothing, threshold) is then taken at the rows' frames over
+    source time, their steps. A reconnect's gap is counted as longer than any window, as the cuts here are. A
+    frame whose row says a camera problem was open (``camera``, e.g. a clip of another scene than the model's is
+    "moved") has its decision suspended alike: the camera checks are tested in tests/test_health.py."""
+    from types import SimpleNamespace
+
+    from ognet_video.postprocess import CausalSmoother
     from ognet_video.scoring import StreamScorer
 
-    ss, out = StreamScorer(detector, health=True, live=True), []  # type: ignore[arg-type]
-    link, part = 0, []
-
-    def push() -> None:
-        if part:
-            res, _ = ss.push([d.image for d in part], [r["time"] for r in rows[len(out) : len(out) + len(part)]],
-                             [d.index for d in part])  # fmt: skip
-            out.extend(res)
-            part.clear()
-
-    for r in rows:
-        d = delivered[r["frame"]]
-        if d.link != link:
-            push()
-            ss.break_motion()
-            link = d.link
-        part.append(d)
-    push()
-    return out
+    ss = StreamScorer(detector)  # type: ignore[arg-type]
+    file: dict[int, object] = {}
+    for link in sorted({d.link for d in delivered.values()}):
+        part = [d for _, d in sorted(delivered.items()) if d.link == link]
+        ss.break_motion()
+        for i in range(0, len(part), 16):
+            res, _ = ss.push([d.image for d in part[i : i + 16]], None, [d.index for d in part[i : i + 16]])
+            file.update({r.index: r for r in res})
+    picked = [file[r["frame"]] for r in rows]
+    steps = [r["frame"] + 1000 * delivered[r["frame"]].link for r in rows]
+    cfg, cal = ss.detector.cfg.score, ss.cal
+    smoothed = CausalSmoother(cfg.causal_window, cal.empty)(np.array([p.score for p in picked]), steps)
+    return [SimpleNamespace(index=p.index, raw=p.raw, smoothed=float(sm),
+                            anomalous=bool(sm > cal.threshold) and r.get("camera") is None)
+            for p, sm, r in zip(picked, smoothed, rows, strict=True)]  # fmt: skip
 
 
 def compare(rows: list[dict], results: list) -> dict:
@@ -287,4 +289,7 @@ def compare(rows: list[dict], results: list) -> dict:
     equal = (same_frames and len(raw) == len(ref) and np.allclose(raw, ref, atol=1e-5, equal_nan=True)
              and np.allclose(sm, sm_ref, atol=1e-5, equal_nan=True)
              and [r["anomalous"] for r in rows] == [bool(r.anomalous) for r in results])  # fmt: skip
-    return {"equal": bool(equal), "frames": len(rows), "max_raw_diff": diff}
+    bad = [i for i in range(min(len(sm), len(sm_ref))) if not np.isclose(sm[i], sm_ref[i], atol=1e-5, equal_nan=True)
+           or rows[i]["anomalous"] != bool(results[i].anomalous)]  # fmt: skip
+    first = None if not bad else {"frame": rows[bad[0]]["frame"], "smoothed": sm[bad[0]], "file": sm_ref[bad[0]]}
+    return {"equal": bool(equal), "frames": len(rows), "max_raw_diff": diff, "first_difference": first}

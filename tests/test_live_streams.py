@@ -117,7 +117,8 @@ def test_four_live_cameras_one_cut_reconnects_the_others_go_on(clips, detector, 
         assert len(rows) + by[n].dropped <= len(got)  # every frame read was scored, dropped, or read after the end
         if by[n].dropped == 0:  # then every frame read was scored, in order
             assert frames == list(range(FRAMES))
-        # scoring the delivered frames alone gives the same scores and decisions
+        # every scored frame scores as from the file (all delivered frames, one after the other), dropped
+        # neighbours or not, and the decisions are the file's at the scored frames' times
         cmp = compare(rows, rescore(detector, rows, got))
         assert cmp["equal"], (n, cmp)
         if n == "b":  # the first frame of each connection has no predecessor: unscored

@@ -19,8 +19,14 @@ def random_frames(t: int, h: int = 225, w: int = 360, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).integers(0, 256, (t, h, w), dtype=np.uint8)
 
 
-def test_default_grid_is_8x12_cells_29_apart_seen_at_45():
+def test_default_grid_is_8x12_cells_of_29():
     ex = PatchExtractor(PatchConfig())
+    assert (ex.rows, ex.cols, ex.num_cells) == (8, 12, 96)
+    assert ex.boxes[0].tolist() == [0, 0, 29, 29] and ex.boxes[95].tolist() == [319, 203, 348, 232]
+
+
+def test_large_grid_is_8x12_cells_29_apart_seen_at_45():
+    ex = PatchExtractor(PatchConfig(size=45, height=248, width=364))
     assert (ex.rows, ex.cols, ex.num_cells) == (8, 12, 96)
     assert ex.boxes[0].tolist() == [0, 0, 45, 45] and ex.boxes[95].tolist() == [319, 203, 364, 248]
 
