@@ -33,7 +33,7 @@ class Measurement:
     lost: float  # share of the normally textured cells that have lost their texture (0 without a reference)
     shift: float  # the background's offset against the reference, as a share of the width (0 without one)
     match: float  # correlation of edges with the reference background, -1..1 (1 without one)
-    still: float  # mean |difference| from the previous frame at SMALL, gray levels (inf for the first)
+    still: float  # mean |difference| from the previous frame at SMALL, in % of the mean brightness (inf for the first)
     moving: float  # share of the picture that changed by more than MOVING gray levels since the previous frame
 
 
@@ -92,7 +92,8 @@ class Meter:
         still, moving = float("inf"), 0.0
         if self.prev is not None and self.prev.shape == small.shape:
             diff = np.abs(small - self.prev)
-            still, moving = float(diff.mean()), float((diff > MOVING).mean())
+            # relative to brightness: a dimmed picture's noise shrinks with it, a repeated one's does not exist
+            still, moving = 100.0 * float(diff.mean()) / max(brightness, 1.0), float((diff > MOVING).mean())
         self.prev = small
         lost, shift, match = self.against_reference(g, small, brightness)
         return Measurement(brightness, sharpness, lost, shift, match, still, moving)

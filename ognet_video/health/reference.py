@@ -24,8 +24,9 @@ from ognet_video.health.measure import SMALL, WIDTH, Meter, cell_std, gray_at
 
 LOW, HIGH = 0.5, 99.5  # percentiles taken as the footage's range: robust to a few odd frames
 KEEP = 600  # frames kept (evenly spread) for the background and the second pass
-STILL_LEVEL = 1.0  # gray levels: frame-to-frame change below this (and STILL_SHARE of the footage's least) is "still"
-STILL_SHARE = 0.1  # a repeat changes a tenth of the least a live picture does: sensor noise alone changes more
+STILL_LEVEL = 1.0  # % of brightness: frame-to-frame change below this (and STILL_SHARE of the footage's least) is "still"
+STILL_SHARE = 0.25  # a repeat changes under a quarter of the least a live picture does (sensor noise changes more;
+# a re-encoded repeat changes a tenth of it at its encoder's key frames)
 Frames = Iterable[tuple[np.ndarray, float | None]]  # one clip: (image, seconds from its start or None)
 
 
@@ -41,7 +42,7 @@ class HealthReference:
     lost: float  # HIGH percentile of the share of textured cells without texture
     shift: float  # HIGH percentile of the background's offset (share of the width)
     match: float  # LOW percentile of the edge correlation with the background
-    still: float  # LOW percentile of frame-to-frame change (gray levels)
+    still: float  # LOW percentile of frame-to-frame change (% of brightness)
     still_seconds: float  # the longest the picture stayed still (below ``still_level``) in the footage
     moving: float  # median share of the picture that changes between frames (a description; not a check)
     frames: int
