@@ -24,7 +24,8 @@ from ognet_video.health.measure import SMALL, WIDTH, Meter, cell_std, gray_at
 
 LOW, HIGH = 0.5, 99.5  # percentiles taken as the footage's range: robust to a few odd frames
 KEEP = 600  # frames kept (evenly spread) for the background and the second pass
-STILL_LEVEL = 1.0  # % of brightness: frame-to-frame change below this (and STILL_SHARE of the footage's least) is "still"
+# frame-to-frame change (in % of brightness) below STILL_LEVEL and STILL_SHARE of the footage's least is "still"
+STILL_LEVEL = 1.0
 STILL_SHARE = 0.25  # a repeat changes under a quarter of the least a live picture does (sensor noise changes more;
 # a re-encoded repeat changes a tenth of it at its encoder's key frames)
 Frames = Iterable[tuple[np.ndarray, float | None]]  # one clip: (image, seconds from its start or None)
