@@ -69,6 +69,12 @@ def info(model: Path = model_opt()) -> None:
     meta = {k: v for k, v in det.meta.items() if k not in ("config",)} | {
         "members": len(det.members) or det.meta.get("export", {}).get("members", 0)
     }  # an .onnx holds no torch members
+    if isinstance(meta.get("health"), dict):  # the camera checks' reference: its ranges, not its pictures
+        h, w = meta["health"]["background"]["shape"]
+        meta["health"] = {k: v for k, v in meta["health"].items() if k not in ("background", "cells")} | {
+            "background": f"{w}x{h} median picture",
+            "cells": f"{len(meta['health']['cells'])} texture cells",
+        }
     common.console.print_json(json.dumps(meta))
     common.console.print_json(json.dumps(det.cfg.to_dict()))
     if isinstance(det.meta.get("validation"), dict):  # models trained before the check have none
