@@ -131,16 +131,18 @@ def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: fl
     }  # fmt: skip
 
 
-def watch_fps(det: Detector, clip_dirs: list[Path]) -> float:
-    """``watch`` on recorded frame folders, as fast as it goes: frames scored per second end to end."""
-    frames = seconds = 0.0
+def watch_fps(det: Detector, clip_dirs: list[Path], rounds: int = 3) -> float:
+    """``watch`` on recorded frame folders, as fast as it goes: frames scored per second end to end, the median
+    of ``rounds`` passes over the clips after one untimed clip (the first forward passes and thread pools)."""
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for d in clip_dirs:
-            res = watch(str(d), det, WatchOptions(live_panel=False), project=Path(tmp),
-                        console=Console(file=io.StringIO()))  # fmt: skip
-            frames += res.stream.stats.frames
-            seconds += res.stream.stats.seconds
-    return round(frames / seconds, 2)
+        run = lambda d: watch(str(d), det, WatchOptions(live_panel=False), project=Path(tmp),  # noqa: E731
+                              console=Console(file=io.StringIO())).stream.stats  # fmt: skip
+        run(clip_dirs[0])
+        for _ in range(rounds):
+            stats = [run(d) for d in clip_dirs]
+            out.append(sum(s.frames for s in stats) / sum(s.seconds for s in stats))
+    return round(float(np.median(out)), 2)
 
 
 def pairs(items: list[str], what: str) -> dict[str, str]:
@@ -165,6 +167,7 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=10.0, help="each camera's frame rate")
     ap.add_argument("--seconds", type=float, default=30.0, help="how long each run's cameras serve")
     ap.add_argument("--out", type=Path, default=Path("pipelines/results/live-load.json"))
+    ap.add_argument("--watch-only", action="store_true", help="measure each recipe's watch fps into --out's recipes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = load_dataset("ped2", args.data)
@@ -173,6 +176,8 @@ def main() -> None:
     aucs = pairs(args.auc, "--auc")
     counts = {k: [int(n) for n in v.split(",")] for k, v in pairs(args.cameras_for, "--cameras-for").items()}
     result: dict = {"host": {**host_info(), "torch_threads": torch.get_num_threads()}, "recipes": {}, "runs": []}
+    if args.watch_only:
+        result = json.loads(args.out.read_text())
     for config, model in pairs(args.run, "--run").items():
         det = Detector.load(resolve_model_path(model), device="cpu")
         seeds = None
@@ -183,6 +188,9 @@ def main() -> None:
         result["recipes"][config] = {"default": config == DEFAULT_CONFIG, "model": model, "watch_fps": fps,
                                      "causal_micro_auc_seeds": seeds}  # fmt: skip
         print(f"{config}: watch {fps:.1f} fps on recorded clips; causal micro AUC over seeds {seeds}", flush=True)
+        if args.watch_only:
+            atomic_write_text(args.out, json.dumps(result, indent=2))
+            continue
         for n in counts.get(config, args.cameras):
             load = os.getloadavg()[0]  # other jobs on the machine change what it keeps up with: recorded
             run = {"config": config, **live_run(det, frames, n, args.fps, args.seconds), "load_avg_before": round(load, 2)}
