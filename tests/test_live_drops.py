@@ -193,3 +193,26 @@ def test_the_reader_gives_each_frame_its_step_and_predecessor():
     assert [f.step for f in got] == [0, 1, 2, 3, 13, 14]
     assert got[0].prev is None and got[4].prev is None
     assert [int(f.prev[0, 0]) for f in got if f.prev is not None] == [0, 1, 2, 4]
+
+
+def test_a_recorded_source_that_stalls_fails_in_one_line_and_never_blocks():
+    """A recorded source whose read hangs (a stuck disk, share or decoder) fails after its bound, with a line."""
+    from ognet_video.errors import UserError
+    from ognet_video.sources.base import Frame, Source
+    from ognet_video.sources.reader import Reader
+
+    class Hangs(Source):
+        kind = "video"
+
+        def frames(self, stop=None):
+            yield Frame(0, 0.0, np.zeros((4, 4), np.uint8))
+            stop.wait(30)  # a read that never returns (until the reader gives up)
+
+    reader = Reader(Hangs("stuck.mp4"), stall_seconds=0.5).start()
+    t = time.monotonic()
+    got = []
+    with pytest.raises(UserError, match=r"'stuck.mp4' gave no frame for 0.5 s"):
+        while (batch := reader.get_batch(4, timeout=0.1)) is not None:
+            got += batch
+    reader.stop()
+    assert len(got) == 1 and time.monotonic() - t < 5

@@ -20,11 +20,14 @@ from ognet_video.errors import UserError
 from ognet_video.sources.base import Frame, Source
 
 _END = object()  # queue sentinel: the thread is done
+STALL_SECONDS = 60.0  # a recorded source that yields no frame for this long fails (a hung disk or decoder)
 
 
 class Reader:
-    def __init__(self, source: Source, queue_size: int | None = None) -> None:
+    def __init__(self, source: Source, queue_size: int | None = None, stall_seconds: float = STALL_SECONDS) -> None:
         self.source = source
+        self.stall_seconds = stall_seconds  # recorded sources: no frame for this long fails the source, with a line
+        self._last_item = 0.0
         # live: a few frames of slack so several can be batched with little latency; recorded: read ahead
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size or (4 if source.live else 32))
         self.dropped = 0
@@ -38,7 +41,7 @@ class Reader:
     def start(self) -> Reader:
         """Open the source (recorded ones that cannot be read fail here) and start its thread."""
         self.source.open()
-        self._started_at = time.monotonic()
+        self._started_at = self._last_item = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"reader:{self.source.display}", daemon=True)
         self._thread.start()
         return self
@@ -53,7 +56,9 @@ class Reader:
             item = self.queue.get(timeout=timeout)
         except queue.Empty:
             self._check_connect_deadline()
+            self._check_stall()
             return []
+        self._last_item = time.monotonic()
         batch: list[Frame] = []
         while True:
             if item is _END:
@@ -63,7 +68,7 @@ class Reader:
             if len(batch) >= max_frames:
                 break
             try:
-                item = self.queue.get_nowait() if self.source.live else self.queue.get(timeout=60.0)
+                item = self.queue.get_nowait() if self.source.live else self.queue.get(timeout=self.stall_seconds)
             except queue.Empty:
                 break
         if not batch:
@@ -107,6 +112,14 @@ class Reader:
             if time.monotonic() - self._started_at > limit + 1.0:
                 self._stop.set()
                 raise UserError(src.never_connected())  # type: ignore[attr-defined]
+
+    def _check_stall(self) -> None:
+        # a recorded source is read as fast as it goes: a long silence is a hung read, not a slow camera
+        src = self.source
+        if not src.live and self.error is None and time.monotonic() - self._last_item > self.stall_seconds:
+            self._stop.set()
+            raise UserError(f"{src.kind} {src.display!r} gave no frame for {self.stall_seconds:g} s (a hung disk, "
+                            "network share or decoder?); check that it can be read")
 
     def _run(self) -> None:
         try:
