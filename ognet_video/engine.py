@@ -15,7 +15,6 @@ raising ``StopRun`` (a window closed) ends the run normally.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -31,6 +30,7 @@ from ognet_video.events import Event, EventMessage
 from ognet_video.health import CameraMessage
 from ognet_video.prefetch import END, Prefetcher, Prepared
 from ognet_video.scoring import FrameResult, StreamScorer
+from ognet_video.signals import SIGNALS, Terminated, install_signal_handlers  # noqa: F401 - re-exported
 from ognet_video.sources import Frame, Reader, Source
 
 STOP_REASONS = {
@@ -44,38 +44,6 @@ STOP_REASONS = {
     "stopped": "stopped by the caller",
 }
 EXIT_CODES = {"interrupted": 130, "terminated": 143, "lost": 1, "failed": 1}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, docker stop, systemd), handled like Ctrl-C."""
-
-
-class _Signals:
-    """SIGINT and SIGTERM while a run loop is active ask it to stop after the current batch, so every sink has
-    the same frames; outside a run (or on a second signal) they raise at once, as Python does by default."""
-
-    def __init__(self) -> None:
-        self.running = 0
-        self.requested: str | None = None
-
-    def handler(self, signum: int, frame: object) -> None:
-        if self.running and self.requested is None:
-            self.requested = "terminated" if signum == signal.SIGTERM else "interrupted"
-            return
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-    def check(self) -> None:
-        if self.requested is not None:
-            raise Terminated() if self.requested == "terminated" else KeyboardInterrupt()
-
-
-SIGNALS = _Signals()
-
-
-def install_signal_handlers() -> None:
-    """Route SIGINT and SIGTERM through ``SIGNALS`` (the command line does; call it from the main thread)."""
-    signal.signal(signal.SIGINT, SIGNALS.handler)
-    signal.signal(signal.SIGTERM, SIGNALS.handler)
 
 
 class StopRun(Exception):  # noqa: N818 - a request, not an error
