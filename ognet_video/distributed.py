@@ -198,7 +198,7 @@ def init(device: torch.device) -> tuple[World, torch.device]:
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     # torch._dynamo (which the first optimiser imports) imports torch.distributed._shard, and that import, made
     # while a process group exists, keeps 10 references to it that destroy_process_group never drops: the group
-    # and gloo's threads would then live on into the interpreter's teardown (issue 41). Imported first, it takes none.
+    # and gloo's threads would then live on into the interpreter's teardown. Imported first, it takes none.
     import torch._dynamo  # noqa: F401
 
     if device.type == "cuda":
@@ -223,7 +223,7 @@ def close(world: World) -> None:
 
     The group is destroyed here, while the interpreter is whole: gloo's worker and transport threads are joined
     now. Left to the interpreter's teardown, they outlive the objects they use, and a rank can abort after its
-    work is done (``terminate called without an active exception``, issue 41). No barrier: the last collective
+    work is done (``terminate called without an active exception``). No barrier: the last collective
     (the digests' gather) already met every rank, and rank 0 still calibrates for minutes after it."""
     if world.active and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

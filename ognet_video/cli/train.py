@@ -69,7 +69,7 @@ def train(
         common.console = Console(file=io.StringIO())
     inputs, overrides = split_args(args)
     cfg = load_config(config, overrides)
-    with distributed.joined(pick_device(device)) as (world, dev):  # left on every path (issue 41)
+    with distributed.joined(pick_device(device)) as (world, dev):  # the group is left on every path
         with world.together():
             ds, run_name = _load(inputs, data, cfg, recursive, fps)
             if mask is not None:
