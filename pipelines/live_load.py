@@ -32,6 +32,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,34 +45,19 @@ from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.data import load_dataset, read_gray  # noqa: E402
 from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
-from ognet_video.scoring import StreamScorer  # noqa: E402
 from ognet_video.watch import WatchOptions, watch  # noqa: E402
 from pipelines.live_benchmark import latency_sink  # noqa: E402
 from pipelines.settings import PED2  # noqa: E402
-from tests.mjpeg_server import Delivered, MjpegServer, Recorder  # noqa: E402
+from tests.mjpeg_server import MjpegServer, Recorder, score_from_file  # noqa: E402
 
 DEFAULT_CONFIG = "configs/ped2-cpu.yaml"
 
 
-def file_raw(det: Detector, delivered: list[Delivered]) -> dict[int, float]:
-    """Every delivered frame's raw score, scored one after the other as from a recording (per connection)."""
-    out: dict[int, float] = {}
-    ss = StreamScorer(det)
-    for link in sorted({d.link for d in delivered}):
-        part = [d for d in delivered if d.link == link]
-        ss.break_motion()
-        for i in range(0, len(part), 16):
-            chunk = part[i : i + 16]
-            res, _ = ss.push([d.image for d in chunk], None, [d.index for d in chunk])
-            out.update({r.index: r.raw for r in res})
-    return out
-
-
-def max_diff(rows: list[dict], ref: dict[int, float]) -> float:
+def max_diff(rows: list[dict], file: dict[int, Any]) -> float:
     """The largest |raw - file raw| over the scored frames; inf where one is scored and the other is not."""
     worst = 0.0
     for r in rows:
-        a, b = (np.nan if r["raw"] is None else r["raw"]), ref[r["frame"]]
+        a, b = (np.nan if r["raw"] is None else r["raw"]), file[r["frame"]].raw
         if np.isnan(a) != np.isnan(b):
             return float("inf")
         if not np.isnan(a):
@@ -119,7 +105,7 @@ def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: fl
             rows = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
             got = rec.frames.get(urls[s.name], [])
             per[s.name] = {"frames": s.stats.frames, "dropped": s.stats.dropped, "drop_rate": round(s.stats.drop_rate, 4),
-                           "read_from_socket": len(got), "max_raw_diff": max_diff(rows, file_raw(det, got))}  # fmt: skip
+                           "read_from_socket": len(got), "max_raw_diff": max_diff(rows, score_from_file(det, got))}  # fmt: skip
     all_lat = np.asarray([x for v in lat.values() for x in v]) * 1000
     scored = sum(s.stats.frames for s in res.streams)
     return {  # the cameras served for ``seconds``: the frames scored in that time, per second

@@ -22,9 +22,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -246,6 +248,22 @@ class Recorder:
             return {d.index: d for d in self.frames.get(spec, [])}
 
 
+def score_from_file(detector: object, delivered: Iterable[Delivered]) -> dict[int, Any]:
+    """Every frame a camera delivered (dropped ones too), scored one after the other per connection, as ``score``
+    scores a recording: its ``FrameResult`` by frame index."""
+    from ognet_video.scoring import StreamScorer
+
+    frames = sorted(delivered, key=lambda d: d.index)
+    ss, out = StreamScorer(detector), {}  # type: ignore[arg-type]
+    for link in sorted({d.link for d in frames}):
+        part = [d for d in frames if d.link == link]
+        ss.break_motion()
+        for i in range(0, len(part), 16):
+            res, _ = ss.push([d.image for d in part[i : i + 16]], None, [d.index for d in part[i : i + 16]])
+            out.update({r.index: r for r in res})
+    return out
+
+
 def rescore(detector: object, rows: list[dict], delivered: dict[int, Delivered]) -> list:
     """What ``rows`` (a live run's ``scores.jsonl``) should be, from the file: every frame the camera delivered
     (dropped ones too) scored one after the other per connection, as ``score`` scores a recording, gives each
@@ -256,19 +274,11 @@ def rescore(detector: object, rows: list[dict], delivered: dict[int, Delivered])
     from types import SimpleNamespace
 
     from ognet_video.postprocess import CausalSmoother
-    from ognet_video.scoring import StreamScorer
 
-    ss = StreamScorer(detector)  # type: ignore[arg-type]
-    file: dict[int, object] = {}
-    for link in sorted({d.link for d in delivered.values()}):
-        part = [d for _, d in sorted(delivered.items()) if d.link == link]
-        ss.break_motion()
-        for i in range(0, len(part), 16):
-            res, _ = ss.push([d.image for d in part[i : i + 16]], None, [d.index for d in part[i : i + 16]])
-            file.update({r.index: r for r in res})
+    file = score_from_file(detector, delivered.values())
     picked = [file[r["frame"]] for r in rows]
     steps = [r["frame"] + 1000 * delivered[r["frame"]].link for r in rows]
-    cfg, cal = ss.detector.cfg.score, ss.cal
+    cfg, cal = detector.cfg.score, detector.calibration  # type: ignore[attr-defined]
     smoothed = CausalSmoother(cfg.causal_window, cal.empty)(np.array([p.score for p in picked]), steps)
     return [SimpleNamespace(index=p.index, raw=p.raw, smoothed=float(sm),
                             anomalous=bool(sm > cal.threshold) and r.get("camera") is None)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import quiet_console
+from fake_camera import FakeCapture
 from prometheus_client import generate_latest
 from rich.console import Console
 from test_watch import decode, read_jsonl, reference, watch, write_mp4
@@ -151,7 +152,7 @@ def test_watch_suspends_decisions_and_reports_a_covered_camera(detector, clips, 
     assert "camera covered at frame" in text and "camera checks: 1 alert(s) (covered 1)" in text
 
 
-class FreezingCamera:
+class FreezingCamera(FakeCapture):
     """A fake live camera: ``live`` normal frames, then the last one again and again (frozen), then nothing for
     ``silent`` seconds before the link drops."""
 
@@ -165,15 +166,6 @@ class FreezingCamera:
             return False, None
         time.sleep(0.02)
         return True, self.frames[min(self.i, self.live) - 1]
-
-    def grab(self) -> bool:
-        return self.read()[0]
-
-    def get(self, prop: int) -> float:
-        return 0.0
-
-    def release(self) -> None:
-        pass
 
 
 def test_a_live_camera_that_freezes_then_goes_silent(trained_run, clips, tmp_path):

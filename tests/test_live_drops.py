@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from fake_camera import ImageCapture, one_connection
 
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.engine import Engine, Stream
@@ -17,29 +18,6 @@ from ognet_video.postprocess import CausalSmoother
 from ognet_video.scoring import StreamScorer
 from ognet_video.sources.images import read_gray
 from ognet_video.sources.live import NetworkStream
-
-
-class FastCapture:
-    """A camera at ~100 fps over a list of frames, then silence."""
-
-    def __init__(self, images: list[np.ndarray]) -> None:
-        self.images, self.i = images, 0
-
-    def read(self):
-        if self.i >= len(self.images):
-            return False, None
-        time.sleep(0.01)
-        self.i += 1
-        return True, self.images[self.i - 1]
-
-    def grab(self) -> bool:
-        return self.read()[0]
-
-    def get(self, prop: int) -> float:
-        return 0.0  # no stated rate: every frame is analysed
-
-    def release(self) -> None:
-        pass
 
 
 class SlowDetector:
@@ -80,14 +58,7 @@ def test_dropped_frames_never_change_a_score(detector, clip):
     ref, ref_events = StreamScorer(detector).push(frames)  # the file: every frame, one after the other
     assert any(labels[e.start : e.end + 1].count(1) for e in ref_events)  # the detector detects, from the file
 
-    calls = []
-
-    def opener(spec: str) -> FastCapture:
-        calls.append(spec)
-        if len(calls) > 1:
-            raise UserError("cannot open stream source (fake camera is gone)")
-        return FastCapture(frames)
-
+    opener = one_connection(lambda: ImageCapture(frames, delay=0.01))  # ~100 fps, then gone
     source = NetworkStream("rtsp://cam.local/live", opener=opener, reconnect_timeout=0.2)
     stream = Stream("cam", source, [])
     results, events = [], []
@@ -152,14 +123,7 @@ def test_falling_behind_is_visible(detector, clip, tmp_path, monkeypatch):
     frames, _ = clip
     real = detector.patch_scores
     monkeypatch.setattr(detector, "patch_scores", lambda x: (time.sleep(0.08), real(x))[1])
-    calls = []
-
-    def opener(spec: str) -> FastCapture:
-        calls.append(spec)
-        if len(calls) > 1:
-            raise UserError("cannot open stream source (fake camera is gone)")
-        return FastCapture(frames)
-
+    opener = one_connection(lambda: ImageCapture(frames, delay=0.01))
     out = io.StringIO()
     opts = WatchOptions(reconnect_timeout=0.2, live_panel=False)
     res = watch("rtsp://cam.local/live", detector, opts, project=tmp_path, opener=opener,
@@ -197,7 +161,6 @@ def test_the_reader_gives_each_frame_its_step_and_predecessor():
 
 def test_a_recorded_source_that_stalls_fails_in_one_line_and_never_blocks():
     """A recorded source whose read hangs (a stuck disk, share or decoder) fails after its bound, with a line."""
-    from ognet_video.errors import UserError
     from ognet_video.sources.base import Frame, Source
     from ognet_video.sources.reader import Reader
 

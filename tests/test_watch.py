@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import cli_command, quiet_console
+from fake_camera import ImageCapture
 from rich.console import Console
 
 from ognet_video.annotate import AnnotatedVideoWriter
@@ -141,29 +142,6 @@ def test_stride_keeps_source_frame_numbers(anomaly_clip, detector, tmp_path):
     assert np.allclose(raws(rows), [r.raw for r in ref], atol=1e-5, equal_nan=True)
     events = read_jsonl(res.run_dir / "events.jsonl")
     assert same_events(events, ref_events, step=2)  # events are numbered in source frames too
-
-
-class ImageCapture:
-    """A fake camera that plays ``images[start:start+n]`` and then drops the link."""
-
-    def __init__(self, images: list[np.ndarray], start: int, n: int) -> None:
-        self.images, self.i, self.stop = images, start, start + n
-
-    def read(self):
-        if self.i >= self.stop:
-            return False, None
-        time.sleep(0.002)
-        self.i += 1
-        return True, self.images[self.i - 1]
-
-    def grab(self) -> bool:
-        return self.read()[0]
-
-    def get(self, prop: int) -> float:
-        return 0.0
-
-    def release(self) -> None:
-        pass
 
 
 def test_stream_that_drops_mid_run_reconnects_and_keeps_valid_scores(anomaly_clip, detector, tmp_path):
