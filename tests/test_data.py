@@ -200,8 +200,8 @@ def test_missing_root_is_user_error(tmp_path):
 
 
 def test_unknown_dataset_name_is_user_error_naming_the_known_ones(tmp_path):
-    assert sorted(LOADERS) == ["folder", "ped2"]
-    with pytest.raises(UserError, match="unknown dataset 'avenue'.*'folder', 'ped2'"):
+    assert sorted(LOADERS) == ["folder", "ped1", "ped2"]
+    with pytest.raises(UserError, match="unknown dataset 'avenue'.*'folder', 'ped1', 'ped2'"):
         load_dataset("avenue", tmp_path)
 
 

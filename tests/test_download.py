@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ognet_video.data.ped1 import PED1
 from ognet_video.data.ped2 import download_ped2, sha256_file
+from ognet_video.data.ucsd import download_subset
 from ognet_video.errors import UserError
 
 TOP = "UCSD_Anomaly_Dataset.v1p2"
@@ -15,7 +17,7 @@ GOOD_FILES = {
     f"{TOP}/UCSDped2/Train/Train001/002.tif": b"train frame 2",
     f"{TOP}/UCSDped2/Test/Test001/001.tif": b"test frame 1",
     f"{TOP}/UCSDped2/Test/Test001_gt/001.bmp": b"mask 1",
-    f"{TOP}/UCSDped1/Train/Train001/001.tif": b"ped1 must not be extracted",
+    f"{TOP}/UCSDped1/Train/Train001/001.tif": b"ped1 frame: not extracted for ped2",
     f"{TOP}/README.txt": b"readme",
 }
 
@@ -51,6 +53,30 @@ def test_download_checks_sha_and_extracts_only_ped2(tmp_path):
     # the verified archive is kept, no partial download or extraction folder is left behind
     assert leftovers(root) == sorted(["UCSDped2", "UCSD_Anomaly_Dataset.tar.gz"])
     assert sha256_file(root / "UCSD_Anomaly_Dataset.tar.gz") == sha256_file(src)
+
+
+def test_ped1_comes_from_the_same_tarball_and_ped2_then_needs_no_download(tmp_path):
+    src = make_tarball(tmp_path / "mirror.tar.gz", GOOD_FILES)
+    root = tmp_path / "data"
+    out = download_subset(PED1, root, url=src.as_uri(), sha256=sha256_file(src))
+    assert out == root / "UCSDped1"
+    assert (out / "Train" / "Train001" / "001.tif").read_bytes() == b"ped1 frame: not extracted for ped2"
+    assert leftovers(root) == sorted(["UCSDped1", "UCSD_Anomaly_Dataset.tar.gz"])  # only Ped1, archive kept
+    # the kept archive serves Ped2: this URL does not exist
+    download_ped2(root, url=(tmp_path / "gone.tar.gz").as_uri(), sha256=sha256_file(src))
+    assert leftovers(root) == sorted(["UCSDped1", "UCSDped2", "UCSD_Anomaly_Dataset.tar.gz"])
+    assert (root / "UCSDped2" / "Test" / "Test001" / "001.tif").read_bytes() == b"test frame 1"
+
+
+def test_ped1_extract_has_the_same_safety_checks(tmp_path):
+    src = make_tarball(tmp_path / "evil.tar.gz", {**GOOD_FILES, f"{TOP}/UCSDped1/../../../evil": b"pwned"})
+    with pytest.raises(UserError, match="escape"):
+        download_subset(PED1, tmp_path / "data", url=src.as_uri(), sha256=sha256_file(src))
+    assert leftovers(tmp_path / "data") == ["UCSD_Anomaly_Dataset.tar.gz"]  # nothing extracted, no evil file
+    only2 = make_tarball(tmp_path / "only2.tar.gz", {f"{TOP}/UCSDped2/Train/Train001/001.tif": b"x"})
+    with pytest.raises(UserError, match="UCSDped1"):
+        download_subset(PED1, tmp_path / "d2", url=only2.as_uri(), sha256=sha256_file(only2))
+    assert leftovers(tmp_path / "d2") == ["UCSD_Anomaly_Dataset.tar.gz"]
 
 
 def test_download_is_idempotent(tmp_path):

@@ -1,4 +1,4 @@
-"""``ognet-video data download|verify``: get and check datasets."""
+"""``ognet-video data download|verify``: get and check datasets (UCSD Ped1 and Ped2)."""
 
 from __future__ import annotations
 
@@ -11,38 +11,42 @@ from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides,
 from ognet_video.errors import UserError  # noqa: F401
 
 
-@common.data_app.command("download", epilog=examples("ognet-video data download ped2 --root data"))
+@common.data_app.command("download", epilog=examples("ognet-video data download ped2 --root data",
+                                                     "ognet-video data download ped1 --root data"))  # fmt: skip
 def data_download(
-    dataset: str = typer.Argument("ped2", help="Only 'ped2' (UCSD Ped2) can be downloaded."),
+    dataset: str = typer.Argument("ped2", help="'ped2' or 'ped1' (UCSD Ped2 or Ped1: one tarball holds both)."),
     root: Path = typer.Option(Path("data"), "--root", help="Folder to download and extract into.", metavar="DIR"),
     url: str = typer.Option(
         None, "--url", help="Mirror of UCSD_Anomaly_Dataset.tar.gz (sha256 is still checked).", metavar="URL"
     ),  # fmt: skip
 ) -> None:
-    """Download the official UCSD tarball, verify its sha256 and extract UCSDped2/ safely."""
-    from ognet_video.data.ped2 import PED2_URL, download_ped2
+    """Download the official UCSD tarball (once: kept for the other subset), verify its sha256, extract UCSDped2/ or
+    UCSDped1/ safely."""
+    from ognet_video.data import ucsd_subset
+    from ognet_video.data.ucsd import UCSD_URL, download_subset
 
-    if dataset.lower() != "ped2":
-        raise UserError(f"cannot download {dataset!r}: only ped2 is supported")
-    out = download_ped2(root, url or PED2_URL)
-    common.console.print(f"[green]Ped2 ready[/] at {out}  (use: --data {out})")
+    sub = ucsd_subset(dataset, "download")
+    out = download_subset(sub, root, url or UCSD_URL)
+    common.console.print(f"[green]{sub.title} ready[/] at {out}  (use: --data {out})")
 
 
-@common.data_app.command("verify", epilog=examples("ognet-video data verify ped2 --data data/UCSDped2"))
+@common.data_app.command("verify", epilog=examples("ognet-video data verify ped2 --data data/UCSDped2",
+                                                   "ognet-video data verify ped1 --data data/UCSDped1 --quick"))  # fmt: skip
 def data_verify(
-    dataset: str = typer.Argument("ped2"),
+    dataset: str = typer.Argument("ped2", help="'ped2' or 'ped1'."),
     data: Path = typer.Option(..., "--data", help="Dataset root (either layout).", metavar="DIR"),
     quick: bool = flag(False, "--quick", "Check layout and counts only; do not decode every frame."),
 ) -> None:
-    """Check a Ped2 copy: layout, clip and frame counts, labels, every frame readable, MANIFEST.sha256 if present."""
+    """Check a Ped2 or Ped1 copy: layout, clip and frame counts, labels, every frame readable, MANIFEST.sha256 if
+    present."""
     from rich.table import Table
 
-    from ognet_video.data.ped2 import verify_ped2
+    from ognet_video.data import ucsd_subset
+    from ognet_video.data.ucsd import verify_subset
 
-    if dataset.lower() != "ped2":
-        raise UserError("verify knows only ped2")
-    info = verify_ped2(data, read_frames=not quick)
-    t = Table(title=f"Ped2 at {data}: OK")
+    sub = ucsd_subset(dataset, "verify")
+    info = verify_subset(sub, data, read_frames=not quick)
+    t = Table(title=f"{sub.title} at {data}: OK")
     t.add_column("check")
     t.add_column("value", justify="right")
     for k, v in info.items():

@@ -6,7 +6,7 @@
   mask folders skipped).
 
 ``load_folder`` reads any such dataset with the labels of its labels.json. A dataset with labels of
-its own (``ped2.py``) finds its clips with ``find_clips`` and attaches them with ``attach_labels``.
+its own (``ped1.py``, ``ped2.py``) finds its clips with ``find_clips`` and attaches them with ``attach_labels``.
 """
 
 from __future__ import annotations
@@ -87,9 +87,10 @@ def find_clips(root: Path, ucsd_subset: str = "", missing_hint: str = "") -> tup
         train = _clips_from(ucsd / "Train", "Train")
         test = _clips_from(ucsd / "Test", "Test")
     else:
+        ucsd = f"{ucsd_subset}/" if ucsd_subset else ""
         raise UserError(
             f"{root} is not a recognised dataset layout: expected training/frames/ and testing/frames/ "
-            "(frames layout) or UCSDped2/Train and UCSDped2/Test (original UCSD layout)"
+            f"(frames layout) or {ucsd}Train and {ucsd}Test (original UCSD layout)"
         )
     if not train:
         raise UserError(f"{root}: no training clips found")
