@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,13 +13,19 @@ from ognet_video.cli.common import examples, flag, model_opt, runtime_overrides,
 from ognet_video.config import RUNTIME_KEYS
 from ognet_video.errors import UserError  # noqa: F401
 
+if TYPE_CHECKING:
+    from ognet_video.detector import Detector
 
-def report(model_path: Path, ds, out_dir: Path, dev, overrides: list[str] | None = None) -> None:
-    """Evaluate a checkpoint on ``ds.test`` into ``out_dir`` and print the tables (train and eval share it)."""
+
+def report(
+    model_path: Path, ds, out_dir: Path, dev, overrides: list[str] | None = None, det: Detector | None = None
+) -> None:
+    """Evaluate a checkpoint (``det`` when already loaded) on ``ds.test`` into ``out_dir`` and print the tables
+    (train and eval share it)."""
     from ognet_video.detector import Detector
     from ognet_video.evaluate import evaluate, metrics_table, operator_table, per_clip_table
 
-    det = Detector.load(model_path, device=dev)
+    det = det or Detector.load(model_path, device=dev)
     runtime_overrides(det, overrides or [])
     res = evaluate(det, ds.test, out_dir, common.console)
     common.console.print(metrics_table(res.metrics, f"{ds.name}: frame-level AUC ({len(ds.test)} test clips)"))
@@ -33,30 +40,38 @@ def report(model_path: Path, ds, out_dir: Path, dev, overrides: list[str] | None
 
 
 @common.app.command("eval", epilog=examples("ognet-video eval --data data/UCSDped2",
+                                      "ognet-video eval --model runs/train/ped1-1 --data data/UCSDped1",
                                       "ognet-video eval --model runs/train/ped2-2 --data data/UCSDped2 --name seed2"))  # fmt: skip
 def eval_cmd(
     overrides: list[str] = typer.Argument(None, help=f"Only {', '.join(RUNTIME_KEYS)}.", metavar="KEY=VALUE"),
     data: Path = typer.Option(..., "--data", help="Dataset root with the test split.", metavar="DIR"),
     model: Path = model_opt(),
     dataset: str = typer.Option(
-        "ped2", "--dataset", help="'ped2' (built-in labels) or 'folder' (labels.json).", metavar="NAME"
+        None,
+        "--dataset",
+        help="'ped2', 'ped1' (built-in labels) or 'folder' (labels.json); default: the model's "
+        "dataset when it is ped1 or ped2, else ped2.",
+        metavar="NAME",
     ),  # fmt: skip
     project: Path = typer.Option(Path("runs/eval"), "--project", help="Parent folder of numbered runs.", metavar="DIR"),
     name: str = typer.Option(None, "--name", help="Run name (default: the model's run name).", metavar="NAME"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
 ) -> None:
     """Frame-level AUC / EER (micro, macro, per clip) with no, causal and offline smoothing -> runs/eval/NAME-N."""
-    from ognet_video.data import load_dataset
-    from ognet_video.detector import pick_device
+    from ognet_video.data import UCSD_SUBSETS, load_dataset
+    from ognet_video.detector import Detector, pick_device
     from ognet_video.runs import find_model, new_run_dir
 
     _, bad = split_args(overrides)
     if len(bad) != len(overrides or []):
         raise UserError(f"eval takes no inputs besides --data; got {' '.join(split_args(overrides)[0])!r}")
     path = find_model(model)
-    ds = load_dataset(dataset.lower(), data)
+    dev = pick_device(device)
+    det = Detector.load(path, device=dev)
+    trained_on = str(det.meta.get("dataset", ""))  # a ped1 model is evaluated on Ped1 without --dataset
+    ds = load_dataset((dataset or (trained_on if trained_on in UCSD_SUBSETS else "ped2")).lower(), data)
     out = new_run_dir(project, name or (path.parent.name if path.stem == "model" else path.stem))
-    report(path, ds, out, pick_device(device), bad)
+    report(path, ds, out, dev, bad, det=det)
 
 
 @common.app.command(epilog=examples("ognet-video info", "ognet-video info --model runs/train/ped2-1"))

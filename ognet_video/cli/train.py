@@ -1,6 +1,6 @@
 """``ognet-video train``: phase one + phase two, calibration, evaluation when the data has labels.
 
-Two kinds of input: a named dataset with ``--data`` (``ped2``, ``folder``), or recordings given as ``score``
+Two kinds of input: a named dataset with ``--data`` (``ped2``, ``ped1``, ``folder``), or recordings given as ``score``
 takes them (video files, frame folders, folders of them, globs), which have no test split. Under torchrun
 (``torchrun --nproc-per-node N -m ognet_video train ...``) N processes train together; rank 0 alone prints,
 writes the run folder, calibrates and evaluates (docs/scale-out.md).
@@ -22,6 +22,7 @@ from ognet_video.errors import UserError
 
 @common.app.command(epilog=examples("ognet-video train ped2 --data data/UCSDped2",
                               "ognet-video train ped2 --data data/UCSDped2 --config configs/ped2-paper.yaml --device cuda",
+                              "ognet-video train ped1 --data data/UCSDped1",
                               "ognet-video train folder --data my-dataset train.epochs=4 --name lobby",
                               "ognet-video train 'lobby-week1/*.mp4' --name lobby",
                               "ognet-video train rtsp-dumps/ --name gate --mask gate-ignore.png train.holdout_seconds=600",
@@ -30,7 +31,7 @@ from ognet_video.errors import UserError
 def train(
     args: list[str] = typer.Argument(
         ...,
-        help="'ped2' or 'folder' with --data; or recordings: video files, frame "
+        help="'ped2', 'ped1' or 'folder' with --data; or recordings: video files, frame "
         "folders, folders of those, globs (quoted). Then settings, e.g. train.epochs=6",
         metavar="DATASET|INPUT... [KEY=VALUE]...",
     ),  # fmt: skip
