@@ -76,7 +76,8 @@ def test_scored_counts_the_clips_finished_not_the_clips_started(trained_run, wal
     shutil.copytree(walkway / "testing" / "frames" / "01", tmp_path / "in" / "good")
     bad = tmp_path / "in" / "bad"
     shutil.copytree(walkway / "testing" / "frames" / "02", bad)
-    sorted(bad.iterdir())[5].write_bytes(b"not a jpeg")
+    for f in bad.iterdir():  # no frame readable (one bad frame is skipped, not the clip)
+        f.write_bytes(b"not a jpeg")
     res = score_pkg.score([str(tmp_path / "in")], trained_run.run_dir, out=tmp_path / "out", console=quiet_console())
     assert (res.scored, len(res.failed), res.exit_code) == (1, 1, 11)
 
@@ -234,3 +235,127 @@ def test_a_constant_rate_video_keeps_index_times(walkway, tmp_path):
     frames = list(src.frames())
     assert not src.variable and [f.index for f in frames] == list(range(0, 20, 3))
     assert [f.time for f in frames] == [i / 30.0 for i in range(0, 20, 3)]
+
+
+# ---------------------------------------------------------------- item 10: one unreadable frame is skipped, not the clip
+
+
+def _broken_clip(walkway, dst: Path, bad: tuple[int, ...]) -> Path:
+    shutil.copytree(walkway / "testing" / "frames" / "01", dst)
+    for i in bad:
+        sorted(dst.iterdir())[i].write_bytes(b"not a jpeg")
+    return dst
+
+
+def test_an_unreadable_frame_is_skipped_and_motion_restarts_after_it(walkway, tmp_path):
+    from ognet_video.sources import Reader, open_source
+
+    clip = _broken_clip(walkway, tmp_path / "c", (1, 7))
+    heard: list[str] = []
+    with Reader(open_source(str(clip), log=heard.append)) as reader:
+        frames = list(reader)
+    want = [0, *range(2, 7), *range(8, 20)]
+    assert [f.index for f in frames] == want
+    assert [f.step for f in frames] == want  # the steps count the missing intervals, as after a reconnect
+    assert [f.index for f in frames if f.prev is None] == [0, 2, 8]  # no motion measured across a gap
+    assert len({f.link for f in frames}) == 3 and reader.source.skipped == 2
+    assert len(heard) == 2 and "001.jpg" in heard[0] and "007.jpg" in heard[1], heard
+
+
+def test_score_keeps_a_clip_with_an_unreadable_frame(walkway, trained_run, tmp_path):
+    import csv
+    import io
+
+    from rich.console import Console
+
+    inp = tmp_path / "in"
+    _broken_clip(walkway, inp / "broken", (7,))
+    shutil.copytree(walkway / "testing" / "frames" / "01", inp / "intact")
+    out = io.StringIO()
+    res = score_pkg.score([str(inp)], trained_run.run_dir, out=tmp_path / "out", console=Console(file=out, width=300))
+    assert res.exit_code == 0 and res.scored == 2, out.getvalue()
+    rec = {r.name: r for r in res.records}["broken"]
+    assert (rec.status, rec.frames, rec.skipped) == ("done", 19, 1) and "007.jpg" in rec.reason
+    assert [line for line in out.getvalue().splitlines() if "007.jpg" in line and "skip" in line], out.getvalue()
+
+    def rows(name: str) -> dict[int, dict]:
+        path = tmp_path / "out" / "clips" / name / "scores.csv"
+        return {int(r["frame"]): r for r in csv.DictReader(path.open())}
+
+    broken, intact = rows("broken"), rows("intact")
+    assert sorted(broken) == [i for i in range(20) if i != 7]
+    assert broken[8]["raw"] == ""  # the first frame after the gap has nothing to measure motion from
+    for i in (*range(7), *range(9, 20)):  # every other frame keeps its own score
+        assert broken[i]["raw"] == intact[i]["raw"], i
+    summary = {r["clip"]: r for r in csv.DictReader((tmp_path / "out" / "summary.csv").open())}
+    assert summary["broken"]["status"] == "done" and "007.jpg" in summary["broken"]["reason"]
+
+
+def test_a_clip_with_no_readable_frame_still_fails_in_one_line(walkway, trained_run, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    clip = _broken_clip(walkway, tmp_path / "in" / "dead", tuple(range(20)))
+    out = io.StringIO()
+    res = score_pkg.score([str(clip)], trained_run.run_dir, out=tmp_path / "out", console=Console(file=out, width=300))
+    assert res.exit_code == 11 and res.records[0].status == "failed"
+    reason = res.records[0].reason
+    assert "\n" not in reason and "no frame" in reason and "000.jpg" in reason, reason
+    assert "skip" not in out.getvalue(), out.getvalue()  # no line per frame: the one failure line says it
+
+
+class _BadReadCapture:
+    """A 12-frame, 10 fps video whose frame 5 fails to decode (``fail``: a False read or a cv2.error)."""
+
+    def __init__(self, fail: str, bad: tuple[int, ...] = (5,)) -> None:
+        self.i, self.fail, self.bad = -1, fail, bad
+
+    def _next(self) -> bool:
+        self.i += 1
+        if self.i in self.bad:
+            if self.fail == "raise":
+                import cv2
+
+                raise cv2.error("decoder: illegal dc vlc")
+            return False
+        return self.i < 12
+
+    def read(self):
+        return (True, np.full((24, 32, 3), self.i, np.uint8)) if self._next() else (False, None)
+
+    def grab(self) -> bool:
+        return self._next()
+
+    def get(self, prop: int) -> float:
+        import cv2
+
+        return {cv2.CAP_PROP_FPS: 10.0, cv2.CAP_PROP_FRAME_COUNT: 12.0,
+                cv2.CAP_PROP_POS_MSEC: 100.0 * self.i}.get(prop, 0.0)  # fmt: skip
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fail", ["false", "raise"])
+def test_a_frame_that_fails_to_decode_mid_video_is_skipped(fail):
+    from ognet_video.sources import Reader, VideoFile
+
+    heard: list[str] = []
+    src = VideoFile("cam.mp4", opener=lambda spec: _BadReadCapture(fail))
+    src.log = heard.append
+    with Reader(src) as reader:
+        frames = list(reader)
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    assert [f.step for f in frames] == [f.index for f in frames] and frames[5].prev is None
+    assert [f.time for f in frames][5] == pytest.approx(0.6) and src.skipped == 1
+    assert len(heard) == 1 and "frame 5" in heard[0] and "cam.mp4" in heard[0], heard
+
+
+def test_a_video_that_stops_decoding_ends_there_without_skips():
+    from ognet_video.sources import VideoFile
+
+    heard: list[str] = []
+    src = VideoFile("cut.mp4", opener=lambda spec: _BadReadCapture("false", bad=tuple(range(5, 40))))
+    src.log = heard.append
+    assert [f.index for f in src.frames()] == [0, 1, 2, 3, 4] and src.skipped == 0 and heard == []

@@ -331,19 +331,22 @@ def test_corrupt_inputs_fail_with_reason_and_the_rest_is_scored(tmp_path, model,
     touch(sorted(broken.iterdir())[7], b"not a jpeg")
     res = run_score([root], model, tmp_path / "out")
     status = {r.name: (r.status, r.reason) for r in res.records}
-    assert {k for k, (s, _) in status.items() if s == "done"} == {"01", "02", "good.mp4"}
+    assert {k for k, (s, _) in status.items() if s == "done"} == {"01", "02", "good.mp4", "broken"}
     assert "bad.mp4" in status["bad.mp4"][1] and "cannot" in status["bad.mp4"][1]
-    assert "007" in status["broken"][1]  # the unreadable frame is named
-    assert res.exit_code == EXIT_FAILED_BASE + 2
-    assert not (tmp_path / "out" / "clips" / "broken").exists()  # no half output of a failed clip
+    assert "007" in status["broken"][1]  # the unreadable frame is named; the clip is scored without it
+    assert res.exit_code == EXIT_FAILED_BASE + 1
     rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
-    assert rows[-1].split(",")[9] == "failed" and rows[-2].split(",")[9] == "failed"
+    assert rows[-1].split(",")[9] == "failed" and rows[-2].split(",")[9] == "done"
     # failed clips are tried again; once fixed, they are scored
     (root / "bad.mp4").unlink()
-    shutil.rmtree(broken)
-    shutil.copytree(test_frames / "02", broken)
+    touch(root / "dead" / "000.jpg", b"not a jpeg")  # no readable frame: the clip fails, leaving no output
     again = run_score([root], model, tmp_path / "out")
-    assert (again.scored, again.exit_code) == (1, 0)  # "broken" again; bad.mp4 is no longer an input
+    status = {r.name: (r.status, r.reason) for r in again.records}
+    assert status["dead"][0] == "failed" and "000.jpg" in status["dead"][1] and again.exit_code == EXIT_FAILED_BASE + 1
+    assert not (tmp_path / "out" / "clips" / "dead").exists()  # no half output of a failed clip
+    shutil.copytree(test_frames / "02", root / "dead", dirs_exist_ok=True)
+    again = run_score([root], model, tmp_path / "out")
+    assert (again.scored, again.exit_code) == (1, 0)  # "dead" again, readable now; bad.mp4 is gone
 
 
 def test_mp4_input_scores_like_its_decoded_frames(tmp_path, model, detector, walkway_ds):

@@ -137,14 +137,18 @@ def test_a_killed_worker_is_retried_and_its_clip_scored_once(ray_cluster, tmp_pa
 def test_a_clip_that_always_fails_is_reported_not_fatal(ray_cluster, tmp_path, monkeypatch, model, clips,
                                                        test_frames_broken):  # fmt: skip
     monkeypatch.setattr(ray_engine, "score_task", _always_crash("test02"))
-    res = run([clips, test_frames_broken], model, tmp_path / "out", ray_opts=RayOptions(max_retries=1))
+    one_bad = tmp_path / "in" / "onebad"
+    shutil.copytree(clips / "test01", one_bad)
+    touch(sorted(one_bad.iterdir())[7], b"not a jpeg")
+    res = run([clips, test_frames_broken, one_bad], model, tmp_path / "out", ray_opts=RayOptions(max_retries=1))
     status = {r.name: (r.status, r.reason) for r in res.records}
     assert status["test02"][0] == "failed" and "worker died" in status["test02"][1]
-    assert status["broken"][0] == "failed" and "007" in status["broken"][1]  # the engine's own reason
-    assert {k for k, (s, _) in status.items() if s == "done"} == {"test01", "trai01", "trai02", "trai03"}
+    assert status["broken"][0] == "failed" and "000.jpg" in status["broken"][1]  # the engine's own reason
+    assert {k for k, (s, _) in status.items() if s == "done"} == {"test01", "trai01", "trai02", "trai03", "onebad"}
+    assert "007.jpg" in status["onebad"][1] and {r.name: r.skipped for r in res.records}["onebad"] == 1
     assert res.exit_code == EXIT_FAILED_BASE + 2
     rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
-    assert len(rows) == 7 and [r.split(",")[9] for r in rows[-2:]] == ["failed", "failed"]
+    assert len(rows) == 8 and [r.split(",")[9] for r in rows[-2:]] == ["failed", "failed"]
     assert not (tmp_path / "out" / "clips" / "test02").exists() and not (tmp_path / "out" / "clips" / "broken").exists()
 
 
@@ -152,7 +156,8 @@ def test_a_clip_that_always_fails_is_reported_not_fatal(ray_cluster, tmp_path, m
 def test_frames_broken(tmp_path, walkway) -> Path:
     broken = tmp_path / "in" / "broken"
     shutil.copytree(walkway / "testing" / "frames" / "01", broken)
-    touch(sorted(broken.iterdir())[7], b"not a jpeg")
+    for f in broken.iterdir():  # no frame readable (one bad frame is skipped, not the clip)
+        touch(f, b"not a jpeg")
     return broken
 
 

@@ -202,16 +202,14 @@ def test_not_a_video_and_empty_folder_are_user_errors(tmp_path):
         FrameReader(str(empty)).start()
 
 
-def test_unreadable_frame_mid_folder_is_raised_after_the_good_frames(tmp_path, walkway_ds):
+def test_unreadable_frame_mid_folder_is_skipped_with_a_warning(tmp_path, walkway_ds):
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i, f in enumerate(walkway_ds.test[0].frames[:4]):
+    for i, f in enumerate(walkway_ds.test[0].frames[:6]):
         (folder / f"{i:03d}.jpg").write_bytes(Path(f).read_bytes())
     (folder / "004.jpg").write_bytes(b"broken")
-    reader = FrameReader(str(folder)).start()
-    got = []
-    with pytest.raises(UserError, match="cannot read frame"):
-        for f in reader:
-            got.append(f.index)
-    assert got == [0, 1, 2, 3]
-    reader.stop()
+    heard: list[str] = []
+    with FrameReader(str(folder), log=heard.append) as reader:
+        got = [f.index for f in reader]
+    assert got == [0, 1, 2, 3, 5]
+    assert len(heard) == 1 and "cannot read frame" in heard[0] and "004.jpg" in heard[0]

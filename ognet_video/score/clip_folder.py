@@ -84,8 +84,12 @@ class ClipFolder(Sink):
                 "short",
                 f"ended after {src.decoded} of {src.length} frames: the file is cut off or damaged",
             )
+        if src.skipped:  # scored without them: the frames after each gap kept their scores
+            names = ", ".join(src.skipped_frames) + (", ..." if src.skipped > len(src.skipped_frames) else "")
+            skipped = f"{src.skipped} unreadable frame{'s' * (src.skipped > 1)} skipped: {names}"
+            reason = f"{reason}; {skipped}" if reason else skipped
         n = self.frames
-        self._record(status, reason, frames=n, max_score=self.max_score, anomalous_share=self.flags / n if n else None,
+        self._record(status, reason, skipped=src.skipped, frames=n, max_score=self.max_score, anomalous_share=self.flags / n if n else None,
                      events=stream.stats.events, first_event_frame=None if self.first is None else self.first[0],
                      first_event_time=None if self.first is None else self.first[1], extras=list(self.extras))  # fmt: skip
 

@@ -28,11 +28,12 @@ class ClipInput:
     path: Path  # absolute
     kind: str  # "video" (a file) or "frames" (a folder whose images form one clip)
 
-    def source(self, fps: float) -> Source:
-        """The clip's reader; a folder is taken as a folder even when its name looks like a glob."""
+    def source(self, fps: float, log: Callable[[str], None] | None = None) -> Source:
+        """The clip's reader; a folder is taken as a folder even when its name looks like a glob. ``log`` hears
+        its warnings (a skipped frame)."""
         if self.kind == "video":
-            return VideoFile(str(self.path))
-        return ImageFiles(self.path, fps=fps, files=image_files(self.path))
+            return VideoFile(str(self.path), log=log)
+        return ImageFiles(self.path, fps=fps, files=image_files(self.path), log=log)
 
 
 def _hidden(p: Path) -> bool:

@@ -44,6 +44,7 @@ class ClipRecord:
     first_event_frame: int | None = None
     extras: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: int = 0  # frames left out because they could not be decoded (named in ``reason``)
 
     @property
     def ok(self) -> bool:

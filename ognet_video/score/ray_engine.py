@@ -308,6 +308,8 @@ class _Driver:
                                  f"{type(exc).__name__}: {exc}")  # fmt: skip
         if rec.status == "failed":
             self.console.print(f"[red]failed[/] {escape(job.name)}: {escape(rec.reason)}")
+        elif rec.skipped:  # the worker's own warnings stay on its node: the record names the frames
+            self.console.print(f"[yellow]warning:[/] {escape(job.name)}: {escape(rec.reason)}", highlight=False)
         self.frames += rec.frames
         self.manifest.append(rec)
 

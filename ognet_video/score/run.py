@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,7 +211,7 @@ def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path,
         if jobs:
             with _progress(console) as progress:
                 bar = _ProgressSink(progress, expected_frames(jobs), len(jobs))
-                streams = engine.run(_streams(jobs, out / CLIPS, mid, manifest, opts, bar), opts.workers or 1)
+                streams = engine.run(_streams(jobs, out / CLIPS, mid, manifest, opts, bar, console), opts.workers or 1)
                 frames = sum(s.stats.frames for s in streams)
                 for s in streams:
                     if s.stats.stopped == "failed":
@@ -222,20 +222,25 @@ def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path,
 
 
 def clip_stream(job: _Job, clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
-                first: list[Sink]) -> Stream:  # fmt: skip
+                first: list[Sink], log: Callable[[str], None] | None = None) -> Stream:  # fmt: skip
     """One clip's stream: ``first`` (e.g. the progress bar), its files, and the ``ClipFolder`` that publishes
-    them into ``clips_dir`` and appends the record to ``manifest``. A Ray worker builds the same one."""
+    them into ``clips_dir`` and appends the record to ``manifest``. A Ray worker builds the same one.
+    ``log`` hears the source's warnings (a skipped frame)."""
     publish = ClipFolder(clips_dir, job.clip, job.name, job.fp, mid, manifest, opts.extras)
     sinks: list[Sink] = [*first, ScoresCsv(publish.folder), EventsJsonl(publish.folder)]
     if opts.timelines:
         sinks.append(Timeline(publish.folder, job.name))
     if opts.save_video:
         sinks.append(AnnotatedVideo(publish.folder))
-    return Stream(job.name, job.clip.source(opts.fps), [*sinks, publish], keep_partial=False)
+    return Stream(job.name, job.clip.source(opts.fps, log), [*sinks, publish], keep_partial=False)
 
 
 def _streams(jobs: list[_Job], clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
-             bar: _ProgressSink) -> Iterator[Stream]:  # fmt: skip
+             bar: _ProgressSink, console: Console) -> Iterator[Stream]:  # fmt: skip
     """One stream per clip, made as the engine takes it (so its temp folder exists only while it runs)."""
+
+    def warn(msg: str) -> None:
+        console.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
     for job in jobs:
-        yield clip_stream(job, clips_dir, mid, manifest, opts, [bar])
+        yield clip_stream(job, clips_dir, mid, manifest, opts, [bar], warn)

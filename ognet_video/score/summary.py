@@ -60,7 +60,8 @@ def summary_table(records: list[ClipRecord], out: Path, top: int = 30) -> Table:
             continue
         first = "" if r.first_event_frame is None else (
             f"{r.first_event_time:.1f} s" if r.first_event_time is not None else f"frame {r.first_event_frame}")  # fmt: skip
-        status = "ok" if r.ok else f"[yellow]{r.status}[/]: {escape(r.reason)}"
+        status = f"[yellow]{r.status}[/]: {escape(r.reason)}" if not r.ok else \
+            f"ok, {r.skipped} unreadable frame{'s' * (r.skipped > 1)} skipped" if r.skipped else "ok"  # fmt: skip
         score = "" if r.max_score is None else f"{r.max_score:.2f}"
         t.add_row(escape(r.name), str(r.frames), score, f"{100 * (r.anomalous_share or 0):.1f}%", str(r.events),
                   first, status)  # fmt: skip

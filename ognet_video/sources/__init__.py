@@ -45,16 +45,17 @@ def open_source(spec: str | Path, *, stride: int = 1, fps: float = 10.0, opener:
                 connect_timeout: float = 15.0, reconnect_timeout: float = 60.0,
                 backoff: tuple[float, float] = (0.5, 8.0), log: Callable[[str], None] | None = None) -> Source:  # fmt: skip
     """The source for ``spec`` (not yet opened). ``fps`` is the frame rate of a frame folder or glob;
-    ``opener`` replaces ``open_capture`` for videos and live sources (tests)."""
+    ``opener`` replaces ``open_capture`` for videos and live sources (tests); ``log`` hears warnings (a
+    reconnect, a skipped frame)."""
     spec = str(spec)
     kind = source_kind(spec)  # UserError for a path that does not exist
     if kind in ("folder", "glob"):
-        return ImageFiles(spec, stride, fps)
+        return ImageFiles(spec, stride, fps, log=log)
     if kind == "video":
         if opener is None and not Path(spec).is_file():
             what = special_file(spec)  # never opened: a FIFO blocks, a device never ends
             raise UserError(f"source {spec!r} is {what}, not a video file: {NOT_FOUND}" if what else
                             f"source {spec!r} does not exist: {NOT_FOUND}")  # fmt: skip
-        return VideoFile(spec, stride, opener)
+        return VideoFile(spec, stride, opener, log)
     cls = Webcam if kind == "webcam" else NetworkStream
     return cls(spec, stride, opener, connect_timeout, reconnect_timeout, backoff, log)

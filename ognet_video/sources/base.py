@@ -172,6 +172,9 @@ class Source:
         self.decode_seconds = 0.0
         self.connected = False
         self.lost: str | None = None  # a live source that went away and did not come back
+        self.skipped = 0  # recorded sources: frames left out because they could not be decoded
+        self.skipped_frames: list[str] = []  # the first few of them, by name, for the clip's record
+        self.log: Callable[[str], None] | None = None  # warnings (a skipped frame, a reconnect)
         self.opened = False
         self.analysis_fps = 0.0  # the model's analysis rate (0: every frame); see ``analyse_at``
         self._resampler = Resampler()

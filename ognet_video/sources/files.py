@@ -1,6 +1,9 @@
 """Recorded sources: a video file and a sequence of frame files (a folder, a glob or a list).
 
-Both are read completely, in order: nothing is dropped, whatever the consumer's speed.
+Both are read completely, in order: nothing is dropped, whatever the consumer's speed. A frame that cannot be
+decoded (a damaged file, a decoder error mid-video) is skipped with a warning naming it, and the frames after
+it start a new link, as after a live reconnect: motion restarts there and the steps count the missing
+interval, so one bad frame costs one frame's score, not the clip's. A source with no readable frame fails.
 """
 
 from __future__ import annotations
@@ -9,19 +12,65 @@ import glob
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from ognet_video.errors import UserError
 from ognet_video.paths import natural_sorted, special_file
 from ognet_video.sources.base import NOT_FOUND, Capture, Frame, Opener, Source, is_glob, open_capture
-from ognet_video.sources.images import IMAGE_EXTS, image_files, read_gray
+from ognet_video.sources.images import IMAGE_EXTS, BadFrame, image_files, read_gray
 from ognet_video.sources.resample import Resampler
 
+MAX_WARNINGS = 10  # skipped frames named one line each per source; the rest in one line
+LISTED = 5  # skipped frames named in the clip's record
+RETRY_READS = 3  # failed video reads in a row before the file is taken to end there
 
-class VideoFile(Source):
+
+class Recorded(Source):
+    """What both recorded sources share: skipping a frame that cannot be decoded (see the module doc)."""
+
+    def __init__(self, spec: str, stride: int = 1, log: Callable[[str], None] | None = None) -> None:
+        super().__init__(spec, stride)
+        self.log = log
+        self.gap = 0  # the link of the next frame: +1 after each skipped frame
+        self._held: list[str] = []  # warnings before the first good frame: a source with none fails in one line
+        self._good = False
+
+    def skip(self, name: str, why: str) -> None:
+        """Leave out one frame: counted, named, and the next frame starts a new link."""
+        self.skipped += 1
+        self.gap += 1
+        if len(self.skipped_frames) < LISTED:
+            self.skipped_frames.append(name)
+        if self.skipped <= MAX_WARNINGS:
+            self._held.append(f"skipped a frame: {why}")
+        elif self.skipped == MAX_WARNINGS + 1:
+            self._held.append(f"{self.display}: more unreadable frames are skipped without a line each")
+        if self._good:
+            self._say()
+
+    def good(self) -> None:
+        """A frame was read: the warnings held so far are said."""
+        self._good = True
+        self._say()
+
+    def _say(self) -> None:
+        held, self._held = self._held, []
+        for line in held:
+            if self.log is not None:
+                self.log(line)
+
+    def none_read(self) -> UserError:
+        """The one error of a source whose every frame was skipped."""
+        first = self.skipped_frames[0] if self.skipped_frames else "?"
+        return UserError(f"no frame of {self.kind} {self.display!r} could be read: all {self.skipped} are damaged or "
+                         f"not images (the first: {first}); replace them or leave this input out")  # fmt: skip
+
+
+class VideoFile(Recorded):
     """A video file decoded with OpenCV. Frame ``i`` is at ``i / fps`` while the container's timestamps agree
     (to half a frame); from the first frame where they do not (a variable-rate file) times are the timestamps
     and frames are picked for the analysis rate by them, so motion is measured across the real interval.
@@ -29,8 +78,9 @@ class VideoFile(Source):
 
     kind = "video"
 
-    def __init__(self, spec: str, stride: int = 1, opener: Opener | None = None) -> None:
-        super().__init__(spec, stride)
+    def __init__(self, spec: str, stride: int = 1, opener: Opener | None = None,
+                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        super().__init__(spec, stride, log)
         self.opener = opener or open_capture
         self._cap: Capture | None = None
         self.variable = False  # timestamps left index / fps: picked and timed by them from then on
@@ -54,15 +104,23 @@ class VideoFile(Source):
         self.connected = True
         index = 0
         last_kept: float | None = None
+        failed: list[tuple[int, str]] = []  # reads that failed since the last good one: skipped if one follows
         while stop is None or not stop.is_set():
             t = time.perf_counter()
             keep = self.keeps(index) if not self.variable else index % self.stride == 0
-            ok, img = cap.read() if keep else (cap.grab(), None)
+            ok, img, why = self._read(cap, keep)
             self.decode_seconds += time.perf_counter() - t
             if not ok:
-                if index == 0:
+                if len(failed) < RETRY_READS and (self.length is None or index + 1 < self.length):
+                    failed.append((index, why))
+                    index += 1
+                    continue
+                if self.decoded == 0:
                     raise UserError(f"video {self.display!r} has no decodable frames; check that the file is complete")
-                return
+                return  # the end, or a file cut off there (the clip's record says so)
+            for i, w in failed:
+                self.skip(f"frame {i}", f"frame {i} of video {self.display!r}: {w}")
+            failed = []
             self.decoded += 1
             stamp = self._stamp(index, cap)
             if not self.variable and self.fps and stamp is not None and abs(stamp - index / self.fps) > 0.5 / self.fps:
@@ -71,19 +129,31 @@ class VideoFile(Source):
                 assert self._by_time is not None
                 if keep and stamp is not None and self._by_time.keep_time(stamp):
                     last_kept = stamp
-                    yield Frame(index, stamp, img)
+                    self.good()
+                    yield Frame(index, stamp, img, self.gap)
             elif keep:
                 at = self._time(index, cap)
                 if self.keeps_time(at):  # a file that does not state its rate: its timestamps decide
                     last_kept = at
-                    yield Frame(index, at, img)
+                    self.good()
+                    yield Frame(index, at, img, self.gap)
             index += 1
+
+    @staticmethod
+    def _read(cap: Capture, keep: bool) -> tuple[bool, np.ndarray | None, str]:
+        """One frame (decoded when ``keep``): ok, the image, and why not (a decoder error is not raised)."""
+        try:
+            ok, img = cap.read() if keep else (cap.grab(), None)
+        except cv2.error as exc:
+            return False, None, str(exc).strip().splitlines()[-1] if str(exc).strip() else "decoder error"
+        return bool(ok), img, "the decoder gave no picture"
 
     def _stamp(self, index: int, cap: Capture) -> float | None:
         """The container's timestamp of the frame just read, from the first frame's (None where it gives none)."""
         pos = cap.get(cv2.CAP_PROP_POS_MSEC)
-        valid = isinstance(pos, (int, float)) and math.isfinite(pos) and (index == 0 or pos > 0)
-        if index == 0:
+        first = self.decoded == 1  # frame 0, or the first that decoded
+        valid = isinstance(pos, (int, float)) and math.isfinite(pos) and (first or pos > 0)
+        if first:
             self._t0 = pos / 1000.0 if valid else None  # no first timestamp: the times stay index / fps
         if not valid or self._t0 is None:
             return None
@@ -108,15 +178,16 @@ class VideoFile(Source):
             self._cap = None
 
 
-class ImageFiles(Source):
+class ImageFiles(Recorded):
     """Frame files decoded straight to gray with ``read_gray``, exactly as ``train`` and ``eval`` read them,
     so a frame folder scores identically everywhere. ``spec`` is a folder or a glob; ``files`` an explicit
     list (a dataset clip) that is taken as given. Frame ``i`` is at ``i / fps``."""
 
     kind = "folder"
 
-    def __init__(self, spec: str | Path, stride: int = 1, fps: float = 10.0, files: list[Path] | None = None) -> None:
-        super().__init__(str(spec), stride)
+    def __init__(self, spec: str | Path, stride: int = 1, fps: float = 10.0, files: list[Path] | None = None,
+                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        super().__init__(str(spec), stride, log)
         if not 0 < fps < math.inf:
             raise UserError(f"--fps must be a positive number (got {fps})")
         self.fps = float(fps)
@@ -150,7 +221,15 @@ class ImageFiles(Source):
             if not self.keeps(i):
                 continue
             t = time.perf_counter()
-            img = read_gray(self.files[i])
-            self.decode_seconds += time.perf_counter() - t
+            try:
+                img = read_gray(self.files[i])
+            except BadFrame as exc:  # a FIFO or device is not skipped: it fails the clip
+                self.skip(self.files[i].name, str(exc))
+                continue
+            finally:
+                self.decode_seconds += time.perf_counter() - t
             self.decoded += 1
-            yield Frame(i, i / self.fps, img)
+            self.good()
+            yield Frame(i, i / self.fps, img, self.gap)
+        if self.skipped and not self._good:
+            raise self.none_read()

@@ -13,6 +13,11 @@ from ognet_video.paths import natural_sorted, special_file
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
 
 
+class BadFrame(UserError):
+    """A frame file that holds no whole image (missing, empty, damaged, cut off): a recorded source skips it,
+    where a file that must never be opened (a FIFO) fails its clip."""
+
+
 def image_files(folder: Path) -> list[Path]:
     """Images in a folder in natural order (``frame2`` before ``frame10``: unpadded numbers are common and a
     text sort would read them out of order, without a word). Every command lists frames through here."""
@@ -30,9 +35,9 @@ def read_gray(path: Path) -> np.ndarray:
         data = np.zeros(0, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if img is None:
-        raise UserError(f"cannot read frame {path}: file is missing, empty or not an image; replace or remove it")
+        raise BadFrame(f"cannot read frame {path}: file is missing, empty or not an image; replace or remove it")
     if Path(path).suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
-        raise UserError(f"frame {path} is a truncated JPEG (no end marker); replace or remove it")
+        raise BadFrame(f"frame {path} is a truncated JPEG (no end marker); replace or remove it")
     return img
 
 

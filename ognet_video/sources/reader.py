@@ -143,10 +143,16 @@ class Reader:
             self._put(_END, drop=False)
 
     def _missed_steps(self, first: Frame | None, last: Frame, frame: Frame) -> int:
-        """Analysis steps that fit between ``last`` and ``frame`` (a gap), at the rate of the last link."""
-        if first is None or last.time is None or frame.time is None or last.step <= first.step:
+        """Analysis steps that fit between ``last`` and ``frame`` (a gap), at the rate of the last link; a recorded
+        source (a frame skipped after a link of one frame) at the rate it delivers."""
+        if last.time is None or frame.time is None:
             return 0
-        interval = (last.time - first.time) / (last.step - first.step)  # type: ignore[operator]
+        if first is not None and first.time is not None and last.step > first.step:
+            interval = (last.time - first.time) / (last.step - first.step)
+        elif not self.source.live and self.source.delivered_fps:
+            interval = 1.0 / self.source.delivered_fps
+        else:
+            return 0
         if interval <= 0:
             return 0
         return max(0, round((frame.time - last.time) / interval) - 1)
