@@ -3,9 +3,48 @@ word the common ones."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+
 
 class UserError(Exception):
     """Bad input, missing files, wrong layout: reported as one line, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+class WriteError(UserError, OSError):
+    """A file the program writes could not be written (a full disk, no permission), named with what to do.
+    A write or fsync raises its OSError without the file's name ("No space left on device"); this says it.
+    Still an OSError, so code that handles those goes on doing so; exit code 1: the environment, not the input."""
+
+    exit_code = 1
+
+
+FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def write_error(exc: OSError, path: str | Path) -> WriteError:
+    """``exc``, raised while writing ``path``, as one line naming it and what to do."""
+    if exc.errno in FULL:
+        return WriteError(f"cannot write {path}: the disk is full (or over quota); free space on it or choose "
+                          "another --project")  # fmt: skip
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return WriteError(f"cannot write {path}: {why}; check the folder's permissions and free space, or choose "
+                      "another --project")  # fmt: skip
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Around a write of ``path``: an OSError becomes a ``WriteError`` naming it (one already named passes)."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise write_error(exc, path) from exc
 
 
 def newer_format(got: object, want: str) -> bool:

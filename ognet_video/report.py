@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from ognet_video.errors import writing  # noqa: E402
+
 
 def _contiguous(mask: np.ndarray) -> list[tuple[int, int]]:
     spans, start = [], None
@@ -33,7 +35,8 @@ def plot_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, float |
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="frame-level ROC (all test frames)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with writing(path):
+        fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
@@ -52,6 +55,7 @@ def plot_timeline(path: Path, title: str, series: dict[str, np.ndarray], thresho
     ax.set(xlabel="frame", ylabel="normalised score", title=title)
     ax.legend(loc="upper left", fontsize=7, ncol=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with writing(path):
+        fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -32,17 +32,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ognet_video.calibration import score_footage
-from ognet_video.checkpoint import (
-    optimizer_from_tensors,
-    save_checkpoint,
-    unprefixed,
-)
+from ognet_video.checkpoint import atomic_write_text, optimizer_from_tensors, save_checkpoint, unprefixed
 from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
 from ognet_video.data.recordings import Recordings
 from ognet_video.detector import Calibration, Detector
 from ognet_video.distributed import SOLO, World, digest, global_batchnorm
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, writing
 from ognet_video.health.reference import describe_footage
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
@@ -166,7 +162,7 @@ class _Log:
     def write(self, **row: Any) -> None:
         if self.path is None:
             return
-        with open(self.path, "a") as f:
+        with writing(self.path), open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
 
@@ -261,7 +257,7 @@ def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bo
             console.print(f"resuming {run_dir} after epoch {state[1]['epochs_done']}{p2}{where}")
     log = _Log(run_dir / "log.jsonl" if world.is_main else None)
     if world.is_main:
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     t0 = time.perf_counter() - (state[1]["elapsed_s"] if state else 0.0)
 
     with progress_bar(console) as progress:

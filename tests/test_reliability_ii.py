@@ -112,6 +112,65 @@ def test_an_os_error_without_a_path_is_one_plain_line(main_cli, monkeypatch):
     assert "::" not in proc.stderr and proc.stdout == ""
 
 
+def _disk_full(*a, **k):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")  # as a write or fsync raises it: no filename
+
+
+def test_a_full_disk_names_the_file_it_was_writing(tmp_path, monkeypatch):
+    import os
+
+    from ognet_video.checkpoint import atomic_write_text, save_checkpoint
+    from ognet_video.errors import UserError
+    from ognet_video.score.manifest import ClipRecord, Manifest
+
+    (tmp_path / "run").mkdir()
+    manifest = Manifest(tmp_path / "run")
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    for path, write in ((tmp_path / "run" / "summary.csv", lambda p: atomic_write_text(p, "x")),
+                        (tmp_path / "run" / "last.safetensors", lambda p: save_checkpoint(p, {}, {})),
+                        (tmp_path / "run" / "manifest.jsonl",
+                         lambda p: manifest.append(ClipRecord("in", "video", "c", 1, 1, 1, "m", "done")))):  # fmt: skip
+        with pytest.raises(UserError) as err:
+            write(path)
+        msg = str(err.value)
+        assert str(path) in msg and "free space" in msg and "--project" in msg and "\n" not in msg, msg
+        assert isinstance(err.value, OSError)  # still an OSError for the code that handles those
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_a_full_disk_while_scoring_names_the_file_in_one_line(main_cli, trained_run, walkway, tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    from ognet_video.sinks import files as files_mod
+
+    clip = walkway / "testing" / "frames" / "01"
+    monkeypatch.setattr(os, "fsync", _disk_full)  # the first write of the run folder: run.json
+    proc = main_cli("score", clip, "--model", trained_run.run_dir, "--project", tmp_path / "a")
+    assert proc.returncode == 1 and "Traceback" not in proc.out, proc.out
+    err = proc.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "::" not in err, err
+    assert str(tmp_path / "a" / "01-1" / "run.json") in err and "free space" in err and proc.stdout.count("error") == 0
+    monkeypatch.undo()
+
+    class Full:  # a scores.csv whose writes fail as on a full disk
+        def __init__(self, *a, **k):
+            self.f = builtins.open(*a, **k)
+
+        def write(self, text):
+            _disk_full()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(files_mod, "open", Full, raising=False)
+    res = score_pkg.score([str(clip)], trained_run.run_dir, out=tmp_path / "b", console=quiet_console())
+    reason = res.records[0].reason
+    assert res.records[0].status == "failed" and "scores.csv" in reason and "free space" in reason, reason
+
+
 # ---------------------------------------------------------------- item 9: the metrics server stays local
 
 

@@ -151,9 +151,9 @@ def main() -> None:
         import ognet_video.cli  # noqa: F401 - registers the commands
 
         app()  # standalone: typer/click print usage errors themselves (exit 2)
-    except UserError as exc:
+    except UserError as exc:  # a WriteError (a full disk) is one too, with exit code 1
         console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except OSError as exc:  # a read-only or full disk, a path under a file: the environment, not a bug
         where = f"{exc.filename}: " if exc.filename else ""
         what = exc.strerror or str(exc) or type(exc).__name__

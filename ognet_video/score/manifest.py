@@ -15,7 +15,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ognet_video.checkpoint import atomic_write_text
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, writing
 from ognet_video.paths import OutsideError, plain_name, safe_child
 
 MANIFEST = "manifest.jsonl"
@@ -117,9 +117,10 @@ class Manifest:
                 self.f.write(b"\n")
 
     def append(self, rec: ClipRecord) -> None:
-        self.f.write((json.dumps(asdict(rec)) + "\n").encode())
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        with writing(self.path):
+            self.f.write((json.dumps(asdict(rec)) + "\n").encode())
+            self.f.flush()
+            os.fsync(self.f.fileno())
         self.records[rec.input] = rec
         self.scored += rec.status != "failed"
 

@@ -36,7 +36,7 @@ from rich.progress import Progress
 from ognet_video.config import Config
 from ognet_video.detector import Detector
 from ognet_video.engine import SIGNALS, Engine, Terminated
-from ognet_video.errors import UserError
+from ognet_video.errors import UserError, writing
 from ognet_video.score.clip_folder import publish
 from ognet_video.score.discover import fingerprint
 from ognet_video.score.manifest import ClipRecord, Manifest
@@ -241,7 +241,7 @@ def _write_clip(clips_dir: Path, name: str, files: dict[str, bytes]) -> None:
     tmp.mkdir()
     try:
         for fname, data in files.items():
-            with open(tmp / Path(fname).name, "wb") as f:
+            with writing(tmp.parent / name / Path(fname).name), open(tmp / Path(fname).name, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())

@@ -1,6 +1,7 @@
 """File sinks. Each writes into a ``Folder``, which is made on first use: a run that fails before its
 first frame leaves no folder behind. Line-per-frame files are flushed after every batch, so a crash or
-Ctrl-C leaves valid lines; whole files (summary, timeline) are written atomically at the end."""
+Ctrl-C leaves valid lines; whole files (summary, timeline) are written atomically at the end. A write that
+fails (a full disk) names its file (``errors.writing``): the OSError of a write or fsync does not."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ognet_video.checkpoint import atomic_write_text
 from ognet_video.engine import Batch, Sink, Stream
+from ognet_video.errors import writing
 
 SCORE_FIELDS = ("frame", "time", "raw", "score", "smoothed", "anomalous")
 
@@ -45,11 +47,14 @@ class _LineFile(Sink):
     def __init__(self, folder: Folder, name: str) -> None:
         self.folder, self.name = folder, name
         self.f: IO[str] | None = None
+        self.path = Path(name)  # the file's full path once opened
 
     def _file(self) -> IO[str]:
         if self.f is None:
-            self.f = open(self.folder.path / self.name, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self.start(self.f)
+            self.path = self.folder.path / self.name
+            with writing(self.path):
+                self.f = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                self.start(self.f)
         return self.f
 
     def start(self, f: IO[str]) -> None:
@@ -57,9 +62,10 @@ class _LineFile(Sink):
 
     def close(self, stream: Stream) -> None:
         f = self._file()
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
+        with writing(self.path):
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
 
     def abort(self, stream: Stream) -> None:
         if self.f is not None:
@@ -76,8 +82,9 @@ class ScoresJsonl(_LineFile):
     def write(self, batch: Batch) -> None:
         if batch.results:
             f = self._file()
-            f.write("".join(json.dumps(r.to_dict()) + "\n" for r in batch.results))
-            f.flush()
+            with writing(self.path):
+                f.write("".join(json.dumps(r.to_dict()) + "\n" for r in batch.results))
+                f.flush()
 
 
 class ScoresCsv(_LineFile):
@@ -94,10 +101,12 @@ class ScoresCsv(_LineFile):
     def write(self, batch: Batch) -> None:
         if batch.results:
             f = self._file()
-            for r in batch.results:
-                d = r.to_dict()
-                self.w.writerow(["" if d[k] is None else int(d[k]) if k == "anomalous" else d[k] for k in SCORE_FIELDS])
-            f.flush()
+            with writing(self.path):
+                for r in batch.results:
+                    d = r.to_dict()
+                    row = ["" if d[k] is None else int(d[k]) if k == "anomalous" else d[k] for k in SCORE_FIELDS]
+                    self.w.writerow(row)
+                f.flush()
 
 
 class EventsJsonl(_LineFile):
@@ -111,8 +120,9 @@ class EventsJsonl(_LineFile):
         lines = [e.to_dict() for e in batch.events] + [m.event.to_dict() for m in batch.camera if m.type == "end"]
         if lines:
             f = self._file()
-            f.write("".join(json.dumps(d) + "\n" for d in lines))
-            f.flush()
+            with writing(self.path):
+                f.write("".join(json.dumps(d) + "\n" for d in lines))
+                f.flush()
 
 
 class SummaryJson(Sink):
