@@ -221,6 +221,33 @@ def test_a_variable_rate_video_is_timed_and_thinned_by_its_timestamps(tmp_path):
     assert [f.index for f in frames[30:32]] == [30, 35]
 
 
+def test_train_plans_a_variable_rate_video_by_its_timestamps(walkway, tmp_path, monkeypatch):
+    """The held-out part is the last seconds by the frames' timestamps, not by the stated rate and length."""
+    from conftest import TINY
+
+    from ognet_video.config import load_config
+    from ognet_video.data.recordings import load_recordings
+    from ognet_video.sources import files as files_mod
+
+    tr = walkway / "training" / "frames"
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    _mkv(rec / "cam1.mkv", image_files(tr / "01") + image_files(tr / "02") + image_files(tr / "03"))  # 6 s, 10 fps
+    _mkv(rec / "cam2.mkv", image_files(tr / "01") * 3)  # states 60 frames at 10 fps; decodes as _VfrCapture
+    real = files_mod.open_capture
+    monkeypatch.setattr(files_mod, "open_capture", lambda spec: _VfrCapture() if "cam2" in spec else real(spec))
+    recs = load_recordings([str(rec)], load_config(None, [*TINY, "train.holdout_seconds=1.5"]))
+    cam1, cam2 = recs.recordings
+    assert (cam1.frames, cam1.seconds) == (60, pytest.approx(6.0))
+    assert cam2.frames == 36 and cam2.seconds == pytest.approx(3.6)  # 0-2.9 s, then 3.0-3.5 s thinned to 10 fps
+    assert {s.recording.name for s in recs.holdout} == {"cam2.mkv"}
+    assert recs.holdout[0].start_s == pytest.approx(2.1) and recs.holdout[-1].end_s == pytest.approx(3.6)
+    assert recs.holdout_seconds == pytest.approx(1.5)
+    held = [f.time for s in recs.holdout for f in s.source()]
+    assert len(held) == sum(len(s) for s in recs.holdout) == 15 and held[0] == pytest.approx(2.1)
+    assert [f.time for f in recs.training[-1].source()][-1] == pytest.approx(2.0)  # training ends where it begins
+
+
 def test_a_constant_rate_video_keeps_index_times(walkway, tmp_path):
     import cv2
 

@@ -16,7 +16,6 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,10 +42,19 @@ class Recording:
     shape: tuple[int, int]
     # the brightest gray value per column and per row of its first few frames (``patches.brightness_profile``)
     profile: tuple[Any, Any] | None = None
+    times: np.ndarray | None = None  # a variable-rate video's analysed frames' timestamps (else index / rate)
 
     @property
     def seconds(self) -> float:
-        return self.frames / self.rate
+        if self.times is None:
+            return self.frames / self.rate
+        return float(self.times[-1] - self.times[0]) + 1.0 / self.rate
+
+    def time_at(self, i: int) -> float:
+        """Seconds from the start to analysed frame ``i`` (``frames``: to the end)."""
+        if self.times is None:
+            return i / self.rate
+        return float(self.times[i] - self.times[0]) if i < self.frames else self.seconds
 
     def source(self, analysis_fps: float, folder_fps: float) -> Source:
         return self.clip.source(folder_fps).analyse_at(analysis_fps)
@@ -65,11 +73,11 @@ class Segment:
 
     @property
     def start_s(self) -> float:
-        return self.start / self.recording.rate
+        return self.recording.time_at(self.start)
 
     @property
     def end_s(self) -> float:
-        return self.stop / self.recording.rate
+        return self.recording.time_at(self.stop)
 
     @property
     def name(self) -> str:
@@ -151,53 +159,43 @@ def _merged(segments: list[Segment]) -> list[Segment]:
     return out
 
 
-def _decodes_to_end(path: Path, length: int) -> bool:
-    """Whether a video's last stated frame can be read: a cut-off file states the length it was meant to have,
-    and a split planned on that length would hold out time that is not there."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, length - 1))
-        return bool(cap.grab())
-    finally:
-        cap.release()
-
-
 def probe(clip: Any, name: str, analysis_fps: float, folder_fps: float,
           log: Callable[[str], None] | None = None) -> Recording:  # fmt: skip
-    """Open a recording and read its first frames: UserError when it cannot be read. A video whose stated
-    length cannot be decoded to its end is read through instead, and ``log`` hears its true length."""
+    """Open a recording and read its first frames: UserError when it cannot be read. A video is read through, as
+    training will read it: its frames' timestamps, not its stated rate and length, plan the held-out part (a
+    variable-rate file runs a different time; a cut-off one, which ``log`` hears, ends early). A frame folder's
+    times are index / fps."""
     from ognet_video.patches import brightness_profile
 
     src = clip.source(folder_fps).analyse_at(analysis_fps)
     src.open()
     frames = src.frames()
+    times: list[float | None] = []
     try:
         first = next(frames, None)
         if first is None:
             raise UserError("it has no decodable frames")
-        fps = src.fps or 0.0
-        stated = bool(src.length and src.fps)
-        if stated and clip.kind == "video" and not _decodes_to_end(Path(clip.path), src.length):
-            stated = False  # count what decodes
-            if log is not None:
-                log(f"{name}: its container says {src.length / src.fps:.1f} s but it is cut off or damaged; "
-                    "using the part that decodes")  # fmt: skip
         cols, rows = brightness_profile(first.image)
-        seen = 1
-        for f in frames if not stated else islice(frames, PROFILE_FRAMES - 1):
-            if seen < PROFILE_FRAMES and f.image.shape == first.image.shape:
+        times.append(first.time)
+        through = clip.kind == "video" or not (src.length and src.fps)
+        for f in frames if through else islice(frames, PROFILE_FRAMES - 1):
+            if len(times) < PROFILE_FRAMES and f.image.shape == first.image.shape:
                 c, r = brightness_profile(f.image)
                 cols, rows = np.maximum(cols, c), np.maximum(rows, r)
-            seen += 1
-        n = src.total if stated else seen
+            times.append(f.time)
+        n = len(times) if through else src.total
     finally:
         frames.close()
         src.close()
+    fps = src.fps or 0.0
+    if clip.kind == "video" and src.length and fps and src.decoded < 0.98 * src.length - 1 and log is not None:
+        log(f"{name}: its container says {src.length / fps:.1f} s but it is cut off or damaged; using the part "
+            "that decodes")  # fmt: skip
     rate = min(analysis_fps, fps) if analysis_fps and fps else (fps or analysis_fps or folder_fps)
     shape = tuple(first.image.shape[:2])
-    return Recording(clip, name, fps, rate, int(n or 0), shape, (cols, rows))  # type: ignore[arg-type]
+    variable = getattr(src, "variable", False) and None not in times  # timed by its timestamps (VideoFile)
+    stamps = np.asarray(times, dtype=float) if variable else None
+    return Recording(clip, name, fps, rate, int(n or 0), shape, (cols, rows), stamps)  # type: ignore[arg-type]
 
 
 def _chunks(rec: Recording, start: int, stop: int, cfg: Config, folder_fps: float) -> list[Segment]:
@@ -210,6 +208,14 @@ def _chunks(rec: Recording, start: int, stop: int, cfg: Config, folder_fps: floa
     ]
 
 
+def _last(rec: Recording, seconds: float) -> int:
+    """How many of ``rec``'s last analysed frames cover its last ``seconds`` (by their timestamps, if kept)."""
+    if rec.times is None:
+        return min(rec.frames, math.ceil(seconds * rec.rate - 1e-9))
+    start = rec.seconds - seconds
+    return rec.frames - int(np.searchsorted(rec.times - rec.times[0], start - 1e-9)) if start > 0 else rec.frames
+
+
 def split_by_time(recs: list[Recording], cfg: Config, folder_fps: float) -> tuple[list[Segment], list[Segment]]:
     """(training, held out): the held-out part is the last ``holdout_seconds`` (or ``holdout_fraction``) of the
     footage in name order; UserError, before any training, when either part is too short."""
@@ -219,8 +225,8 @@ def split_by_time(recs: list[Recording], cfg: Config, folder_fps: float) -> tupl
     holdout: list[Segment] = []
     left = want_s
     for rec in reversed(recs):
-        take = min(rec.frames, math.ceil(left * rec.rate - 1e-9)) if left > 0 else 0
-        left -= take / rec.rate
+        take = _last(rec, left) if left > 0 else 0
+        left -= rec.seconds - rec.time_at(rec.frames - take)
         holdout = _chunks(rec, rec.frames - take, rec.frames, cfg, folder_fps) + holdout if take else holdout
         training = _chunks(rec, 0, rec.frames - take, cfg, folder_fps) + training if take < rec.frames else training
     held, trained = sum(len(s) for s in holdout), sum(len(s) for s in training)
