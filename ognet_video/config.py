@@ -232,8 +232,22 @@ class HealthConfig(_Section):
     silent_seconds: Float = Field(5.0, gt=0, le=3600)  # wall clock without a frame from a live source
 
 
+class ObjectConfig(_Section):
+    """The object cue (``ognet_video.objects``): moving regions of the flow judged against the training footage's
+    objects at the same place, fused with the patch score (the larger of the two, in the same units)."""
+
+    section: ClassVar[str] = "objects"
+
+    enabled: bool = False  # off: the patch score alone (every model from before the cue)
+    min_flow: Float = Field(0.4, gt=0, le=20)  # px per analysis interval on the patches grid: a pixel is moving
+    min_area: int = Field(60, ge=1, le=100000)  # px on the patches grid: smaller moving regions are noise
+    neighbors: int = Field(5, ge=1, le=100)  # an object's score: mean distance to its nearest normal objects
+    max_reference: int = Field(20000, ge=100, le=1000000)  # normal objects kept (a fixed-seed sample beyond)
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "patches": PatchConfig, "model": ModelConfig, "train": TrainConfig, "score": ScoreConfig, "health": HealthConfig,
+    "objects": ObjectConfig,
 }  # fmt: skip
 
 
@@ -245,6 +259,7 @@ class Config(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    objects: ObjectConfig = Field(default_factory=ObjectConfig)
 
     @model_validator(mode="after")
     def _between_sections(self) -> Config:
@@ -255,6 +270,9 @@ class Config(BaseModel):
         if self.train.skip_frames and p.channels != "flow":
             raise _rule("train.skip_frames", self.train.skip_frames, f"needs patches.channels=flow (got {p.channels!r}); use [] otherwise",
                         "patches.channels")  # fmt: skip
+        if self.objects.enabled and p.channels != "flow":
+            raise _rule("objects.enabled", True, f"the object cue reads the optical flow: needs patches.channels=flow "
+                        f"(got {p.channels!r})", "patches.channels")  # fmt: skip
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ognet_video.config import Config
 from ognet_video.errors import UserError
 from ognet_video.health.reference import HealthReference
 from ognet_video.model import Discriminator, Generator, build_models
+from ognet_video.objects.density import ObjectDensity
 from ognet_video.stored_config import stored_config
 
 
@@ -44,6 +45,9 @@ class Calibration:
     # the crowd correction (``score.crowd_correction``): raw frame score minus crowd * log(moving cells), before
     # normalising. 0: none (every checkpoint from before it)
     crowd: float = 0.0
+    # the object cue (``ognet_video.objects``): [a, b] puts an object score s in these units as a + b * s (the
+    # held-out footage's median and 99th percentile of each cue matched); None: the patch score alone
+    objects: list[float] | None = None
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         return (np.asarray(raw, dtype=np.float64) - self.mean) / self.std
@@ -67,7 +71,9 @@ class Calibration:
             cal = cls(**{k: data[k] for k in names if k in data})
             nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile),
                     float(cal.crowd)]  # fmt: skip
-            ok = all(np.isfinite(nums)) and cal.std > 0 and 0 < cal.percentile <= 100 and int(cal.frames) > 0
+            if cal.objects is not None:
+                nums += [float(v) for v in cal.objects]
+            ok = all(np.isfinite(nums)) and cal.std > 0 and (cal.objects is None or len(cal.objects) == 2) and 0 < cal.percentile <= 100 and int(cal.frames) > 0
             ok = ok and cal.rule in ("percentile", "alarm_rate")
             ok = ok and (
                 cal.rule == "percentile" or (cal.alarms_per_hour is not None and 0 < cal.alarms_per_hour < math.inf)
@@ -129,7 +135,8 @@ class Detector:
 
     def __init__(self, cfg: Config, members: list[Member], calibration: Calibration | None = None,
                  meta: dict[str, Any] | None = None, device: torch.device | None = None,
-                 backend: Callable[[torch.Tensor], np.ndarray] | None = None) -> None:  # fmt: skip
+                 backend: Callable[[torch.Tensor], np.ndarray] | None = None,
+                 objects: ObjectDensity | None = None) -> None:  # fmt: skip
         if not members and backend is None:
             raise ValueError("a Detector needs at least one (G, D) member")
         self.cfg = cfg
@@ -140,6 +147,7 @@ class Detector:
         self.backend = backend
         # the camera's normal picture (``ognet_video.health``): None for a model trained before it (checks off)
         self.health: HealthReference | None = health_reference(self.meta, "the model")
+        self.objects = objects  # the normal objects of the object cue (``ognet_video.objects``); None: off
 
     @torch.inference_mode()
     def patch_scores(self, x: torch.Tensor) -> np.ndarray:
@@ -169,6 +177,9 @@ class Detector:
         meta["calibration"] = dataclasses.asdict(self.calibration) if self.calibration else None
         meta["health"] = self.health.to_dict() if self.health else None
         tensors: dict[str, torch.Tensor] = {}
+        meta["objects"] = None
+        if self.objects is not None:
+            tensors, meta["objects"] = self.objects.to_checkpoint()
         for i, (G, D) in enumerate(self.members):
             p = member_prefix(i)
             tensors.update({**prefixed(G.state_dict(), f"{p}G"), **prefixed(D.state_dict(), f"{p}D")})
@@ -205,7 +216,8 @@ class Detector:
         calibration = Calibration.from_dict(cal, str(path)) if cal is not None else None
         dev = device if isinstance(device, torch.device) else pick_device(device)
         health_reference(meta, str(path))  # a damaged reference names the file
-        return cls(cfg, members, calibration, meta, dev)
+        objects = ObjectDensity.from_checkpoint(tensors, meta["objects"], str(path)) if meta.get("objects") else None
+        return cls(cfg, members, calibration, meta, dev, objects=objects)
 
 
 def health_reference(meta: dict[str, Any], source: str) -> HealthReference | None:

@@ -71,6 +71,7 @@ def export_meta(det: Detector, source: Path) -> dict[str, Any]:
     meta["config"] = det.cfg.to_dict()
     meta["calibration"] = dataclasses.asdict(det.calibration) if det.calibration else None
     meta["health"] = det.health.to_dict() if det.health else None
+    meta["objects"] = det.objects.to_meta() if det.objects is not None else None
     meta["export"] = {
         "format": "onnx",
         "source": source.name,

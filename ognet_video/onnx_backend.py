@@ -223,6 +223,7 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_prese
     export stored; its ``meta["runtime"]`` says which."""
     from ognet_video.detector import Calibration, Detector
     from ognet_video.model import in_channels
+    from ognet_video.objects import ObjectDensity
     from ognet_video.stored_config import stored_config
 
     path = Path(path)
@@ -237,4 +238,6 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_prese
         raise _bad(path, f"its network takes input {shape}, its config says [N, {', '.join(map(str, want))}]")
     cal = meta["calibration"]
     calibration = Calibration.from_dict(cal, str(path)) if cal is not None else None
-    return Detector(cfg, [], calibration, meta | {"runtime": opened.runtime}, opened.device, backend=opened.backend)
+    objects = ObjectDensity.from_meta(meta["objects"], str(path)) if meta.get("objects") else None
+    return Detector(cfg, [], calibration, meta | {"runtime": opened.runtime}, opened.device, backend=opened.backend,
+                    objects=objects)  # fmt: skip

@@ -36,6 +36,7 @@ class ClipPatches:
     diff: np.ndarray  # (T, N, s, s) int16, frame minus previous frame (0 for a first frame)
     motion: np.ndarray  # (T, N) float32, mean |diff| per cell
     flow: np.ndarray | None = None  # (T, N, 2, s, s) float16 optical flow x, y (with channels "flow")
+    frame_flow: np.ndarray | None = None  # (T, H, W, 2) the whole frames' flow the cells were cut from
 
 
 _DIS_PRESETS = {"fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
@@ -116,9 +117,13 @@ class PatchExtractor:
 
     def boxes_for(self, frame_shape: tuple[int, ...]) -> np.ndarray:
         """Cell boxes scaled to an original frame of ``frame_shape`` (for drawing)."""
+        return self.to_source(self.boxes, frame_shape)
+
+    def to_source(self, boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+        """Boxes (x0, y0, x1, y1) on the grid's frame -> pixels of an original frame of ``frame_shape``."""
         x0, y0, x1, y1 = crop_pixels(self.cfg.crop, frame_shape)
         scale = np.array([(x1 - x0) / self.cfg.width, (y1 - y0) / self.cfg.height] * 2)
-        return np.round(self.boxes * scale).astype(int) + np.array([x0, y0, x0, y0])
+        return np.round(np.asarray(boxes) * scale).astype(int) + np.array([x0, y0, x0, y0])
 
     def cells(self, frames: np.ndarray) -> np.ndarray:
         """(T, H, W) -> (T, N, s, s) view of the grid cells."""
@@ -146,7 +151,7 @@ class PatchExtractor:
             if flow is None:  # only frames with a moving cell: the others' flow is never read
                 flow = self.frame_flow(frames, before_first, needed=self.moving(motion).any(axis=1))
             flow_cells = self.flow_cells(flow)
-        return ClipPatches(self.cells(frames), diff_cells, motion, flow_cells)
+        return ClipPatches(self.cells(frames), diff_cells, motion, flow_cells, flow)
 
     @property
     def history_frames(self) -> int:

@@ -37,10 +37,39 @@ def crowd_corrected(fs: FrameScores, crowd: float) -> np.ndarray:
 
 
 def calibrated(fs: FrameScores, cal: Calibration) -> np.ndarray:
-    """Normalised frame scores: crowd-corrected, a frame with no moving patch -> the floor, unscored -> NaN."""
+    """Normalised frame scores: crowd-corrected, a frame with no moving patch -> the floor, unscored -> NaN; with
+    the object cue, the larger of that and the frame's object score in the same units."""
     raw = crowd_corrected(fs, cal.crowd)
     filled = np.where(np.isnan(raw), cal.floor, raw)
-    return np.where(fs.scored, cal.normalize(filled), np.nan)
+    z = np.where(fs.scored, cal.normalize(filled), np.nan)
+    obj = object_units(fs, cal)
+    return z if obj is None else np.where(np.isfinite(obj) & fs.scored, np.fmax(z, obj), z)
+
+
+def object_units(fs: FrameScores, cal: Calibration) -> np.ndarray | None:
+    """The frames' object scores in the calibrated patch score's units (NaN: no object); None without the cue."""
+    if cal.objects is None or fs.objects is None:
+        return None
+    a, b = cal.objects
+    return a + b * fs.objects
+
+
+def object_mapping(patch_z: np.ndarray, objects: np.ndarray) -> list[float] | None:
+    """[a, b] with a + b * object score matching the held-out footage's median and 99th percentile of the patch
+    score: an object as unusual as the patches' 1-in-100 frame counts as much. None where the footage has too few
+    objects to tell (the cue stays off, the patch score is kept)."""
+    objects = objects[np.isfinite(objects)]
+    patch_z = patch_z[np.isfinite(patch_z)]
+    if objects.size < MIN_OBJECT_FRAMES or not patch_z.size:
+        return None
+    (m1, q1), (m2, q2) = np.percentile(patch_z, [50, 99]), np.percentile(objects, [50, 99])
+    if not (q2 > m2 and q1 > m1):
+        return None
+    b = float((q1 - m1) / (q2 - m2))
+    return [float(m1 - b * m2), b]
+
+
+MIN_OBJECT_FRAMES = 20
 
 
 def fit_crowd(clips: dict[str, FrameScores]) -> float:
@@ -145,6 +174,10 @@ def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig,
     mean = float(allv.mean())
     std = float(allv.std()) or 1.0
     cal = Calibration(floor, mean, std, 0.0, cfg.threshold_percentile, int(allv.size), sorted(clips), crowd=crowd)
+    if any(fs.objects is not None for fs in clips.values()):
+        patch_z = np.concatenate([calibrated(fs, cal)[fs.scored] for fs in clips.values()])
+        objects = np.concatenate([fs.objects[fs.scored] for fs in clips.values() if fs.objects is not None])
+        cal.objects = object_mapping(patch_z, objects)
     smoothed = [causal_smooth(calibrated(fs, cal), cfg.causal_window, cal.empty) for fs in clips.values()]
     dt = [(seconds_per_frame or {}).get(name, 0.1) for name in clips]
     cal.seconds = round(float(sum(len(s) * d for s, d in zip(smoothed, dt, strict=True))), 6)

@@ -18,8 +18,9 @@ from ognet_video.detector import Detector
 from ognet_video.events import Event, EventMessage, EventTracker
 from ognet_video.health import CameraHealth, CameraMessage
 from ognet_video.health.measure import Measurement
+from ognet_video.objects import ObjectCue
 from ognet_video.patches import PatchExtractor
-from ognet_video.postprocess import CausalSmoother, calibrated
+from ognet_video.postprocess import CausalSmoother, calibrated, object_units
 
 
 @dataclass
@@ -30,11 +31,17 @@ class FrameScores:
     scored: np.ndarray  # (T,) bool; False for a frame with no predecessor (no motion can be known)
     patch: np.ndarray  # (T, N) D(G(x)) per cell, NaN for static cells
     motion: np.ndarray  # (T, N) mean |frame difference| per cell
+    objects: np.ndarray | None = None  # (T,) the worst object's score (NaN: none); None without the object cue
+    object_boxes: np.ndarray | None = None  # (T, 4) its box on the patches grid (-1: none)
 
     @staticmethod
     def concat(parts: list[FrameScores]) -> FrameScores:
         fields = ("raw", "scored", "patch", "motion")
-        return FrameScores(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+        out = FrameScores(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+        if parts and all(p.objects is not None for p in parts):
+            out.objects = np.concatenate([p.objects for p in parts])
+            out.object_boxes = np.concatenate([p.object_boxes for p in parts])
+        return out
 
 
 def aggregate(patch: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
@@ -63,6 +70,8 @@ class PendingScores:
     moving: np.ndarray  # (T, N) bool: the cells in ``x``, row-major
     scored: np.ndarray  # (T,) bool
     motion: np.ndarray  # (T, N)
+    objects: np.ndarray | None = None  # (T,) the object cue's scores, with it
+    object_boxes: np.ndarray | None = None
 
 
 class FrameScorer:
@@ -70,6 +79,8 @@ class FrameScorer:
         self.detector = detector
         self.extractor = PatchExtractor(detector.cfg.patches)
         self.prev: np.ndarray | None = None  # the last prepared frame seen
+        self.objects = None if detector.objects is None else ObjectCue(detector.objects, detector.cfg.objects,
+                                                                        self.extractor)  # fmt: skip
 
     def reset(self) -> None:
         """Start a new clip (or a stream after a gap): the next frame has no predecessor."""
@@ -91,13 +102,17 @@ class FrameScorer:
         self.prev = prepared[-1].copy()
         moving = ex.moving(cp.motion)
         moving[~scored] = False
-        return PendingScores(ex.select(cp, moving), moving, scored, cp.motion)
+        p = PendingScores(ex.select(cp, moving), moving, scored, cp.motion)
+        if self.objects is not None and cp.frame_flow is not None:
+            p.objects, p.object_boxes = self.objects.score(cp.frame_flow, moving)
+        return p
 
     def complete(self, p: PendingScores, patch_scores: np.ndarray) -> FrameScores:
         """The frame scores of ``p`` from its patches' scores (``detector.patch_scores(p.x)``)."""
         patch = np.full(p.moving.shape, np.nan)
         patch[p.moving] = patch_scores
-        return FrameScores(aggregate(patch, self.detector.cfg.score), p.scored, patch, p.motion)
+        return FrameScores(aggregate(patch, self.detector.cfg.score), p.scored, patch, p.motion, p.objects,
+                           p.object_boxes)  # fmt: skip
 
     def score(self, frames: list[np.ndarray]) -> FrameScores:
         """Score consecutive raw frames (any size, gray or BGR): all moving patches in one forward pass."""
@@ -139,6 +154,7 @@ class FrameResult:
     worst_box: list[int] | None  # x0 y0 x1 y1 of the highest-scoring patch, in the source frame's pixels
     patch: np.ndarray  # (N,) raw patch scores, NaN for static cells
     camera: str | None = None  # a camera problem (``health``) was open: the decision is suspended (False)
+    cue: str | None = None  # with the object cue: "objects" where the worst object outscored the patches, or "patches"
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -152,6 +168,8 @@ class FrameResult:
         }
         if self.camera is not None:
             d["camera"] = self.camera
+        if self.cue is not None:
+            d["cue"] = self.cue
         return d
 
 
@@ -257,6 +275,7 @@ class StreamScorer:
         """``push``'s results from the scores of ``p``'s patches; ``messages`` holds the event messages."""
         fs = self.frames.complete(p.scores, patch_scores)
         z = calibrated(fs, self.cal)
+        obj = object_units(fs, self.cal)
         smoothed = self.smoother(z, p.steps)
         out, closed = [], []
         self.tracker.outbox = []
@@ -265,13 +284,19 @@ class StreamScorer:
         for i, frame in enumerate(p.frames):
             sm, row = float(smoothed[i]), fs.patch[i]
             box = None
-            if np.isfinite(row).any():
+            cue = None
+            if obj is not None and fs.object_boxes is not None:
+                cue = "objects" if np.isfinite(obj[i]) and obj[i] >= z[i] else "patches"
+            if cue == "objects":
+                assert fs.object_boxes is not None
+                box = [int(v) for v in self.frames.extractor.to_source(fs.object_boxes[i], frame.shape)]
+            elif np.isfinite(row).any():
                 box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]
             camera = None
             if self.health is not None and p.health is not None:
                 camera = self.health.update(p.health[i], p.indices[i], p.times[i], frame)
             res = FrameResult(p.indices[i], p.times[i], float(fs.raw[i]), float(z[i]), sm,
-                              sm > self.threshold and camera is None, box, row, camera)  # fmt: skip
+                              sm > self.threshold and camera is None, box, row, camera, cue)  # fmt: skip
             self.flagged += res.anomalous
             step = None if p.steps is None else p.steps[i]
             ev = self.tracker.update(res.index, sm, res.anomalous, box, p.times[i], frame, step)

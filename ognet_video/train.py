@@ -47,6 +47,7 @@ from ognet_video.runs import run_lock
 from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
     check_holdout,
     collect_patches,
+    fit_objects,
     footage_meta,
     load_clip_frames,
     sample_patches,
@@ -275,9 +276,16 @@ def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bo
     # phase-one reference model: D(G(x)) before phase two
     p1 = Detector(cfg, [(copy.deepcopy(m.G), m.D1) for m in finished], device=device, meta={"phase": 1})
     det = Detector(cfg, [(m.G, m.D) for m in finished], device=device, meta={"phase": 2})
+    if cfg.objects.enabled:
+        with progress_bar(console) as progress:
+            det.objects = fit_objects(train_clips, cfg, progress)
     try:
         p1.calibration = calibrate(p1, holdout)
         det.calibration = calibrate(det, holdout)
+        if det.objects is not None and det.calibration.objects is None:
+            det.objects = None
+            console.print("[yellow]warning: too few moving objects in the held-out footage to calibrate the object "
+                          "cue; it is off and the patch score alone decides[/]")  # fmt: skip
     except Exception:  # keep the trained networks: a calibration can be redone, a training costs minutes
         kept = det.save(run_dir / "uncalibrated.safetensors")
         console.print(f"[yellow]calibration failed; the trained networks are kept in {kept}[/]")

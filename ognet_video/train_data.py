@@ -16,6 +16,7 @@ from ognet_video.config import Config
 from ognet_video.data import Clip, Dataset
 from ognet_video.distributed import SOLO, World
 from ognet_video.errors import UserError
+from ognet_video.objects import ObjectDensity, normal_objects
 from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
 
 
@@ -77,6 +78,27 @@ def collect_patches(
             "lower patches.motion_threshold or add footage with motion"
         )
     return data, fast_data
+
+
+def fit_objects(clips: list[Clip], cfg: Config, progress: Progress | None = None) -> ObjectDensity:
+    """The object cue's density of normal objects: every moving region of the training clips (not the held-out
+    ones: those calibrate the cue as they calibrate the patch score). The flow is recomputed here, a few
+    seconds per minute of footage, so that training patches stay free of it."""
+    ex = PatchExtractor(cfg.patches)
+    task = progress.add_task("objects", total=len(clips), info="") if progress else None
+
+    def flows():
+        for clip in clips:
+            frames = load_clip_frames(clip, ex)
+            moving = ex.moving(ex.extract(frames).motion)  # what scoring judges: frame 0 has no motion
+            yield ex.frame_flow(frames, needed=moving.any(axis=1)), moving
+            if progress is not None and task is not None:
+                progress.update(task, advance=1)
+
+    features = normal_objects(flows(), cfg.objects, ex)
+    if progress is not None and task is not None:
+        progress.update(task, info=f"{len(features)} objects")
+    return ObjectDensity.fit(features, cfg.objects.neighbors, cfg.objects.max_reference, cfg.train.seed)
 
 
 def sample_patches(data: torch.Tensor, fast_data: torch.Tensor | None, cfg: Config,

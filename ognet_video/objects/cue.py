@@ -1,0 +1,52 @@
+"""The object cue of a stream of frames: each frame's worst object, scored against the normal objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ognet_video.config import ObjectConfig
+from ognet_video.objects.density import ObjectDensity
+from ognet_video.objects.regions import FEATURES, find_objects
+from ognet_video.patches import PatchExtractor
+
+
+def cell_pixels(ex: PatchExtractor, cells: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of the cells flagged in ``cells`` (N,) bool."""
+    out = np.zeros((ex.cfg.height, ex.cfg.width), dtype=bool)
+    for x0, y0, x1, y1 in ex.boxes[cells]:
+        out[y0:y1, x0:x1] = True
+    return out
+
+
+class ObjectCue:
+    """Frame -> (score of its worst object, that object's box). It reads the flow the patches computed, so it adds
+    no flow of its own; it keeps no state between frames, so a frame's object score is the same whatever
+    frames a live source dropped before it."""
+
+    def __init__(self, density: ObjectDensity, cfg: ObjectConfig, ex: PatchExtractor) -> None:
+        self.density = density
+        self.cfg = cfg
+        self.ex = ex
+
+    def score(self, flow: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``flow`` (T, H, W, 2) of consecutive frames; ``moving`` (T, N) bool: their moving cells (none in a frame
+        not to judge). Returns (T,) scores (NaN: no object) and (T, 4) boxes on the patches grid (-1: none)."""
+        scores = np.full(len(flow), np.nan)
+        boxes = np.full((len(flow), 4), -1, dtype=int)
+        for t in np.flatnonzero(moving.any(axis=1)):
+            obj = find_objects(flow[t], self.cfg.min_flow, self.cfg.min_area, cell_pixels(self.ex, moving[t]))
+            if len(obj):
+                d = self.density.distances(obj.features)
+                i = int(np.argmax(d))
+                scores[t], boxes[t] = d[i], obj.boxes[i]
+        return scores, boxes
+
+
+def normal_objects(clips: Iterable[tuple[np.ndarray, np.ndarray]], cfg: ObjectConfig, ex: PatchExtractor) -> np.ndarray:
+    """The attributes of every object in normal footage (each item: a clip's (T, H, W, 2) flow and (T, N) moving
+    cells)."""
+    rows = [find_objects(f, cfg.min_flow, cfg.min_area, cell_pixels(ex, m)).features
+            for flow, moving in clips for f, m in zip(flow, moving, strict=True) if m.any()]  # fmt: skip
+    return np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)))
