@@ -64,6 +64,9 @@ class Annotator:
             x0, y0, x1, y1 = result.worst_box
             cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), RED if result.anomalous else YELLOW, 2)
         scale = max(0.35, w / 900)
+        if result.worst_box is not None and result.cue == "objects":  # the object cue fired: say so at its box
+            _text(img, "object", (result.worst_box[0], max(10, result.worst_box[1] - 4)), scale * 0.8,
+                  RED if result.anomalous else YELLOW)  # fmt: skip
         base = int(18 * scale / 0.4)
         t = "" if result.time is None else f"  {result.time:.1f}s"
         _text(img, f"#{result.index}{t}", (6, base), scale, WHITE)

@@ -160,3 +160,15 @@ def test_an_exported_model_keeps_the_object_cue(cyclists, tmp_path):
     frames = [f.image for f in ds.test[0].source()]
     a, b = FrameScorer(det).score_clip(frames), FrameScorer(onnx).score_clip(frames)
     assert np.array_equal(a.objects, b.objects, equal_nan=True)
+
+
+def test_info_shows_the_object_cue_and_score_runs_with_it(cyclists, tmp_path, main_cli):
+    ds, det = cyclists
+    model = det.save(tmp_path / "model.safetensors")
+    shown = main_cli("info", "--model", model)
+    assert shown.returncode == 0 and "normal objects" in shown.out and '"min_flow"' in shown.out
+    clip = ds.test[0].frames[0].parent
+    run = main_cli("score", clip, "--model", model, "--project", tmp_path, "--name", "s")
+    assert run.returncode == 0, run.out
+    events = (tmp_path / "s-1" / "clips" / clip.name / "events.jsonl").read_text().splitlines()
+    assert events  # the cyclist is an event

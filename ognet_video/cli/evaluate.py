@@ -90,6 +90,10 @@ def info(model: Path = model_opt()) -> None:
             "background": f"{w}x{h} median picture",
             "cells": f"{len(meta['health']['cells'])} texture cells",
         }
+    if det.objects is not None:  # the object cue's density: its scale, not its thousands of reference objects
+        meta["objects"] = {k: v for k, v in meta["objects"].items() if k != "reference"} | {
+            "reference": f"{len(det.objects.reference)} normal objects"
+        }
     common.console.print_json(json.dumps(meta))
     common.console.print_json(json.dumps(det.cfg.to_dict()))
     if isinstance(det.meta.get("validation"), dict):  # models trained before the check have none
