@@ -91,6 +91,67 @@ def test_torchrun_user_error_ends_every_rank_with_one_line(walkway, tmp_path):
     assert not list((tmp_path / "runs").iterdir())  # nothing trained: no run left behind
 
 
+# ``python -m ognet_video`` for a rank that records its exit code in $EXIT_DIR/rankN (torchrun reports none after a
+# signal) and, with $SLOW_STEP, sleeps that long in each phase-one step so that a signal lands mid-run
+RANK_MAIN = """
+import os, runpy, sys, time
+import ognet_video.train as train
+if os.environ.get("SLOW_STEP"):
+    real = train.phase_one_step
+    def step(*args, **kwargs):
+        time.sleep(float(os.environ["SLOW_STEP"]))
+        return real(*args, **kwargs)
+    train.phase_one_step = step
+try:
+    runpy.run_module("ognet_video", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    with open(os.path.join(os.environ["EXIT_DIR"], "rank" + os.environ["RANK"]), "w") as f:
+        f.write(str(exc.code))
+    raise
+"""
+
+
+def test_torchrun_sigterm_stops_every_rank_with_143_and_a_resume_line_that_resumes(walkway, tmp_path):
+    """SIGTERM to torchrun (kill, docker stop, a scheduler), which passes it to its ranks: each exits 143, rank 0
+    prints the torchrun command that resumes, and that command finishes the run from its last epoch."""
+    import shlex
+    import signal
+    import time
+
+    project, exits, run = tmp_path / "runs", tmp_path / "exits", tmp_path / "runs" / "stop-1"
+    exits.mkdir()
+    args = ["train", "folder", "--data", str(walkway), "--project", str(project), "--name", "stop", "--no-eval", *TINY,
+            "train.epochs=4"]  # fmt: skip
+    cmd = torchrun(*args)
+    cmd[cmd.index(CHECKED_MAIN)] = RANK_MAIN
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=quiet_env() | {"EXIT_DIR": str(exits), "SLOW_STEP": "0.3"})  # fmt: skip
+    try:
+        t0 = time.monotonic()
+        while not (run / "last.safetensors").is_file() and proc.poll() is None and time.monotonic() - t0 < 90:
+            time.sleep(0.05)  # the first epoch is saved: stop in the second (6 steps of 0.3 s)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert {p.name: p.read_text() for p in exits.iterdir()} == {"rank0": "143", "rank1": "143"}, out + err
+    stops = [line for line in err.splitlines() if line.startswith("stopped")]
+    assert len(stops) == 1 and stops[0].startswith("stopped (SIGTERM); resume with: torchrun "), err  # rank 0 alone
+    # torchrun itself ends with its own SignalException traceback; the ranks print no error and no traceback
+    assert not [line for line in (out + err).splitlines() if line.startswith("error:")] and "Terminated" not in err
+    assert not (run / "model.safetensors").exists() and load_checkpoint(run / "last.safetensors")[1]["epochs_done"] < 4
+    resume = shlex.split(stops[0].split("resume with: ", 1)[1])
+    assert resume[:6] == ["torchrun", "--standalone", "--nproc-per-node", "2", "-m", "ognet_video"], resume
+    assert resume[6:] == [*args, "--resume"]
+    done = subprocess.run(torchrun(*resume[6:]), capture_output=True, text=True, timeout=120,
+                          env=quiet_env() | {"COLUMNS": "400"})  # fmt: skip
+    assert done.returncode == 0 and f"resuming {run} after epoch" in done.stdout, done.stdout + done.stderr
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    epochs = [r["epoch"] for r in rows if r.get("phase") == 1]
+    assert epochs == sorted(set(epochs)) == [1, 2, 3, 4], epochs  # each epoch once: none lost, none repeated
+    assert Detector.load(run / "model.safetensors").calibration is not None
+
+
 class Interrupted(Exception):
     pass
 

@@ -10,6 +10,7 @@ arguments override settings.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -83,9 +84,15 @@ def set_stop_hint(hint: Callable[[], str]) -> None:
 
 
 def resume_command(extra: str = "--resume") -> str:
-    """This command line again with ``extra`` (once), as a user would type it."""
+    """This command line again with ``extra`` (once), as a user would type it; under torchrun, the torchrun
+    command (its rendezvous options cannot be known from here: on one machine ``--standalone`` serves)."""
     args = [a for a in sys.argv[1:] if a != extra]
-    return shlex.join(["ognet-video", *args, extra])
+    world, local = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0)
+    if world <= 1:
+        return shlex.join(["ognet-video", *args, extra])
+    local = local or world
+    nodes = "--standalone" if local == world else f"--nnodes {world // local} <this run's --rdzv options>"
+    return f"torchrun {nodes} --nproc-per-node {local} " + shlex.join(["-m", "ognet_video", *args, extra])
 
 
 console: Console = CliConsole()
