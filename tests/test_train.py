@@ -176,11 +176,24 @@ def test_held_out_clips_that_cannot_calibrate_fail_before_training(walkway, tiny
     assert not (run / "last.safetensors").exists()
 
 
-def test_zero_holdout_clips_fails_before_training(walkway_ds, tiny_config, tmp_path, console):
+def test_zero_holdout_clips_fails_before_training(walkway_ds, tiny_config, tmp_path, console, monkeypatch):
+    """Zero held-out clips leave nothing to calibrate on. The config refuses it where a user sets it, and ``train``
+    refuses a config that got past that check (built or changed in code) with its own check, before it reads a
+    patch or writes anything into the run folder."""
+    with pytest.raises(UserError, match=r"override: train\.holdout_clips=0: must be greater than or equal to 1"):
+        tiny_config("train.holdout_clips=0")
+    cfg = tiny_config()
+    cfg.train = cfg.train.model_copy(update={"holdout_clips": 0})  # unchecked, as code could make it
+    assert cfg.train.holdout_clips == 0
+
+    def reached(*args, **kwargs):
+        raise AssertionError("train went past its checks with train.holdout_clips=0")
+
+    monkeypatch.setattr(train_mod, "split_for_training", reached)
     run = tmp_path / "run"
-    with pytest.raises(UserError):
-        train(tiny_config("train.holdout_clips=0"), walkway_ds, run, console=console)
-    assert not (run / "last.safetensors").exists()
+    with pytest.raises(UserError, match=r"^config: train\.holdout_clips=0: must be greater than or equal to 1$"):
+        train(cfg, walkway_ds, run, console=console)
+    assert [p.name for p in run.iterdir()] in ([], [".lock"])  # the run's lock alone: no log, no checkpoint
 
 
 # ---------------------------------------------------------------------------------------------------
