@@ -66,31 +66,31 @@ def test_discriminator_without_batchnorm():
     assert D(torch.zeros(2, 1, 45, 45)).shape == (2,)
 
 
+def size_overrides(arch: str, size: int) -> list[str]:
+    return ["model.preset=custom", f"model.g_arch={arch}", "model.g_channels=[4,8,8,8]", "model.d_channels=[4,8,8,8]",
+            f"patches.size={size}", f"patches.stride={size}", "patches.channels=gray", "train.skip_frames=[]"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("arch", "size"),
-    [
-        ("strided", 33),
-        ("strided", 45),
-        ("strided", 32),
-        ("strided", 48),
-        ("paper", 32),
-        ("paper", 45),
-        ("paper", 48),
-    ],
+    [("strided", 29), ("strided", 33), ("strided", 45), ("paper", 32), ("paper", 45), ("paper", 48)],
 )
 def test_generator_reproduces_every_accepted_patch_size(arch, size):
-    overrides = ["model.preset=custom", f"model.g_arch={arch}", "model.g_channels=[4,8,8,8]",
-                 "model.d_channels=[4,8,8,8]", f"patches.size={size}", f"patches.stride={size}",
-                 "patches.channels=gray", "train.skip_frames=[]"]  # fmt: skip
-    if arch == "strided" and size % 4 != 1:
-        try:
-            cfg = load_config(None, overrides)
-        except UserError:
-            return  # rejecting an unsupported size up front is an acceptable fix
-    else:
-        cfg = load_config(None, overrides)
-    G, D = build_models(cfg)
+    G, D = build_models(load_config(None, size_overrides(arch, size)))
     x = torch.zeros(2, 1, size, size)
     with torch.no_grad():
         assert G.eval()(x).shape == x.shape
         assert D.eval()(x).shape == (2,)
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_strided_generator_refuses_sizes_it_cannot_reproduce_up_front(size):
+    """The strided generator gives back a smaller patch unless size % 4 == 1, so the config refuses such a size
+    before any training rather than let G(x) and x differ in shape."""
+    with pytest.raises(UserError, match=rf"patches\.size={size}: the strided generator needs size % 4 == 1"):
+        load_config(None, size_overrides("strided", size))
+    cfg = load_config(None, size_overrides("strided", 33))
+    cfg.__dict__["patches"] = cfg.patches.model_copy(update={"size": size, "stride": size})  # past the check
+    G, _ = build_models(cfg)
+    with torch.no_grad():
+        assert G.eval()(torch.zeros(1, 1, size, size)).shape[-1] == size - 3  # what the check keeps from training
