@@ -6,12 +6,13 @@ torch's default of one thread per core makes these tiny models ~10x slower (Open
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
@@ -88,6 +89,22 @@ def trained_run(tmp_path_factory, walkway_ds, tiny_config) -> TrainResult:
 def detector(trained_run) -> Detector:
     """The tiny trained run's model, loaded once."""
     return Detector.load(trained_run.model_path)
+
+
+def extra_module(name: str) -> ModuleType:
+    """A module of the ``[test]`` extra: CI installs it, so there an import error fails the test instead of turning
+    it into a skip; elsewhere a missing one skips with the reason."""
+    if os.environ.get("CI"):
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=f"{name} is not installed (pip install -e '.[test]')")
+
+
+def service_missing(reason: str) -> None:
+    """A service a test needs (mosquitto, ffmpeg, chromium) is missing: fail in CI, where ``.ci/run`` installs it
+    with apt-get, so a failed install cannot pass as a green run of skips; skip with the reason elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: .ci/run must install it)", pytrace=False)
+    pytest.skip(reason)
 
 
 def cli_command() -> list[str]:

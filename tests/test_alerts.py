@@ -1,6 +1,7 @@
 """Live event messages: a local HTTP receiver, a dead and a hanging webhook, stdout, a file and a real MQTT
-broker (mosquitto, when installed) get ``start`` / ``update`` / ``end`` for every event, with the frames of
-``events.jsonl`` and a JPEG snapshot of the peak; a receiver that fails never slows scoring and is counted."""
+broker (mosquitto: ``.ci/run`` installs it, and CI fails without it) get ``start`` / ``update`` / ``end`` for every
+event, with the frames of ``events.jsonl`` and a JPEG snapshot of the peak; a receiver that fails never slows
+scoring and is counted."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import quiet_console
+from conftest import quiet_console, service_missing
 from test_watch import anomaly_clip, read_jsonl, watch  # noqa: F401 - the planted-anomaly clip fixture
 
 from ognet_video.errors import UserError
@@ -148,13 +149,16 @@ def test_cli_sink_stdout_is_json_lines_only(cli, anomaly_clip, trained_run, tmp_
 
 @pytest.fixture
 def mosquitto(tmp_path):
+    """A private broker on a free port; without one the MQTT sink is untested, which CI must not allow."""
     exe = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).is_file()), None)
     if exe is None:
-        pytest.skip("no mosquitto broker installed (apt-get install mosquitto); the MQTT sink is not tested")
+        service_missing("no mosquitto broker installed (apt-get install mosquitto); the MQTT sink is not tested")
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "mosquitto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
@@ -164,7 +168,8 @@ def mosquitto(tmp_path):
             time.sleep(0.05)
     else:
         proc.kill()
-        pytest.skip("mosquitto did not start")
+        proc.wait(5)
+        pytest.fail(f"{exe} is installed but did not listen on port {port} in 5 s: {log.read_text()[-500:]}")
     yield port
     proc.terminate()
     proc.wait(5)

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import quiet_console
+from conftest import extra_module, quiet_console
 
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.patches import PatchExtractor
 from ognet_video.sources import open_source
 
-pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
+extra_module("onnxruntime")
+onnx = extra_module("onnx")
 
 # max |onnxruntime - torch| on patch logits: both run float32 on the CPU and differ only in summation order
 # (onnxruntime fuses batch norm into the convolutions); measured 4e-8 on the tiny model
@@ -186,7 +186,7 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, onnx_path, trained
 
 
 def test_openvino_and_onnxruntime_both_score_like_torch(onnx_path, detector, walkway, monkeypatch):
-    pytest.importorskip("openvino")
+    extra_module("openvino")
     from ognet_video.onnx_backend import RUNTIME_ENV, load_onnx
 
     monkeypatch.delenv(RUNTIME_ENV, raising=False)

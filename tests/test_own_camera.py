@@ -30,7 +30,7 @@ from ognet_video.sources import ImageFiles, VideoFile
 from ognet_video.sources.resample import Resampler
 from ognet_video.stored_config import upgrade_checkpoint_config
 from ognet_video.train import collect_patches, load_clip_frames
-from tests.conftest import TINY
+from tests.conftest import TINY, extra_module
 
 WIDTH, PAD = 426, 33  # 240x426: 16:9; the scene's 240x360 with black bars of 33 px left and right
 
@@ -320,7 +320,7 @@ def test_bar_detection_leaves_scenes_without_bars_alone():
 
 def test_the_crop_travels_with_the_model(tmp_path):
     """``patches.crop`` is part of the model: a checkpoint and its ONNX export both score the cropped picture."""
-    pytest.importorskip("onnxruntime")
+    extra_module("onnxruntime")
     from ognet_video.export import export_onnx
 
     cfg = load_config(None, [*TINY, "patches.crop=[0.1,0,0.9,1]"])

@@ -365,7 +365,6 @@ def test_mp4_input_scores_like_its_decoded_frames(tmp_path, model, detector, wal
 
 
 def test_save_video_writes_an_annotated_mp4_per_clip(tmp_path, model, test_frames):
-    pytest.importorskip("ognet_video.annotate")
     res = run_score([test_frames], model, tmp_path / "out", save_video=True)
     assert res.exit_code == 0
     for rec in res.records:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import quiet_console, run_cli
+from conftest import extra_module, quiet_console, run_cli
 from test_score import Killed, manifest_lines, out_files, touch
 
 from ognet_video import score as score_pkg
@@ -30,7 +30,7 @@ from ognet_video.score.run import EXIT_FAILED_BASE, _Job
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray instance for this module; its address lets subprocesses join it as a cluster."""
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ognet-video[ray]')")
+    ray = extra_module("ray")
     try:
         ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False,
                  logging_level=logging.ERROR)  # fmt: skip
