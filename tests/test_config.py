@@ -287,7 +287,7 @@ def test_missing_or_invalid_yaml_file(tmp_path):
 
 @pytest.mark.parametrize("override", ["model.g_channels=[4,8", "score.aggregate=@x"])
 def test_override_with_invalid_yaml_value_is_user_error(override):
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=r"value is not valid YAML"):
         load_config(None, [override])
 
 

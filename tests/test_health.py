@@ -115,7 +115,7 @@ def test_each_check_can_be_switched_off(detector, clips):
     apply_runtime_overrides(det.cfg, ["health.enabled=false", "health.persist_seconds=2"])  # no retraining needed
     assert det.cfg.health.enabled is False and det.cfg.health.persist_seconds == 2.0
     assert StreamScorer(det, health=True).health is None and StreamScorer(detector, health=True).health is not None
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=r"health\.persist_seconds=-1: must be greater than or equal to 0"):
         apply_runtime_overrides(det.cfg, ["health.persist_seconds=-1"])
 
 
