@@ -296,24 +296,14 @@ def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bo
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
                     environment=host_info(), **footage_meta(dataset, holdout))  # fmt: skip
-    check = _self_check(det, holdout, console)
+    from ognet_video.validation import checked  # lazy: the check's synthetic anomalies are not needed before
+
+    check = checked(det, holdout, console)
     if check is not None:
         det.meta["validation"] = check
     model_path = det.save(run_dir / "model.safetensors")
     log.write(done=True, minutes=round(minutes, 2), threshold=det.calibration.threshold)
     return TrainResult(run_dir, model_path, phase1_path, minutes, n, check)
-
-
-def _self_check(det: Detector, holdout: list[Any], console: Console) -> dict | None:
-    """``validation.self_check`` on the held-out footage; a report, so a failure costs a warning, not the model."""
-    from ognet_video.validation import self_check
-
-    try:
-        with console.status("label-free check on the held-out footage"):
-            return self_check(det, holdout)
-    except Exception as exc:  # noqa: BLE001 - the trained model is what matters
-        console.print(f"[yellow]label-free check skipped: {escape(str(exc))}[/]")
-        return None
 
 
 def _train_member(cfg: Config, member: int, data: torch.Tensor, fast_data: torch.Tensor | None,

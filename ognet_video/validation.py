@@ -32,6 +32,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rich.console import Console
+from rich.markup import escape
 
 from ognet_video.data import Clip, read_gray
 from ognet_video.detector import Detector
@@ -259,3 +261,14 @@ def check_line(check: dict) -> str:
     kinds = ", ".join(f"{KIND_NAMES[k]} {auc(check.get(k))}" for k in KINDS)
     return (f"label-free check on the held-out footage: AUC {auc(check.get('all'))} ({kinds}; synthetic anomalies "
             "made from it: 1.0 = all above every normal frame, 0.5 = chance)")  # fmt: skip
+
+
+def checked(det: Detector, holdout: list, console: Console) -> dict | None:
+    """``self_check`` on the held-out footage at the end of ``train``; a report, so a failure costs a warning,
+    not the model."""
+    try:
+        with console.status("label-free check on the held-out footage"):
+            return self_check(det, holdout)
+    except Exception as exc:  # noqa: BLE001 - the trained model is what matters
+        console.print(f"[yellow]label-free check skipped: {escape(str(exc))}[/]")
+        return None
