@@ -172,3 +172,18 @@ def test_info_shows_the_object_cue_and_score_runs_with_it(cyclists, tmp_path, ma
     assert run.returncode == 0, run.out
     events = (tmp_path / "s-1" / "clips" / clip.name / "events.jsonl").read_text().splitlines()
     assert events  # the cyclist is an event
+
+
+def test_a_dropped_frame_never_changes_an_object_score(cyclists):
+    """Live: frames 10-12 dropped, frame 13's motion measured from frame 12 (the one the camera sent before it):
+    the fused scores of the kept frames equal the file's, object cue included (it keeps no state)."""
+    ds, det = cyclists
+    frames = [f.image for f in ds.test[0].source()]
+    whole, _ = StreamScorer(det).push(frames)
+    live = StreamScorer(det)
+    first, _ = live.push(frames[:10])
+    live.break_motion(frames[12])
+    rest, _ = live.push(frames[13:], indices=list(range(13, len(frames))), steps=list(range(13, len(frames))))
+    kept = [whole[i] for i in [*range(10), *range(13, len(frames))]]
+    assert np.array_equal([r.score for r in first + rest], [r.score for r in kept], equal_nan=True)
+    assert [r.cue for r in first + rest] == [r.cue for r in kept] and any(r.cue == "objects" for r in rest)
