@@ -1,11 +1,11 @@
 """Cost of each network preset: parameters, and model time per Ped2 frame with every cell moving.
 
     python pipelines/model_cost.py                      # CPU: writes pipelines/results/model_cost.json
-    python pipelines/model_cost.py --device cuda --out pipelines/results/model_cost-cuda.json
+    python pipelines/model_cost.py --device cuda --out pipelines/results/gpu/model_cost-cuda.json
 
 "Every cell moving" is the worst case; on Ped2 about a fifth of the cells move in a typical frame. On CUDA
 the networks run in bfloat16 autocast, as ``Detector`` runs them, on ``--frames`` frames per call. Each row is
-one (G, D) pair: a model of ``train.members`` pairs (the default recipe: 2) costs that many times the row.
+one (G, D) pair: a model of ``train.members`` pairs (``configs/ped2-large.yaml``: 2) costs that many times the row.
 """
 
 from __future__ import annotations
