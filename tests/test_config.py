@@ -118,7 +118,7 @@ def test_rules_between_settings_are_checked_once_all_values_are_in():
 
 def test_shipped_presets_load():
     presets = sorted(CONFIGS.glob("*.yaml"))
-    assert {p.name for p in presets} == {"ped2-cpu.yaml", "ped2-large.yaml", "ped2-paper.yaml"}
+    assert {p.name for p in presets} == {"ped2-cpu.yaml", "ped2-large.yaml", "ped2-paper.yaml", "objects.yaml"}
     for preset in presets:
         load_config(preset)
 
@@ -356,4 +356,4 @@ def test_checkpoint_config_of_an_older_version_is_upgraded():
         assert one_line(err).startswith(f"m.safetensors: {section}.{key}={value!r}") and "retrain" in str(err.value)
     with pytest.raises(UserError) as err:
         Config.from_dict({**Config().to_dict(), "extra": {}}, source="m.safetensors")
-    assert one_line(err) == "m.safetensors: unknown section 'extra'; use patches, model, train, score, health"
+    assert one_line(err) == "m.safetensors: unknown section 'extra'; use patches, model, train, score, health, objects"
