@@ -133,26 +133,6 @@ def seconds_per_frame(times: list[float | None], default: float) -> float:
     return float(np.median(steps)) if steps.size else default
 
 
-def score_footage(detector, clips: list) -> tuple[dict, dict[str, float]]:
-    """Raw scores of normal clips (anything with ``name`` and ``source()`` yielding frames) and each clip's
-    frame interval from its timestamps (10 fps where they are unknown): what ``fit_calibration`` takes."""
-    from ognet_video.scoring import FrameScorer  # here: scoring imports postprocess, which imports this module
-
-    scorer = FrameScorer(detector)
-    scores, dt = {}, {}
-    for clip in clips:
-        times: list[float | None] = []
-
-        def images(clip=clip, times=times):
-            for f in clip.source():
-                times.append(f.time)
-                yield f.image
-
-        scores[clip.name] = scorer.score_clip(images())
-        dt[clip.name] = seconds_per_frame(times, 0.1)
-    return scores, dt
-
-
 def with_threshold(cal, threshold: float | None):
     """``cal`` with an operator's own threshold (``--threshold``), on the same smoothed, normalised score."""
     import dataclasses

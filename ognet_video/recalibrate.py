@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ognet_video.calibration import count_alarms, score_footage
+from ognet_video.calibration import count_alarms
 from ognet_video.data.recordings import MIN_HOLDOUT
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
@@ -26,6 +26,7 @@ from ognet_video.health.reference import describe_footage
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.runs import run_lock
 from ognet_video.score.discover import ClipInput, clip_names, discover
+from ognet_video.scoring import score_footage
 
 
 @dataclass

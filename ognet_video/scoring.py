@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ognet_video.calibration import seconds_per_frame
 from ognet_video.config import ScoreConfig
 from ognet_video.detector import Detector
 from ognet_video.events import Event, EventMessage, EventTracker
@@ -139,6 +140,24 @@ class FrameScorer:
             n = self.extractor.num_cells
             return FrameScores(np.zeros(0), np.zeros(0, bool), np.zeros((0, n)), np.zeros((0, n), dtype=np.float32))
         return FrameScores.concat(parts)
+
+
+def score_footage(detector: Detector, clips: list) -> tuple[dict[str, FrameScores], dict[str, float]]:
+    """Raw scores of normal clips (anything with ``name`` and ``source()`` yielding frames) and each clip's
+    frame interval from its timestamps (10 fps where they are unknown): what ``postprocess.fit_calibration`` takes."""
+    scorer = FrameScorer(detector)
+    scores, dt = {}, {}
+    for clip in clips:
+        times: list[float | None] = []
+
+        def images(clip=clip, times=times):
+            for f in clip.source():
+                times.append(f.time)
+                yield f.image
+
+        scores[clip.name] = scorer.score_clip(images())
+        dt[clip.name] = seconds_per_frame(times, 0.1)
+    return scores, dt
 
 
 @dataclass

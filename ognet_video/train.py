@@ -31,7 +31,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ognet_video.calibration import score_footage
 from ognet_video.checkpoint import atomic_write_text, optimizer_from_tensors, save_checkpoint, unprefixed
 from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
@@ -44,6 +43,7 @@ from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.postprocess import fit_calibration
 from ognet_video.runs import run_lock
+from ognet_video.scoring import score_footage
 from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
     check_holdout,
     collect_patches,
