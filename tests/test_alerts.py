@@ -207,3 +207,55 @@ def test_unreachable_broker_is_a_warning_and_counted(anomaly_clip, detector, tmp
     assert "no broker answered" in text and "Traceback" not in text and res.exit_code == 0
     st = res.sinks[spec]
     assert st["sent"] == 0 and st["failed"] + st["dropped"] == res.stream.info["messages"] > 0
+
+
+def test_mqtt_discovery_announces_each_camera_to_home_assistant(anomaly_clip, detector, tmp_path, mosquitto):  # noqa: F811 - the imported fixture
+    """With ``?discovery=homeassistant`` the camera appears in Home Assistant as a device with a binary sensor
+    "anomaly" and a score sensor, announced and kept retained, and their states follow the events."""
+    import paho.mqtt.client as mqtt
+
+    got: list[tuple[str, str, bool]] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    ready = threading.Event()
+    sub.on_connect = lambda c, u, f, rc, p: (c.subscribe([("homeassistant/#", 1), ("ognet/#", 1)]), ready.set())
+    sub.on_message = lambda c, u, m: got.append((m.topic, m.payload.decode(), bool(m.retain)))
+    sub.connect("127.0.0.1", mosquitto)
+    sub.loop_start()
+    spec = f"mqtt://127.0.0.1:{mosquitto}/ognet/events?discovery=homeassistant"
+    try:
+        assert ready.wait(5)
+        time.sleep(0.2)
+        res = watch(str(anomaly_clip.path), detector, project=tmp_path, update_every=0.05, sinks=[spec],
+                    console=quiet_console())  # fmt: skip
+        deadline = time.monotonic() + 5
+        while sum(t == "ognet/events" for t, _, _ in got) < res.stream.info["messages"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.loop_stop()
+    camera = res.stream.name
+    configs = {t: json.loads(p) for t, p, _ in got if t.startswith("homeassistant/") and t.endswith("/config")}
+    binary = next(c for t, c in configs.items() if "/binary_sensor/" in t)
+    score = next(c for t, c in configs.items() if "/sensor/" in t)
+    assert binary["device_class"] == "problem" and binary["device"] == score["device"]
+    assert camera in binary["device"]["name"] and binary["unique_id"] != score["unique_id"]
+    states = [p for t, p, _ in got if t == binary["state_topic"]]
+    assert states[0] == "OFF" and "ON" in states and states[-1] == "OFF"  # announced idle, on in events, off at end
+    peaks = [float(p) for t, p, _ in got if t == score["state_topic"]]
+    events = read_jsonl(res.run_dir / "events.jsonl")
+    assert events and max(peaks) == pytest.approx(max(e["peak_score"] for e in events), abs=1e-3)
+    # retained: a hub that connects later still learns the camera and its last state
+    late: dict[str, str] = {}
+    sub2 = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub2.on_connect = lambda c, u, f, rc, p: c.subscribe("#", qos=1)
+    sub2.on_message = lambda c, u, m: late.__setitem__(m.topic, m.payload.decode())
+    sub2.connect("127.0.0.1", mosquitto)
+    sub2.loop_start()
+    time.sleep(1.0)
+    sub2.loop_stop()
+    assert set(configs) <= set(late) and late[binary["state_topic"]] == "OFF" and "ognet/events" not in late
+
+
+def test_mqtt_sink_options_are_checked():
+    for spec in ("mqtt://127.0.0.1:1/ognet?retain=1", "mqtt://127.0.0.1:1/ognet?discovery=home/assistant"):
+        with pytest.raises(UserError, match="discovery=PREFIX"):
+            parse_sink(spec)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
@@ -35,7 +36,8 @@ from ognet_video.health import CameraMessage
 from ognet_video.health.checks import DESCRIBE
 from ognet_video.sinks.files import Folder
 
-SINK_FORMS = "stdout, file=PATH, webhook=http(s)://HOST/PATH or mqtt://HOST[:PORT]/TOPIC"
+SINK_FORMS = "stdout, file=PATH, webhook=http(s)://HOST/PATH or mqtt://HOST[:PORT]/TOPIC[?discovery=homeassistant]"
+DISCOVERY = "discovery"  # the kind of the message that announces a camera to Home Assistant (MQTT only)
 Log = Callable[[str], None]
 
 
@@ -86,6 +88,9 @@ class Channel:
 
     def deliver(self, msg: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def announce(self, camera: str) -> None:
+        """A camera's stream starts: channels that tell a home-automation hub about cameras do it here."""
 
     def shutdown(self) -> None:
         """Release the connection (after the last delivery)."""
@@ -180,13 +185,21 @@ class WebhookChannel(Channel):
 
 
 class MqttChannel(Channel):
-    """Publishes each message to TOPIC (QoS 1); paho's own thread keeps the connection and reconnects."""
+    """Publishes each message to TOPIC (QoS 1); paho's own thread keeps the connection and reconnects.
 
-    def __init__(self, host: str, port: int, topic: str, log: Log | None = None, wait: float = 3.0) -> None:
+    ``discovery``: Home Assistant's discovery prefix (``homeassistant``). Each camera is then announced (retained)
+    as a device with a binary sensor "anomaly" (on while an event is open) and a sensor "anomaly score" (the
+    open or last event's peak), whose states are kept, retained, on ``TOPIC/CAMERA/anomaly`` and
+    ``TOPIC/CAMERA/score``, so the hub shows them as soon as it connects."""
+
+    def __init__(self, host: str, port: int, topic: str, log: Log | None = None, wait: float = 3.0,
+                 discovery: str | None = None) -> None:  # fmt: skip
         import paho.mqtt.client as mqtt
 
         super().__init__(f"mqtt://{host}:{port}/{topic}", log)
         self.topic = topic
+        self.discovery = discovery
+        self._announced: set[str] = set()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"ognet-video-{os.getpid()}")
         self.client.reconnect_delay_set(1, 30)
         self._connected = threading.Event()
@@ -200,17 +213,55 @@ class MqttChannel(Channel):
         if not self._connected.wait(wait):
             self.log(f"sink {self.name}: no broker answered within {wait:g} s; retrying in the background")
 
+    def announce(self, camera: str) -> None:
+        if self.discovery and camera not in self._announced:
+            self._announced.add(camera)
+            self.put({"kind": DISCOVERY, "camera": camera})
+
     def deliver(self, msg: dict[str, Any]) -> None:
         if not self._connected.is_set():
             raise ConnectionError("not connected to the broker")
-        info = self.client.publish(self.topic, json.dumps(msg), qos=1)
-        info.wait_for_publish(timeout=5.0)
-        if not info.is_published():
-            raise ConnectionError("the broker did not acknowledge the message")
+        for topic, payload, retain in self.publications(msg):
+            info = self.client.publish(topic, payload, qos=1, retain=retain)
+            info.wait_for_publish(timeout=5.0)
+            if not info.is_published():
+                raise ConnectionError("the broker did not acknowledge the message")
+
+    def publications(self, msg: dict[str, Any]) -> list[tuple[str, str, bool]]:
+        """(topic, payload, retained) for one message: the message itself, and with ``discovery`` the camera's
+        announcement or its states."""
+        camera = str(msg.get("camera", ""))
+        state = f"{self.topic}/{ha_id(camera)}"
+        if msg.get("kind") == DISCOVERY:
+            return [*ha_config(self.discovery or "", camera, state), (f"{state}/anomaly", "OFF", True)]
+        out = [(self.topic, json.dumps(msg), False)]
+        if self.discovery and msg.get("kind") == "anomaly":
+            out.append((f"{state}/anomaly", "OFF" if msg.get("type") == "end" else "ON", True))
+            if msg.get("score") is not None:
+                out.append((f"{state}/score", str(msg["score"]), True))
+        return out
 
     def shutdown(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def ha_id(camera: str) -> str:
+    """A camera name as Home Assistant ids and topic levels allow: letters, digits, _ and -."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", camera) or "camera"
+
+
+def ha_config(prefix: str, camera: str, state: str) -> list[tuple[str, str, bool]]:
+    """Home Assistant MQTT discovery for one camera: a device with the binary sensor and the score sensor."""
+    cid = ha_id(camera)
+    device = {"identifiers": [f"ognet_video_{cid}"], "name": f"ognet-video {camera}", "manufacturer": "ognet-video",
+              "model": "OGNet anomaly detector"}  # fmt: skip
+    anomaly = {"name": "anomaly", "unique_id": f"ognet_video_{cid}_anomaly", "state_topic": f"{state}/anomaly",
+               "device_class": "problem", "payload_on": "ON", "payload_off": "OFF", "device": device}  # fmt: skip
+    score = {"name": "anomaly score", "unique_id": f"ognet_video_{cid}_score", "state_topic": f"{state}/score",
+             "state_class": "measurement", "device": device}  # fmt: skip
+    return [(f"{prefix}/binary_sensor/ognet_video_{cid}/anomaly/config", json.dumps(anomaly), True),
+            (f"{prefix}/sensor/ognet_video_{cid}/score/config", json.dumps(score), True)]  # fmt: skip
 
 
 def parse_sink(spec: str, log: Log | None = None) -> Channel:
@@ -237,7 +288,12 @@ def parse_sink(spec: str, log: Log | None = None) -> Channel:
             raise UserError(bad) from None
         if not parts.hostname or not topic:
             raise UserError(bad)
-        return MqttChannel(parts.hostname, port, topic, log).start()
+        query = parse_qs(parts.query, keep_blank_values=True)
+        prefix = query.pop("discovery", [None])[-1]
+        if query or (prefix is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", prefix)):
+            raise UserError(f"--sink {spec!r}: the only option of an MQTT sink is ?discovery=PREFIX (Home "
+                            "Assistant's discovery prefix, usually homeassistant)")  # fmt: skip
+        return MqttChannel(parts.hostname, port, topic, log, discovery=prefix).start()
     raise UserError(bad)
 
 
@@ -265,6 +321,8 @@ class Alerts(Sink):
         self._snap: dict[int, tuple[int, str]] = {}  # event number -> (peak frame, snapshot path)
         self._camera_snap: dict[int, str | None] = {}  # camera event number -> its snapshot
         self.messages = 0
+        for ch in channels:
+            ch.announce(camera)
 
     def write(self, batch: Batch) -> None:
         s = batch.stream
