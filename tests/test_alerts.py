@@ -6,6 +6,7 @@ scoring and is counted."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -259,3 +260,62 @@ def test_mqtt_sink_options_are_checked():
     for spec in ("mqtt://127.0.0.1:1/ognet?retain=1", "mqtt://127.0.0.1:1/ognet?discovery=home/assistant"):
         with pytest.raises(UserError, match="discovery=PREFIX"):
             parse_sink(spec)
+
+
+class FakeFrigate:
+    """Frigate's event API as far as an outside detector uses it: create (returns an event_id) and end."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict]] = []
+        calls = self.calls
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self, method: str) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                calls.append((method, self.path, body))
+                out = json.dumps({"success": True, "message": "ok", "event_id": f"frigate-{len(calls)}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._record("POST")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._record("PUT")
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_frigate_sink_opens_and_ends_a_frigate_event_per_event(anomaly_clip, detector, tmp_path):  # noqa: F811 - the imported fixture
+    fr = FakeFrigate()
+    try:
+        res = watch(str(anomaly_clip.path), detector, project=tmp_path, sinks=[f"frigate={fr.url}"],
+                    update_every=0.05, console=quiet_console())  # fmt: skip
+    finally:
+        fr.stop()
+    events = read_jsonl(res.run_dir / "events.jsonl")
+    camera = res.stream.name
+    creates = [c for c in fr.calls if c[0] == "POST"]
+    ends = [c for c in fr.calls if c[0] == "PUT"]
+    assert len(creates) == len(ends) == len(events) >= 1
+    for _, path, body in creates:  # open until ended; the sub-label: the score at the start against the threshold
+        assert path == f"/api/events/{camera}/anomaly/create" and body["duration"] is None
+        assert re.fullmatch(r"score -?\d+\.\d\d > -?\d+\.\d\d", body["sub_label"]), body["sub_label"]
+    ids = [f"frigate-{fr.calls.index(c) + 1}" for c in creates]
+    assert [path for _, path, _ in ends] == [f"/api/events/{i}/end" for i in ids]
+    assert all(isinstance(body["end_time"], float) for _, _, body in ends)
+    with pytest.raises(UserError, match="frigate="):
+        parse_sink("frigate=ftp://host")

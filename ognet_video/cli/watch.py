@@ -43,7 +43,8 @@ def watch_cmd(
         [],
         "--sink",
         help="Send event messages (start, update, end) as they happen: stdout (JSON lines; the rest "
-        "goes to stderr), file=PATH, webhook=URL or mqtt://HOST[:PORT]/TOPIC. Repeatable.",
+        "goes to stderr), file=PATH, webhook=URL, frigate=URL (events in Frigate) or "
+        "mqtt://HOST[:PORT]/TOPIC[?discovery=homeassistant]. Repeatable.",
         metavar="SINK",
     ),  # fmt: skip
     update_every: float = typer.Option(

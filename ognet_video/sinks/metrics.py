@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.health import REASONS
-from ognet_video.sinks.alerts import Channel
+from ognet_video.sinks.channel import Channel
 
 
 class Health(Sink):
