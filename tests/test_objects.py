@@ -187,3 +187,16 @@ def test_a_dropped_frame_never_changes_an_object_score(cyclists):
     kept = [whole[i] for i in [*range(10), *range(13, len(frames))]]
     assert np.array_equal([r.score for r in first + rest], [r.score for r in kept], equal_nan=True)
     assert [r.cue for r in first + rest] == [r.cue for r in kept] and any(r.cue == "objects" for r in rest)
+
+
+def test_calibrate_refits_the_cue_mapping_and_keeps_the_density(cyclists, tmp_path, main_cli):
+    ds, det = cyclists
+    run = tmp_path / "objects-1"
+    run.mkdir()
+    det.save(run / "model.safetensors")
+    clips = [c.frames[0].parent for c in ds.train[:2]]
+    proc = main_cli("calibrate", "--model", run, *clips, "--alarms-per-hour", "5")
+    assert proc.returncode == 0, proc.out
+    new = Detector.load(run / "model.safetensors")
+    assert new.objects is not None and np.array_equal(new.objects.reference, det.objects.reference)
+    assert new.calibration.objects is not None and new.calibration.objects != det.calibration.objects
