@@ -263,15 +263,14 @@ class Engine:
         """The batches ``s`` has prepared (ending it, and taking it out of ``active``, at its end or failure)."""
         assert s.prefetch is not None
         try:
-            ready = s.prefetch.take(timeout=wait)
-            if isinstance(ready, str):
+            taken = s.prefetch.take(timeout=wait)
+            if taken.end is not None:
                 active.remove(s)
-                if ready == END:
+                if taken.end == END:
                     self._end(s, "lost" if s.source.lost else "end", message=s.source.lost)
                 else:
                     self._end(s, "max-frames")
-                return []
-            return ready
+            return taken.batches
         except (KeyboardInterrupt, StopRun):
             raise
         except Exception as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ognet_video.scoring import PendingPush, StreamScorer
 from ognet_video.sources import Frame, Reader
 
-END, MAX_FRAMES = "end", "max-frames"  # what ``get`` returns after the last batch
+END, MAX_FRAMES = "end", "max-frames"  # why a stream ended: its source ended, or ``max_frames`` were taken
 
 
 @dataclass
@@ -30,6 +30,14 @@ class Prepared:
     frames: list[Frame]
     parts: list[PendingPush]
     seconds: float  # spent preparing it
+
+
+@dataclass
+class Taken:
+    """What one ``take`` hands the run loop: the batches prepared by now, or (with none) why the stream ended."""
+
+    batches: list[Prepared]
+    end: str | None = None  # END or MAX_FRAMES once everything was taken
 
 
 class Prefetcher:
@@ -50,35 +58,35 @@ class Prefetcher:
             self._thread.start()
         return self
 
-    def take(self, timeout: float) -> list[Prepared] | str:
+    def take(self, timeout: float) -> Taken:
         """The batches prepared by now, up to ``batch`` frames in all (waiting at most ``timeout`` for the first;
-        [] when none came): a recorded source gives one full batch per call, as scoring it alone did. ``END``
-        or ``MAX_FRAMES`` once everything is taken; an error of the reader or of preparing is raised here, in
+        none when none came): a recorded source gives one full batch per call, as scoring it alone did. Once
+        everything is taken, no batch and ``end`` set; an error of the reader or of preparing is raised here, in
         the run loop's thread, after the batches prepared before it."""
         if self._held is None:
             try:
                 self._held = self.queue.get(timeout=timeout) if self.threaded else self._step(timeout)
             except queue.Empty:
-                return []
+                return Taken([])
             if self._held is None:
-                return []
+                return Taken([])
         out: list[Prepared] = []
         while self._held is not None:
             item = self._held
             if isinstance(item, str):
-                return out or item  # the end stays held for the next call
+                return Taken(out) if out else Taken([], item)  # the end stays held for the next call
             if isinstance(item, BaseException):
                 if out:
-                    return out
+                    return Taken(out)
                 raise item
             if out and sum(len(p.frames) for p in out) + len(item.frames) > self.batch:
-                return out
+                return Taken(out)
             out.append(item)
             try:
                 self._held = self.queue.get_nowait() if self.threaded else None
             except queue.Empty:
                 self._held = None
-        return out
+        return Taken(out)
 
     def stop(self) -> None:
         """Stop the thread (safe to call twice); the caller stops the reader."""

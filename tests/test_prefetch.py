@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ognet_video.engine import Engine, Stream
-from ognet_video.prefetch import END, Prefetcher
+from ognet_video.prefetch import END, Prefetcher, Taken
 from ognet_video.scoring import StreamScorer
 from ognet_video.sources import Reader, open_source
 
@@ -44,7 +44,7 @@ def test_the_prefetcher_runs_ahead_while_the_batch_is_scored(detector, walkway):
     reader = Reader(src).start()
     pf = Prefetcher(reader, StreamScorer(detector), batch=4, depth=2).start()
     try:
-        first = pf.take(timeout=5.0)
+        first = pf.take(timeout=5.0).batches
         assert [f.index for f in first[0].frames] == [0, 1, 2, 3]
         deadline = threading.Event()
         for _ in range(50):  # the thread fills its queue on its own, without being asked
@@ -54,9 +54,9 @@ def test_the_prefetcher_runs_ahead_while_the_batch_is_scored(detector, walkway):
         # two batches queued and a third prepared, waiting for room; 20 when the second batch was already queued as
         # ``take`` returned the first: ``take`` then holds it (to see whether it would fit), which frees a slot
         assert pf.queue.full() and pf.taken in (16, 20)
-        got = [f.index for _ in range(4) for p in pf.take(timeout=5.0) for f in p.frames]
+        got = [f.index for _ in range(4) for p in pf.take(timeout=5.0).batches for f in p.frames]
         assert got == list(range(4, 20))
-        assert pf.take(timeout=5.0) == END and pf.take(timeout=0.1) == END
+        assert pf.take(timeout=5.0) == Taken([], END) and pf.take(timeout=0.1) == Taken([], END)
     finally:
         pf.stop()
         reader.stop()
@@ -77,7 +77,7 @@ def test_an_error_while_preparing_reaches_the_run_loop_after_the_batches_before_
     scorer.prepare = prepare  # type: ignore[method-assign]
     pf = Prefetcher(reader, scorer, batch=5, max_frames=None).start()
     try:
-        assert [f.index for f in pf.take(timeout=5.0)[0].frames] == [0, 1, 2, 3, 4]
+        assert [f.index for f in pf.take(timeout=5.0).batches[0].frames] == [0, 1, 2, 3, 4]
         with pytest.raises(ValueError, match="broken frame"):
             pf.take(timeout=5.0)
     finally:
