@@ -24,7 +24,7 @@ from ognet_video.errors import UserError
 from ognet_video.score import RayOptions, ScoreOptions, ray_engine, read_manifest
 from ognet_video.score.manifest import Manifest
 from ognet_video.score.ray_engine import ModelSpec, score_task
-from ognet_video.score.run import EXIT_FAILED_BASE, _Job
+from ognet_video.score.run import EXIT_FAILED_BASE, Job
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +227,8 @@ def test_a_worker_checks_the_model_id_and_the_input(tmp_path, model, detector, c
     clip = ClipInput(clips / "test01", "frames")
     spec = ModelSpec("0" * 64, ".safetensors", "cpu", detector.cfg, detector.calibration)
     with pytest.raises(UserError, match="changed"):
-        score_task(model.read_bytes(), spec, _Job(clip, "test01", fingerprint(clip)), ScoreOptions(), 1)
-    rec, files = score_task(b"", spec, _Job(clip, "test01", (1, 2, 3)), ScoreOptions(), 1)  # another file there
+        score_task(model.read_bytes(), spec, Job(clip, "test01", fingerprint(clip)), ScoreOptions(), 1)
+    rec, files = score_task(b"", spec, Job(clip, "test01", (1, 2, 3)), ScoreOptions(), 1)  # another file there
     assert rec.status == "failed" and "same path" in rec.reason and files == {}
 
 

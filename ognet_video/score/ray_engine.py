@@ -42,14 +42,14 @@ from ognet_video.score.discover import fingerprint
 from ognet_video.score.manifest import ClipRecord, Manifest
 from ognet_video.score.run import (
     CLIPS,
+    Job,
     ScoreOptions,
     ScoreResult,
-    _Job,
-    _progress,
     clip_stream,
     expected_frames,
     finish,
     plan_jobs,
+    score_progress,
 )
 
 RAY_INSTALL = 'pip install "ognet-video[ray]"'
@@ -133,7 +133,7 @@ def _detector(data: bytes, spec: ModelSpec) -> Detector:
     return _DETECTOR["det"]
 
 
-def score_task(data: bytes, spec: ModelSpec, job: _Job, opts: ScoreOptions,
+def score_task(data: bytes, spec: ModelSpec, job: Job, opts: ScoreOptions,
                threads: int) -> tuple[ClipRecord, dict[str, bytes]] | None:  # fmt: skip
     """One clip on a worker: its record and files (none when it failed); None if it was interrupted."""
     import cv2
@@ -254,7 +254,7 @@ def _write_clip(clips_dir: Path, name: str, files: dict[str, bytes]) -> None:
 class _Driver:
     """Submits one task per job, keeps ``slots`` in flight, and records each clip as it comes back."""
 
-    def __init__(self, jobs: list[_Job], out: Path, manifest: Manifest, console: Console) -> None:
+    def __init__(self, jobs: list[Job], out: Path, manifest: Manifest, console: Console) -> None:
         self.jobs, self.clips_dir, self.manifest, self.console = jobs, out / CLIPS, manifest, console
         self.frames = self.done = 0
         self.interrupted: str | None = None
@@ -291,7 +291,7 @@ class _Driver:
             SIGNALS.running -= 1
             SIGNALS.requested = None
 
-    def _collect(self, ray: Any, ref: Any, job: _Job, mid: str) -> None:
+    def _collect(self, ray: Any, ref: Any, job: Job, mid: str) -> None:
         self.done += 1
         try:
             got = ray.get(ref)
@@ -326,7 +326,7 @@ def score_clips_ray(clips: list[Any], detector: Detector, model_path: Path, mid:
     spec = ModelSpec(mid, model_path.suffix, device, detector.cfg, detector.calibration)
     try:
         if jobs:
-            with ray_session(ray_opts, opts.workers, console) as slots, _progress(console) as progress:
+            with ray_session(ray_opts, opts.workers, console) as slots, score_progress(console) as progress:
                 driver.run(spec, model_path.read_bytes(), opts, ray_opts, slots, progress)
     finally:
         result = finish(out, clips, manifest, skipped, driver.frames, t0, driver.interrupted)

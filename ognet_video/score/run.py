@@ -106,7 +106,8 @@ class _ProgressSink(Sink):
                              now=now)  # fmt: skip
 
 
-def _progress(console: Console) -> Progress:
+def score_progress(console: Console) -> Progress:
+    """The one progress bar of a score run, local or on Ray: clips, frames, fps, ETA and the clip being scored."""
     return Progress(
         TextColumn("[bold]scoring"), BarColumn(), TextColumn("clips {task.fields[clips]}"),
         TextColumn("{task.completed:,.0f} frames"), TextColumn("{task.fields[fps]:.0f} fps"),
@@ -144,14 +145,16 @@ def _clean_tmp(clips_dir: Path) -> None:
 
 
 @dataclass
-class _Job:
+class Job:
+    """One clip to score: its input, its name in the run, and its file fingerprint (what resume checks)."""
+
     clip: ClipInput
     name: str
     fp: tuple[int, int, int]
 
 
 def plan_jobs(clips: list[ClipInput], mid: str, out: Path, opts: ScoreOptions,
-              console: Console) -> tuple[Manifest, list[_Job], int]:  # fmt: skip
+              console: Console) -> tuple[Manifest, list[Job], int]:  # fmt: skip
     """Open the manifest and split ``clips`` into jobs to score and finished ones (skipped); an input that
     cannot be read is recorded as failed. Every engine starts here, so resume behaves the same in all."""
     clips_dir = safe_child(out, CLIPS, "clips folder")
@@ -174,13 +177,13 @@ def plan_jobs(clips: list[ClipInput], mid: str, out: Path, opts: ScoreOptions,
                 and set(opts.extras) <= set(rec.extras) and (clips_dir / rec.name / "scores.csv").is_file():  # fmt: skip
             skipped += 1
         else:
-            jobs.append(_Job(clip, name, fp))
+            jobs.append(Job(clip, name, fp))
     if skipped:
         console.print(f"{skipped} of {len(clips)} clips already scored in {out} (skipped); {len(jobs)} to go")
     return manifest, jobs, skipped
 
 
-def expected_frames(jobs: list[_Job]) -> float:
+def expected_frames(jobs: list[Job]) -> float:
     """The progress bar's total: frame folders count their files; videos count as the mean of those."""
     known = [j.fp[2] for j in jobs if j.clip.kind == "frames"]
     mean = sum(known) / len(known) if known else 0
@@ -209,7 +212,7 @@ def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path,
     frames = 0
     try:
         if jobs:
-            with _progress(console) as progress:
+            with score_progress(console) as progress:
                 bar = _ProgressSink(progress, expected_frames(jobs), len(jobs))
                 streams = engine.run(_streams(jobs, out / CLIPS, mid, manifest, opts, bar, console), opts.workers or 1)
                 frames = sum(s.stats.frames for s in streams)
@@ -221,7 +224,7 @@ def score_clips(clips: list[ClipInput], detector: Detector, mid: str, out: Path,
     return result
 
 
-def clip_stream(job: _Job, clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
+def clip_stream(job: Job, clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
                 first: list[Sink], log: Callable[[str], None] | None = None) -> Stream:  # fmt: skip
     """One clip's stream: ``first`` (e.g. the progress bar), its files, and the ``ClipFolder`` that publishes
     them into ``clips_dir`` and appends the record to ``manifest``. A Ray worker builds the same one.
@@ -235,7 +238,7 @@ def clip_stream(job: _Job, clips_dir: Path, mid: str, manifest: Manifest, opts: 
     return Stream(job.name, job.clip.source(opts.fps, log), [*sinks, publish], keep_partial=False)
 
 
-def _streams(jobs: list[_Job], clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
+def _streams(jobs: list[Job], clips_dir: Path, mid: str, manifest: Manifest, opts: ScoreOptions,
              bar: _ProgressSink, console: Console) -> Iterator[Stream]:  # fmt: skip
     """One stream per clip, made as the engine takes it (so its temp folder exists only while it runs)."""
 
