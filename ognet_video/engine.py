@@ -143,24 +143,6 @@ class Stream:
     _seen: float | None = None  # time.monotonic() of its last frame (for the silent check)
 
 
-class _TimedDetector:
-    """The detector with its forward pass timed, so extract and model time can be told apart."""
-
-    def __init__(self, det: Detector) -> None:
-        self._det = det
-        self.seconds = 0.0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._det, name)
-
-    def patch_scores(self, x: Any) -> np.ndarray:
-        t = time.perf_counter()
-        try:
-            return self._det.patch_scores(x)
-        finally:
-            self.seconds += time.perf_counter() - t
-
-
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
@@ -173,7 +155,7 @@ class Engine:
     health = True  # camera checks (when the model holds their reference and ``health.enabled``)
 
     def __init__(self, detector: Detector, batch_frames: int | None = None, fail_fast: bool = True) -> None:
-        self.timed = _TimedDetector(detector)
+        self.detector = detector
         self.batch = max(1, batch_frames or detector.cfg.score.batch_frames)
         self.fail_fast = fail_fast  # a failed stream raises (watch) or is recorded and the run goes on (score)
         self.interrupted: str | None = None
@@ -222,9 +204,9 @@ class Engine:
     def _start(self, s: Stream) -> bool:
         s._t0 = time.perf_counter()
         try:
-            s.source.analyse_at(self.timed.cfg.patches.analysis_fps)  # the model's motion scale, from any camera
+            s.source.analyse_at(self.detector.cfg.patches.analysis_fps)  # the model's motion scale, from any camera
             s.reader = Reader(s.source).start()
-            s.scorer = StreamScorer(self.timed, s.update_every, self.health, s.source.live)  # type: ignore[arg-type]
+            s.scorer = StreamScorer(self.detector, s.update_every, self.health, s.source.live)
             for sink in s.sinks:
                 sink.open(s)
             s.prefetch = Prefetcher(s.reader, s.scorer, self.batch, s.max_frames, threaded=self.overlap).start()
@@ -283,14 +265,14 @@ class Engine:
         if not parts:
             return []
         xs = [p.scores.x for p in parts]
-        m = self.timed.seconds
+        m = time.perf_counter()  # the forward pass alone, so extract and model time can be told apart
         try:
-            scores = self.timed.patch_scores(xs[0] if len(xs) == 1 else torch.cat(xs))
+            scores = self.detector.patch_scores(xs[0] if len(xs) == 1 else torch.cat(xs))
         except Exception as exc:
             for s, _ in taken:
                 self._drop(s, exc, active)
             return []
-        model, total = self.timed.seconds - m, max(1, len(scores))
+        model, total = time.perf_counter() - m, max(1, len(scores))
         split = iter(np.split(scores, np.cumsum([len(x) for x in xs])[:-1]))
         out = []
         for s, ready in taken:
