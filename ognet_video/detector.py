@@ -186,12 +186,17 @@ class Detector:
         return save_checkpoint(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None) -> Detector:
-        """A checkpoint, or an exported ``.onnx`` model (scored by OpenVINO or onnxruntime, same decisions)."""
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None,
+             runtime: str | None = None) -> Detector:  # fmt: skip
+        """A checkpoint, or an exported ``.onnx`` model (scored by OpenVINO or onnxruntime, same decisions;
+        ``runtime`` picks one, see ``onnx_backend.pick_runtime``)."""
         if Path(path).suffix.lower() == ".onnx":
-            from ognet_video.onnx_backend import load_onnx
+            from ognet_video.onnx_backend import open_onnx  # lazy: the runtimes are optional extras
 
-            return load_onnx(path, device, expect_preset)
+            m = open_onnx(path, device, expect_preset, runtime)
+            cal, objects = m.meta["calibration"], m.meta.get("objects")
+            return cls(m.cfg, [], Calibration.from_dict(cal, str(path)) if cal is not None else None, m.meta, m.device,
+                       backend=m.backend, objects=ObjectDensity.from_meta(objects, str(path)) if objects else None)  # fmt: skip
         tensors, meta = load_checkpoint(path)
         if "config" not in meta:
             raise UserError(f"{path}: checkpoint metadata has no config; it was not written by ognet-video")

@@ -3,7 +3,7 @@
 The graph is what ``Detector.patch_scores`` computes: every member's D(G(x)), averaged, one logit per patch,
 with a dynamic batch size. Everything else a scorer needs (config with the ignored cells, calibration and
 threshold, preset, the source checkpoint's sha256, library versions) is JSON in the model's
-``metadata_props``, read back by ``onnx_backend.load_onnx``. The file is written atomically and checked: each
+``metadata_props``, read back by ``onnx_backend.open_onnx``. The file is written atomically and checked: each
 installed runtime's scores of a random batch (onnxruntime, and OpenVINO when installed) must match torch's before
 it is kept.
 """

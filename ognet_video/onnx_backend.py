@@ -1,7 +1,8 @@
 """Exported models: an ``.onnx`` patch scorer run by OpenVINO or onnxruntime, with the checkpoint's metadata inside.
 
-``load_onnx`` returns an ordinary ``Detector`` whose ``patch_scores`` come from the runtime instead of torch,
-so every command and the Python API score an exported model through the same code as a checkpoint.
+``open_onnx`` opens one and checks it; ``Detector.load`` makes an ordinary ``Detector`` of it whose
+``patch_scores`` come from the runtime instead of torch, so every command and the Python API score an exported
+model through the same code as a checkpoint (this module never imports the detector: no import circle).
 The metadata (config, calibration, provenance) is JSON in the model's ``metadata_props``: one file, as with
 checkpoints, so weights and threshold can never drift apart; nothing is unpickled.
 
@@ -22,7 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ognet_video.config import Config
 from ognet_video.errors import UserError, newer_format
+from ognet_video.model import in_channels
+from ognet_video.stored_config import stored_config
 
 FORMAT = "ognet-video-onnx/1"
 INSTALL = 'pip install "ognet-video[onnx]"'
@@ -114,7 +118,7 @@ class OpenVinoBackend:
 
 @dataclass
 class Opened:
-    """An exported model opened by a runtime: what ``load_onnx`` builds a Detector from."""
+    """An exported model opened by a runtime."""
 
     backend: Callable[[torch.Tensor | np.ndarray], np.ndarray]
     props: dict[str, str]  # the model's metadata_props
@@ -217,15 +221,20 @@ def open_model(path: Path, device: str | torch.device = "cpu", runtime: str | No
     return open_onnxruntime(path, device)
 
 
-def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None,  # noqa: ANN201 - a Detector
-              runtime: str | None = None):  # fmt: skip
-    """A ``Detector`` scoring with OpenVINO or onnxruntime (``pick_runtime``), with the config and calibration the
-    export stored; its ``meta["runtime"]`` says which."""
-    from ognet_video.detector import Calibration, Detector
-    from ognet_video.model import in_channels
-    from ognet_video.objects import ObjectDensity
-    from ognet_video.stored_config import stored_config
+@dataclass
+class OnnxModel:
+    """What a Detector is made of, from an export: its scorer (the runtime), config and checked metadata."""
 
+    backend: Callable[[torch.Tensor | np.ndarray], np.ndarray]
+    cfg: Config
+    meta: dict[str, Any]  # the export's metadata, with "runtime": which one scores
+    device: torch.device
+
+
+def open_onnx(path: str | Path, device: str | torch.device = "cpu", expect_preset: str | None = None,
+              runtime: str | None = None) -> OnnxModel:  # fmt: skip
+    """An exported model opened with OpenVINO or onnxruntime (``pick_runtime``), its network's input checked
+    against the config the export stored."""
     path = Path(path)
     opened = open_model(path, device, runtime)
     meta = read_meta(opened.props, path)
@@ -236,8 +245,4 @@ def load_onnx(path: str | Path, device: str | torch.device = "cpu", expect_prese
     want = [in_channels(cfg), cfg.patches.size, cfg.patches.size]
     if len(shape) != 4 or shape[1:] != want:
         raise _bad(path, f"its network takes input {shape}, its config says [N, {', '.join(map(str, want))}]")
-    cal = meta["calibration"]
-    calibration = Calibration.from_dict(cal, str(path)) if cal is not None else None
-    objects = ObjectDensity.from_meta(meta["objects"], str(path)) if meta.get("objects") else None
-    return Detector(cfg, [], calibration, meta | {"runtime": opened.runtime}, opened.device, backend=opened.backend,
-                    objects=objects)  # fmt: skip
+    return OnnxModel(opened.backend, cfg, meta | {"runtime": opened.runtime}, opened.device)

@@ -46,7 +46,7 @@ from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.engine import Engine  # noqa: E402
 from ognet_video.export import export  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
-from ognet_video.onnx_backend import RUNTIME_ENV, installed_runtimes, load_onnx  # noqa: E402
+from ognet_video.onnx_backend import RUNTIME_ENV, installed_runtimes  # noqa: E402
 from ognet_video.score import ScoreOptions, score  # noqa: E402
 from ognet_video.scoring import FrameScorer  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
@@ -182,9 +182,9 @@ def main() -> None:
         onnx = export(path, "onnx", tmp / "model.onnx").path
         runtimes = installed_runtimes()  # OpenVINO first when installed; onnxruntime (``export`` requires it)
         with one_core_per_stage():
-            one_core = load_onnx(onnx, runtime=runtimes[0])  # its threads are fixed when it is compiled
+            one_core = Detector.load(onnx, runtime=runtimes[0])  # its threads are fixed when it is compiled
         configs = {"before": (det, before), "torch": (det, contextlib.nullcontext)}
-        configs |= {r: (load_onnx(onnx, runtime=r), contextlib.nullcontext) for r in runtimes}
+        configs |= {r: (Detector.load(onnx, runtime=r), contextlib.nullcontext) for r in runtimes}
         configs[f"{runtimes[0]}_one_core_per_stage"] = (one_core, one_core_per_stage)
         stages, watches, apis = ({name: [] for name in configs} for _ in range(3))
         rows: dict[str, np.ndarray] = {}

@@ -187,14 +187,14 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, onnx_path, trained
 
 def test_openvino_and_onnxruntime_both_score_like_torch(onnx_path, detector, walkway, monkeypatch):
     extra_module("openvino")
-    from ognet_video.onnx_backend import RUNTIME_ENV, load_onnx
+    from ognet_video.onnx_backend import RUNTIME_ENV
 
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     x = clip_patches(detector, walkway / "testing" / "frames" / "02")
     want = detector.patch_scores(x)
     assert Detector.load(onnx_path).meta["runtime"] == "openvino"  # the CPU default when it is installed
     for runtime in ("openvino", "onnxruntime"):
-        det = load_onnx(onnx_path, runtime=runtime)
+        det = Detector.load(onnx_path, runtime=runtime)
         assert det.meta["runtime"] == runtime
         for batch in (x, x[:1], x[:5], x):  # batch sizes change between calls; the output is not a reused buffer
             got = det.patch_scores(batch)
@@ -207,15 +207,15 @@ def test_openvino_and_onnxruntime_both_score_like_torch(onnx_path, detector, wal
 
 
 def test_runtime_choice_without_openvino_and_bad_choices(onnx_path, monkeypatch):
-    from ognet_video.onnx_backend import RUNTIME_ENV, load_onnx
+    from ognet_video.onnx_backend import RUNTIME_ENV
 
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "openvino", None)  # not installed: onnxruntime scores, nothing to say
     assert Detector.load(onnx_path).meta["runtime"] == "onnxruntime"
     with pytest.raises(UserError, match=r'pip install "ognet-video\[openvino\]"'):
-        load_onnx(onnx_path, runtime="openvino")
+        Detector.load(onnx_path, runtime="openvino")
     monkeypatch.setenv(RUNTIME_ENV, "tensorrt")
     with pytest.raises(UserError, match="unknown ONNX runtime 'tensorrt'.*OGNET_ONNX_RUNTIME"):
         Detector.load(onnx_path)
     with pytest.raises(UserError, match="OpenVINO runs exported models on the CPU"):
-        load_onnx(onnx_path, device="cuda", runtime="openvino")
+        Detector.load(onnx_path, device="cuda", runtime="openvino")
