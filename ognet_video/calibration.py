@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ognet_video.events import EventTracker
+from ognet_video.events import clip_events
 
 EULER = 0.5772156649015329
 MIN_BLOCKS = 4  # fewer block maxima than this cannot fit a tail: the blocks shrink
@@ -111,11 +111,7 @@ def rate_threshold(smoothed: list[np.ndarray], seconds_per_frame: list[float], k
 
 def count_alarms(smoothed: np.ndarray, threshold: float, k: int) -> int:
     """Alarms (events) the stream's tracker opens on ``smoothed`` at ``threshold``."""
-    tracker = EventTracker(k)
-    for i, v in enumerate(np.asarray(smoothed, dtype=np.float64)):
-        tracker.update(i, float(v), bool(v > threshold))
-    tracker.finish()
-    return len(tracker.closed)
+    return len(clip_events(np.asarray(smoothed, dtype=np.float64), threshold, k))
 
 
 def frame_percentile(smoothed: list[np.ndarray], threshold: float) -> float:

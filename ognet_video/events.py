@@ -128,3 +128,13 @@ class EventTracker:
 
 def _seconds(index: int, time: float | None) -> float:
     return time if time is not None else index / ASSUMED_FPS
+
+
+def clip_events(smoothed: Any, threshold: float, k: int) -> list[tuple[int, int]]:
+    """(start, end) of the events a stream's tracker opens on a whole clip's smoothed scores: the one offline
+    event loop (evaluation's intervals hit and false alarms, calibration's alarm counts)."""
+    tracker = EventTracker(k)
+    for i, v in enumerate(smoothed):
+        tracker.update(i, float(v), bool(v > threshold))
+    tracker.finish()
+    return [(e.start, e.end) for e in tracker.closed]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from ognet_video.events import clip_events
+
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """ROC AUC, or None when only one class is present (undefined)."""
@@ -50,17 +52,6 @@ def intervals(labels: np.ndarray) -> list[tuple[int, int]]:
     y = np.concatenate([[0], np.asarray(labels, dtype=np.int64) != 0, [0]]).astype(np.int8)
     d = np.diff(y)
     return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
-
-
-def clip_events(smoothed: np.ndarray, threshold: float, k: int) -> list[tuple[int, int]]:
-    """(start, end) of the events the stream's tracker opens on a clip's smoothed scores (``events.py``)."""
-    from ognet_video.events import EventTracker
-
-    tracker = EventTracker(k)
-    for i, v in enumerate(np.asarray(smoothed, dtype=np.float64)):
-        tracker.update(i, float(v), bool(v > threshold))
-    tracker.finish()
-    return [(e.start, e.end) for e in tracker.closed]
 
 
 def operator_metrics(labels: dict[str, np.ndarray], smoothed: dict[str, np.ndarray], threshold: float, k: int,
