@@ -2,7 +2,7 @@
 normal footage.
 
 The networks stay as they are; only the calibration changes. The footage is found as ``score`` finds it
-(``score.discover``) and read through the same sources at the model's analysis rate. The model is rewritten
+(``sources.discover``) and read through the same sources at the model's analysis rate. The model is rewritten
 in place, atomically, so every command that uses the run folder picks the new decision up; the previous
 file is kept next to it as ``model-before-calibrate-N.safetensors`` (N counts up), a valid ``--model``.
 """
@@ -25,8 +25,8 @@ from ognet_video.errors import UserError
 from ognet_video.health.reference import describe_footage
 from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
 from ognet_video.runs import run_lock
-from ognet_video.score.discover import ClipInput, clip_names, discover
 from ognet_video.scoring import score_footage
+from ognet_video.sources.discover import ClipInput, clip_names, discover
 
 
 @dataclass

@@ -222,7 +222,7 @@ def test_sigkill_driver_then_resume_every_clip_once(ray_cluster, tmp_path, model
 
 
 def test_a_worker_checks_the_model_id_and_the_input(tmp_path, model, detector, clips):
-    from ognet_video.score.discover import ClipInput, fingerprint
+    from ognet_video.sources.discover import ClipInput, fingerprint
 
     clip = ClipInput(clips / "test01", "frames")
     spec = ModelSpec("0" * 64, ".safetensors", "cpu", detector.cfg, detector.calibration)

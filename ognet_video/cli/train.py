@@ -131,7 +131,7 @@ def _load(inputs: list[str], data: Path | None, cfg, recursive: bool, fps: float
     if not inputs:
         raise UserError("no inputs: give a named dataset with --data, or recordings (videos, frame folders, globs)")
     from ognet_video.data.recordings import fit_geometry, load_recordings
-    from ognet_video.score.discover import run_name
+    from ognet_video.sources.discover import run_name
 
     warn = lambda msg: common.console.print(f"[yellow]{escape(msg)}[/]", highlight=False)  # noqa: E731
     recs = load_recordings(inputs, cfg, recursive, fps, log=warn, name=run_name(inputs[0]))

@@ -1,6 +1,6 @@
 """Training footage from a user's recordings: video files, frame folders, folders of them and globs.
 
-Inputs are found exactly as ``score`` finds them (``score.discover``) and read through the same sources as
+Inputs are found exactly as ``score`` finds them (``sources.discover``) and read through the same sources as
 ``watch`` and ``score``, resampled to the model's analysis rate (``patches.analysis_fps``). Recordings are
 taken in name order (name them by time); the last part of that footage, ``train.holdout_fraction`` of it or
 ``train.holdout_seconds``, is held out for calibration. A recording that cannot be read is reported in one
@@ -23,6 +23,7 @@ import numpy as np
 from ognet_video.config import WHOLE_FRAME, Config
 from ognet_video.errors import UserError
 from ognet_video.sources import Frame, Source
+from ognet_video.sources.discover import clip_names, discover
 
 PROFILE_FRAMES = 8  # first frames of each recording that black-bar detection looks at
 CHUNK = 600  # analysed frames per training segment: one minute at 10 fps
@@ -34,7 +35,7 @@ MIN_TRAIN = 20  # analysed frames left to train on at least
 class Recording:
     """One readable input and what a first read of it learnt."""
 
-    clip: Any  # score.discover.ClipInput
+    clip: Any  # sources.discover.ClipInput
     name: str
     fps: float  # the source's rate (a frame folder's: the --fps given)
     rate: float  # frames analysed per second: the analysis rate, or the source's where that is lower
@@ -245,7 +246,6 @@ def load_recordings(inputs: list[str], cfg: Config, recursive: bool = False, fol
 
     ``log`` gets one line per recording that cannot be read (it is left out); none readable is an error.
     """
-    from ognet_video.score.discover import clip_names, discover  # the score package imports the engine
 
     log = log or (lambda msg: None)
     clips = discover(inputs, recursive, log=log)

@@ -1,4 +1,4 @@
-"""``ognet-video score``: discovery (``discover``), the resume record (``manifest``), the run (``run``,
+"""``ognet-video score``: the resume record (``manifest``), the run (``run``,
 ``clip_folder``) and the summary (``summary``). ``score`` is what the command does."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.paths import OutsideError
 from ognet_video.runs import find_model, latest_run_dir, new_run_dir
-from ognet_video.score.discover import ClipInput, clip_names, discover, fingerprint, run_name
 from ognet_video.score.manifest import MANIFEST, RUN_INFO, ClipRecord, check_run_info, locked, model_id, read_manifest
 from ognet_video.score.ray_engine import RayOptions, check_ray_options, import_ray, score_clips_ray
 from ognet_video.score.run import CLIPS, ScoreOptions, ScoreResult, score_clips
 from ognet_video.score.summary import SUMMARY, summary_table, write_summary
+from ognet_video.sources.discover import ClipInput, clip_names, discover, fingerprint, run_name
 
 __all__ = [
     "CLIPS", "MANIFEST", "RUN_INFO", "SUMMARY", "ClipInput", "ClipRecord", "RayOptions", "ScoreOptions", "ScoreResult",

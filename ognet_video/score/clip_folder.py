@@ -16,9 +16,9 @@ from pathlib import Path
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.paths import safe_child
-from ognet_video.score.discover import ClipInput
 from ognet_video.score.manifest import ClipRecord, Manifest, fsync_dir
 from ognet_video.sinks import Folder
+from ognet_video.sources.discover import ClipInput
 
 
 def _short(source_frames: int, expected: int | None) -> bool:

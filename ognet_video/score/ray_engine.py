@@ -38,7 +38,6 @@ from ognet_video.detector import Detector
 from ognet_video.engine import SIGNALS, Engine, Terminated
 from ognet_video.errors import UserError, writing
 from ognet_video.score.clip_folder import publish
-from ognet_video.score.discover import fingerprint
 from ognet_video.score.manifest import ClipRecord, Manifest
 from ognet_video.score.run import (
     CLIPS,
@@ -51,6 +50,7 @@ from ognet_video.score.run import (
     plan_jobs,
     score_progress,
 )
+from ognet_video.sources.discover import fingerprint
 
 RAY_INSTALL = 'pip install "ognet-video[ray]"'
 

@@ -30,10 +30,10 @@ from ognet_video.detector import Detector
 from ognet_video.engine import Batch, Engine, Sink, Stream
 from ognet_video.paths import safe_child
 from ognet_video.score.clip_folder import ClipFolder
-from ognet_video.score.discover import ClipInput, clip_names, fingerprint
 from ognet_video.score.manifest import CLIPS, ClipRecord, Manifest, clip_dir, read_manifest
 from ognet_video.score.summary import write_summary
 from ognet_video.sinks import AnnotatedVideo, EventsJsonl, ScoresCsv, Timeline
+from ognet_video.sources.discover import ClipInput, clip_names, fingerprint
 
 EXIT_FAILED_BASE = 10  # exit code = 10 + failed clips (capped at 110): clear of 1 (crash), 2 (usage), 128+ (signals)
 
