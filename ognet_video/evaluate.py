@@ -26,9 +26,9 @@ from ognet_video.errors import UserError
 from ognet_video.localisation import find_masks, localisation_metrics
 from ognet_video.metrics import operator_metrics, summarize
 from ognet_video.postprocess import calibrated, causal_smooth, offline_smooth
+from ognet_video.progress import progress_bar
 from ognet_video.report import plot_roc, plot_timeline
 from ognet_video.scoring import FrameScorer
-from ognet_video.train import progress_bar
 
 MODES = ("none", "causal", "offline")
 

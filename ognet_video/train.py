@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ognet_video.checkpoint import atomic_write_text, optimizer_from_tensors, save_checkpoint, unprefixed
@@ -42,6 +42,7 @@ from ognet_video.health.reference import describe_footage
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.postprocess import fit_calibration
+from ognet_video.progress import progress_bar
 from ognet_video.runs import run_lock
 from ognet_video.scoring import score_footage
 from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
@@ -62,13 +63,6 @@ from ognet_video.train_state import (
     resume_state,
     state_tensors,
 )
-
-
-def progress_bar(console: Console | None = None) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-    )  # fmt: skip
 
 
 def seed_everything(seed: int) -> torch.Generator:
