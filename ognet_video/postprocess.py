@@ -142,6 +142,12 @@ def causal_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarr
     return CausalSmoother(window, empty)(x)
 
 
+def decision_score(fs: FrameScores, cal: Calibration, window: int) -> np.ndarray:
+    """A whole clip's score as the decision sees it: calibrated, then causally smoothed (``window`` frames); the
+    stored threshold and the event rule apply to it, as ``StreamScorer`` applies them chunk by chunk."""
+    return causal_smooth(calibrated(fs, cal), window, cal.empty)
+
+
 def offline_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
     """Mean of the scored frames in a centred window, shrunk at the clip ends. Uses future frames."""
     x = np.asarray(x, dtype=np.float64)
@@ -178,7 +184,7 @@ def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig,
         patch_z = np.concatenate([calibrated(fs, cal)[fs.scored] for fs in clips.values()])
         objects = np.concatenate([fs.objects[fs.scored] for fs in clips.values() if fs.objects is not None])
         cal.objects = object_mapping(patch_z, objects)
-    smoothed = [causal_smooth(calibrated(fs, cal), cfg.causal_window, cal.empty) for fs in clips.values()]
+    smoothed = [decision_score(fs, cal, cfg.causal_window) for fs in clips.values()]
     dt = [(seconds_per_frame or {}).get(name, 0.1) for name in clips]
     cal.seconds = round(float(sum(len(s) * d for s, d in zip(smoothed, dt, strict=True))), 6)
     if not cfg.alarms_per_hour:

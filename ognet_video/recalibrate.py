@@ -23,7 +23,7 @@ from ognet_video.data.recordings import MIN_HOLDOUT
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.health.reference import describe_footage
-from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
+from ognet_video.postprocess import decision_score, fit_calibration
 from ognet_video.runs import run_lock
 from ognet_video.scoring import score_footage
 from ognet_video.sources.discover import ClipInput, clip_names, discover
@@ -63,8 +63,8 @@ def _backup_path(path: Path) -> Path:
 
 def _alarms(det: Detector, cal: Calibration, scores: dict) -> int:
     sc = det.cfg.score
-    return sum(count_alarms(causal_smooth(calibrated(fs, cal), sc.causal_window, cal.empty),
-                            cal.threshold, sc.event_frames) for fs in scores.values())  # fmt: skip
+    return sum(count_alarms(decision_score(fs, cal, sc.causal_window), cal.threshold, sc.event_frames)
+               for fs in scores.values())  # fmt: skip
 
 
 def recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None = None, fps: float = 10.0,

@@ -39,7 +39,7 @@ from ognet_video.data import Clip, read_gray
 from ognet_video.detector import Detector
 from ognet_video.metrics import summarize
 from ognet_video.patches import to_gray
-from ognet_video.postprocess import calibrated, causal_smooth
+from ognet_video.postprocess import decision_score
 from ognet_video.scoring import FrameScorer
 
 KINDS = ("speedup", "slowglider", "densecrowd", "crowdglider")
@@ -182,7 +182,7 @@ def validate(detector: Detector, clips: list[ValidationClip]) -> dict:
     for c in clips:
         fs = scorer.score_clip(c.frames)
         labels[c.name] = c.labels
-        smoothed[c.name] = causal_smooth(calibrated(fs, cal), w, cal.empty)
+        smoothed[c.name] = decision_score(fs, cal, w)
     out = validation_aucs(labels, smoothed)
     out["anomalous_frames"] = int(sum(v.sum() for v in labels.values()))
     out["frames"] = int(sum(len(v) for v in labels.values()))
