@@ -172,6 +172,10 @@ def test_info_shows_the_object_cue_and_score_runs_with_it(cyclists, tmp_path, ma
     assert run.returncode == 0, run.out
     events = (tmp_path / "s-1" / "clips" / clip.name / "events.jsonl").read_text().splitlines()
     assert events  # the cyclist is an event
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "s-1" / "clips" / clip.name / "scores.csv").open()))
+    assert {r["cue"] for r in rows[1:]} <= {"objects", "patches"} and any(r["cue"] == "objects" for r in rows)
 
 
 def test_a_dropped_frame_never_changes_an_object_score(cyclists):

@@ -93,18 +93,21 @@ class ScoresCsv(_LineFile):
     def __init__(self, folder: Folder, name: str = "scores.csv") -> None:
         super().__init__(folder, name)
         self.w: Any = None
+        self.fields: tuple[str, ...] | None = None
 
     def start(self, f: IO[str]) -> None:
         self.w = csv.writer(f, lineterminator="\n")
-        self.w.writerow(SCORE_FIELDS)
+        self.w.writerow(self.fields or SCORE_FIELDS)
 
     def write(self, batch: Batch) -> None:
         if batch.results:
+            if self.fields is None:  # a model with the object cue says, per frame, which cue decided
+                self.fields = SCORE_FIELDS + (("cue",) if batch.results[0].cue is not None else ())
             f = self._file()
             with writing(self.path):
                 for r in batch.results:
                     d = r.to_dict()
-                    row = ["" if d[k] is None else int(d[k]) if k == "anomalous" else d[k] for k in SCORE_FIELDS]
+                    row = ["" if d.get(k) is None else int(d[k]) if k == "anomalous" else d[k] for k in self.fields]
                     self.w.writerow(row)
                 f.flush()
 
