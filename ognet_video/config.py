@@ -239,8 +239,8 @@ class ObjectConfig(_Section):
     section: ClassVar[str] = "objects"
 
     enabled: bool = False  # off: the patch score alone (every model from before the cue)
-    min_flow: Float = Field(0.4, gt=0, le=20)  # px per analysis interval on the patches grid: a pixel is moving
-    min_area: int = Field(60, ge=1, le=100000)  # px on the patches grid: smaller moving regions are noise
+    min_flow: Float = Field(0.4, gt=0, le=20)  # px per interval on a 232 px high grid (scaled to the patches grid)
+    min_area: int = Field(60, ge=1, le=100000)  # px on a 232 px high grid (scaled): smaller moving regions are noise
     neighbors: int = Field(5, ge=1, le=100)  # an object's score: mean distance to its nearest normal objects
     max_reference: int = Field(20000, ge=100, le=1000000)  # normal objects kept (a fixed-seed sample beyond)
 

@@ -204,3 +204,17 @@ def test_calibrate_refits_the_cue_mapping_and_keeps_the_density(cyclists, tmp_pa
     new = Detector.load(run / "model.safetensors")
     assert new.objects is not None and np.array_equal(new.objects.reference, det.objects.reference)
     assert new.calibration.objects is not None and new.calibration.objects != det.calibration.objects
+
+
+def test_thresholds_scale_with_the_grid():
+    """The same scene on a half-height grid finds the same objects: the settings are for a 232 px high grid."""
+    from ognet_video.config import ObjectConfig
+    from ognet_video.objects.cue import thresholds
+
+    cfg = ObjectConfig()
+    assert thresholds(cfg, 232) == (cfg.min_flow, cfg.min_area)  # the measured default, exactly
+    full = _flow((20, 30, 10, 24, 0.0, 2.0), (200, 150, 30, 20, 4.0, 0.0))
+    half = full[::2, ::2] / 2  # the same motion seen at half the resolution
+    big, small = find_objects(full, *thresholds(cfg, H)), find_objects(half, *thresholds(cfg, H // 2))
+    assert len(big) == len(small) == 2
+    assert np.allclose(big.features, small.features, atol=0.02)  # attributes in frame heights: the same

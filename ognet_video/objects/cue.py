@@ -11,6 +11,15 @@ from ognet_video.objects.density import ObjectDensity
 from ognet_video.objects.regions import FEATURES, find_objects
 from ognet_video.patches import PatchExtractor
 
+REFERENCE_HEIGHT = 232  # px: ``objects.min_flow`` and ``min_area`` are set for a grid this high (the default's)
+
+
+def thresholds(cfg: ObjectConfig, height: int) -> tuple[float, float]:
+    """(min flow in px per interval, min area in px) on a grid ``height`` px high: the settings scaled from
+    ``REFERENCE_HEIGHT``, so a recipe with a smaller or larger grid finds the same objects."""
+    k = height / REFERENCE_HEIGHT
+    return cfg.min_flow * k, cfg.min_area * k * k
+
 
 def cell_pixels(ex: PatchExtractor, cells: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels of the cells flagged in ``cells`` (N,) bool."""
@@ -27,8 +36,8 @@ class ObjectCue:
 
     def __init__(self, density: ObjectDensity, cfg: ObjectConfig, ex: PatchExtractor) -> None:
         self.density = density
-        self.cfg = cfg
         self.ex = ex
+        self.min_flow, self.min_area = thresholds(cfg, ex.cfg.height)
 
     def score(self, flow: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``flow`` (T, H, W, 2) of consecutive frames; ``moving`` (T, N) bool: their moving cells (none in a frame
@@ -36,7 +45,7 @@ class ObjectCue:
         scores = np.full(len(flow), np.nan)
         boxes = np.full((len(flow), 4), -1, dtype=int)
         for t in np.flatnonzero(moving.any(axis=1)):
-            obj = find_objects(flow[t], self.cfg.min_flow, self.cfg.min_area, cell_pixels(self.ex, moving[t]))
+            obj = find_objects(flow[t], self.min_flow, self.min_area, cell_pixels(self.ex, moving[t]))
             if len(obj):
                 d = self.density.distances(obj.features)
                 i = int(np.argmax(d))
@@ -47,6 +56,7 @@ class ObjectCue:
 def normal_objects(clips: Iterable[tuple[np.ndarray, np.ndarray]], cfg: ObjectConfig, ex: PatchExtractor) -> np.ndarray:
     """The attributes of every object in normal footage (each item: a clip's (T, H, W, 2) flow and (T, N) moving
     cells)."""
-    rows = [find_objects(f, cfg.min_flow, cfg.min_area, cell_pixels(ex, m)).features
+    min_flow, min_area = thresholds(cfg, ex.cfg.height)
+    rows = [find_objects(f, min_flow, min_area, cell_pixels(ex, m)).features
             for flow, moving in clips for f, m in zip(flow, moving, strict=True) if m.any()]  # fmt: skip
     return np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)))

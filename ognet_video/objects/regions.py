@@ -28,7 +28,7 @@ class Objects:
         return len(self.features)
 
 
-def find_objects(flow: np.ndarray, min_flow: float, min_area: int, allowed: np.ndarray | None = None) -> Objects:
+def find_objects(flow: np.ndarray, min_flow: float, min_area: float, allowed: np.ndarray | None = None) -> Objects:
     """Regions where the flow ``(H, W, 2)`` (px per analysis interval) exceeds ``min_flow``, opened once to drop
     specks, of at least ``min_area`` pixels. ``allowed`` (H, W) bool: the only pixels that may count (the
     patches' moving cells outside the ignore regions: sensor noise gives small flow everywhere, and a noisy
