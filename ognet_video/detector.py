@@ -71,9 +71,10 @@ class Calibration:
             cal = cls(**{k: data[k] for k in names if k in data})
             nums = [float(cal.floor), float(cal.mean), float(cal.std), float(cal.threshold), float(cal.percentile),
                     float(cal.crowd)]  # fmt: skip
-            if cal.objects is not None:
+            if cal.objects is not None:  # the object cue's mapping: two finite numbers
                 nums += [float(v) for v in cal.objects]
-            ok = all(np.isfinite(nums)) and cal.std > 0 and (cal.objects is None or len(cal.objects) == 2) and 0 < cal.percentile <= 100 and int(cal.frames) > 0
+            ok = all(np.isfinite(nums)) and cal.std > 0 and 0 < cal.percentile <= 100 and int(cal.frames) > 0
+            ok = ok and (cal.objects is None or len(cal.objects) == 2)
             ok = ok and cal.rule in ("percentile", "alarm_rate")
             ok = ok and (
                 cal.rule == "percentile" or (cal.alarms_per_hour is not None and 0 < cal.alarms_per_hour < math.inf)

@@ -54,6 +54,9 @@ def object_units(fs: FrameScores, cal: Calibration) -> np.ndarray | None:
     return a + b * fs.objects
 
 
+MIN_OBJECT_FRAMES = 20  # held-out frames with an object needed to map the object cue into the patch score's units
+
+
 def object_mapping(patch_z: np.ndarray, objects: np.ndarray) -> list[float] | None:
     """[a, b] with a + b * object score matching the held-out footage's median and 99th percentile of the patch
     score: an object as unusual as the patches' 1-in-100 frame counts as much. None where the footage has too few
@@ -68,8 +71,6 @@ def object_mapping(patch_z: np.ndarray, objects: np.ndarray) -> list[float] | No
     b = float((q1 - m1) / (q2 - m2))
     return [float(m1 - b * m2), b]
 
-
-MIN_OBJECT_FRAMES = 20
 
 
 def fit_crowd(clips: dict[str, FrameScores]) -> float:

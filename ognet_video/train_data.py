@@ -90,8 +90,8 @@ def fit_objects(clips: list[Clip], cfg: Config, progress: Progress | None = None
     def flows():
         for clip in clips:
             frames = load_clip_frames(clip, ex)
-            moving = ex.moving(ex.extract(frames).motion)  # what scoring judges: frame 0 has no motion
-            yield ex.frame_flow(frames, needed=moving.any(axis=1)), moving
+            cp = ex.extract(frames)  # the flow and moving cells scoring computes (frame 0: no motion, no flow)
+            yield cp.frame_flow, ex.moving(cp.motion)
             if progress is not None and task is not None:
                 progress.update(task, advance=1)
 

@@ -37,6 +37,7 @@ from ognet_video.health import CameraHealth, fit_reference  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
 from pipelines.settings import PED2, REPO  # noqa: E402
+from tests.videos import write_mp4  # noqa: E402
 
 FPS = 10.0
 KINDS = ("cover", "shift", "blur", "dark", "freeze")
@@ -57,15 +58,6 @@ def tamper(img: np.ndarray, kind: str, first: np.ndarray) -> np.ndarray:
     if kind == "dark":
         return np.round(img.astype(np.float32) * 0.2).astype(np.uint8)
     return first.copy()
-
-
-def write_video(frames: list[np.ndarray], path: Path) -> Path:
-    h, w = frames[0].shape[:2]
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
-    for img in frames:
-        vw.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
-    vw.release()
-    return path
 
 
 def read_video(path: Path):
@@ -97,25 +89,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         fit, held = ds.train[:-2], ds.train[-2:]
-        videos = [write_video(gray(c), work / f"train{c.name}.mp4") for c in fit]
+        videos = [write_mp4(work / f"train{c.name}.mp4", gray(c), FPS) for c in fit]
         ref = fit_reference([((img, t) for img, t, _ in read_video(v)) for v in videos], 1.0 / FPS)
         print(f"reference from {len(fit)} training clips, {ref.frames} frames", flush=True)
         false = {"untouched_test": 0, "held_out_training": 0}
         false_detail = []
         for c in held:
-            got = camera_events(ref, write_video(gray(c), work / f"held{c.name}.mp4"), cfg)
+            got = camera_events(ref, write_mp4(work / f"held{c.name}.mp4", gray(c), FPS), cfg)
             false["held_out_training"] += len(got)
             false_detail += [{"clip": f"train{c.name}", "reason": r, "at_s": round(t, 2)} for r, t in got]
         rows = []
         for c in ds.test:
             frames = gray(c)
             at = int(round(args.start * FPS))
-            got = camera_events(ref, write_video(frames, work / f"test{c.name}.mp4"), cfg)
+            got = camera_events(ref, write_mp4(work / f"test{c.name}.mp4", frames, FPS), cfg)
             false["untouched_test"] += len(got)
             false_detail += [{"clip": c.name, "reason": r, "at_s": round(t, 2)} for r, t in got]
             for kind in KINDS:
                 bad = frames[:at] + [tamper(f, kind, frames[at]) for f in frames[at:]]
-                events = camera_events(ref, write_video(bad, work / f"test{c.name}-{kind}.mp4"), cfg)
+                events = camera_events(ref, write_mp4(work / f"test{c.name}-{kind}.mp4", bad, FPS), cfg)
                 after = [(r, t) for r, t in events if t >= args.start - 1e-6]
                 reason, when = after[0] if after else (None, None)
                 word = {v: k for k, v in REASON.items()}.get(reason, reason) if reason else None

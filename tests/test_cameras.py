@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 from conftest import quiet_console
-from test_watch import ImageCapture, anomaly_clip, raws, read_jsonl, watch, write_mp4  # noqa: F401
+from test_watch import ImageCapture, anomaly_clip, raws, read_jsonl, watch  # noqa: F401
+from videos import write_mp4
 
 from ognet_video.cameras import read_cameras
 from ognet_video.errors import UserError

@@ -20,7 +20,8 @@ from conftest import quiet_console
 from fake_camera import FakeCapture
 from prometheus_client import generate_latest
 from rich.console import Console
-from test_watch import decode, read_jsonl, reference, watch, write_mp4
+from test_watch import read_jsonl, reference, watch
+from videos import decode, write_mp4
 
 from ognet_video.config import HealthConfig, apply_runtime_overrides
 from ognet_video.data import read_gray

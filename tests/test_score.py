@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import quiet_console
+from videos import write_mp4
 
 from ognet_video import score as score_pkg
 from ognet_video.cli import common as cli_common
@@ -51,16 +52,6 @@ def out_files(out: Path) -> dict[str, bytes]:
 
 def manifest_lines(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
-
-
-def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    h, w = frames[0].shape[:2]
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert vw.isOpened()
-    for f in frames:
-        vw.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
-    vw.release()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pytest
 from conftest import cli_command, quiet_console
 from fake_camera import ImageCapture
 from rich.console import Console
+from videos import decode, write_mp4
 
 from ognet_video.annotate import AnnotatedVideoWriter
 from ognet_video.data import read_gray
@@ -42,23 +43,6 @@ def watch(source, model, **kw):
     """``watch`` with its options as keywords."""
     opts = WatchOptions(**{k: v for k, v in kw.items() if k in OPTION_NAMES})
     return _watch(source, model, opts, **{k: v for k, v in kw.items() if k not in OPTION_NAMES})
-
-
-def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f)
-    writer.release()
-    return path
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while (got := cap.read())[0]:
-        out.append(got[1])
-    cap.release()
-    return out
 
 
 def reference(detector: Detector, frames: list[np.ndarray]) -> tuple[list, list[dict]]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ognet_video.config import ObjectConfig
 from ognet_video.objects.density import ObjectDensity
-from ognet_video.objects.regions import FEATURES, find_objects
+from ognet_video.objects.regions import FEATURES, Objects, find_objects
 from ognet_video.patches import PatchExtractor
 
 REFERENCE_HEIGHT = 232  # px: ``objects.min_flow`` and ``min_area`` are set for a grid this high (the default's)
@@ -29,6 +29,11 @@ def cell_pixels(ex: PatchExtractor, cells: np.ndarray) -> np.ndarray:
     return out
 
 
+def frame_objects(ex: PatchExtractor, flow: np.ndarray, moving: np.ndarray, min_flow: float, min_area: float) -> Objects:
+    """One frame's objects: the regions of its flow (H, W, 2) inside its moving cells ``moving`` (N,) bool."""
+    return find_objects(flow, min_flow, min_area, cell_pixels(ex, moving))
+
+
 class ObjectCue:
     """Frame -> (score of its worst object, that object's box). It reads the flow the patches computed, so it adds
     no flow of its own; it keeps no state between frames, so a frame's object score is the same whatever
@@ -45,7 +50,7 @@ class ObjectCue:
         scores = np.full(len(flow), np.nan)
         boxes = np.full((len(flow), 4), -1, dtype=int)
         for t in np.flatnonzero(moving.any(axis=1)):
-            obj = find_objects(flow[t], self.min_flow, self.min_area, cell_pixels(self.ex, moving[t]))
+            obj = frame_objects(self.ex, flow[t], moving[t], self.min_flow, self.min_area)
             if len(obj):
                 d = self.density.distances(obj.features)
                 i = int(np.argmax(d))
@@ -57,6 +62,6 @@ def normal_objects(clips: Iterable[tuple[np.ndarray, np.ndarray]], cfg: ObjectCo
     """The attributes of every object in normal footage (each item: a clip's (T, H, W, 2) flow and (T, N) moving
     cells)."""
     min_flow, min_area = thresholds(cfg, ex.cfg.height)
-    rows = [find_objects(f, min_flow, min_area, cell_pixels(ex, m)).features
+    rows = [frame_objects(ex, f, m, min_flow, min_area).features
             for flow, moving in clips for f, m in zip(flow, moving, strict=True) if m.any()]  # fmt: skip
     return np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)))

@@ -168,18 +168,13 @@ def parse_sink(spec: str, log: Log | None = None) -> Channel:
         if not spec[5:]:
             raise UserError(bad)
         return FileChannel(Path(spec[5:]), log).start()
-    if spec.startswith("webhook="):
-        url = spec[8:]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UserError(bad)
-        return WebhookChannel(url, log).start()
-    if spec.startswith("frigate="):
-        url = spec[8:]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UserError(bad)
-        return FrigateChannel(url, log).start()
+    for prefix, channel in (("webhook=", WebhookChannel), ("frigate=", FrigateChannel)):
+        if spec.startswith(prefix):
+            url = spec[len(prefix) :]
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UserError(bad)
+            return channel(url, log).start()
     if spec.startswith("mqtt://"):
         parts = urlsplit(spec)
         topic = parts.path.strip("/")
