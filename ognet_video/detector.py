@@ -149,6 +149,7 @@ class Detector:
         # the camera's normal picture (``ognet_video.health``): None for a model trained before it (checks off)
         self.health: HealthReference | None = health_reference(self.meta, "the model")
         self.objects = objects  # the normal objects of the object cue (``ognet_video.objects``); None: off
+        self.heldout: dict[str, torch.Tensor] = {}  # raw scores of the calibration footage (``ognet_video.heldout``)
 
     @torch.inference_mode()
     def patch_scores(self, x: torch.Tensor) -> np.ndarray:
@@ -181,6 +182,7 @@ class Detector:
         meta["objects"] = None
         if self.objects is not None:
             tensors, meta["objects"] = self.objects.to_checkpoint()
+        tensors.update(self.heldout)
         for i, (G, D) in enumerate(self.members):
             p = member_prefix(i)
             tensors.update({**prefixed(G.state_dict(), f"{p}G"), **prefixed(D.state_dict(), f"{p}D")})
@@ -223,7 +225,12 @@ class Detector:
         dev = device if isinstance(device, torch.device) else pick_device(device)
         health_reference(meta, str(path))  # a damaged reference names the file
         objects = ObjectDensity.from_checkpoint(tensors, meta["objects"], str(path)) if meta.get("objects") else None
-        return cls(cfg, members, calibration, meta, dev, objects=objects)
+        det = cls(cfg, members, calibration, meta, dev, objects=objects)
+        det.heldout = {k: v for k, v in tensors.items() if k.startswith(HELDOUT_PREFIX)}
+        return det
+
+
+HELDOUT_PREFIX = "heldout."  # tensors of the calibration footage's scores (``heldout``), kept as they are
 
 
 def health_reference(meta: dict[str, Any], source: str) -> HealthReference | None:

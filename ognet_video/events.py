@@ -31,6 +31,7 @@ class Event:
     peak_box: list[int] | None  # worst patch at the peak, x0 y0 x1 y1 in source-frame pixels
     start_time: float | None = None  # seconds, when the source has timestamps
     end_time: float | None = None
+    number: int = 0  # 1, 2, ... in the order the stream's events opened (its id is CAMERA-NUMBER)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,9 +80,9 @@ class EventTracker:
                 if step - self._above_from + 1 >= self.k:
                     first = self._above[0]
                     peak = max(self._above, key=lambda r: r[1])
-                    self.open = Event(first[0], index, peak[0], peak[1], peak[2], first[3], time)
-                    self._peak_image, self._above = peak[4], []
                     self.number += 1
+                    self.open = Event(first[0], index, peak[0], peak[1], peak[2], first[3], time, self.number)
+                    self._peak_image, self._above = peak[4], []
                     self._send("start", index, time)
                 return None
             ev = self.open

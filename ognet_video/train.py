@@ -39,6 +39,7 @@ from ognet_video.detector import Calibration, Detector
 from ognet_video.distributed import SOLO, World, digest, global_batchnorm
 from ognet_video.errors import UserError, writing
 from ognet_video.health.reference import describe_footage
+from ognet_video.heldout import keep
 from ognet_video.host import host_info
 from ognet_video.model import Discriminator, Generator, build_models, resolve_model_config
 from ognet_video.postprocess import fit_calibration
@@ -133,10 +134,12 @@ def phase_two_step(G_n: Generator, G_old: Generator, D: Discriminator, opt: torc
 
 def calibrate(detector: Detector, clips: list[Clip]) -> Calibration:
     """Score held-out normal clips (raw scores: calibration comes after them) and fit the normalisation and
-    threshold stored in the checkpoint (a target rate of false alarms per hour, ``score.alarms_per_hour``)."""
+    threshold stored in the checkpoint (a target rate of false alarms per hour, ``score.alarms_per_hour``). The
+    scores are kept with the model, for ``calibrate --feedback`` to refit on."""
     scores, seconds_per_frame = score_footage(detector, clips)
     if not any(np.isfinite(fs.patch).any() for fs in scores.values()):
         raise UserError("no moving patch in the held-out clips: cannot calibrate; lower patches.motion_threshold")
+    keep(detector, scores, seconds_per_frame)
     return fit_calibration(scores, detector.cfg.score, seconds_per_frame)
 
 

@@ -6,10 +6,13 @@ several cameras, one subfolder per camera and a ``summary.json`` of them all):
 
 * ``scores.jsonl``: one line per scored frame, flushed as it goes, so a crash or Ctrl-C leaves a valid file;
 * ``events.jsonl``: one line per event when it closes (an open event is closed at the end);
+* ``events/``: an H.264 clip of each event with a pre- and post-roll, its snapshot and its source frames
+  (``clips.sink``; the oldest are deleted beyond ``--clip-days`` / ``--clip-gb`` under the project folder);
 * ``annotated.mp4`` with ``--save-video``; ``summary.json``: counts, stop reason and speed;
 * the live panel (in a terminal, one camera), a console line per event, a window with ``--show``;
 * event messages as they happen (``--sink``: stdout, a file, a webhook, MQTT) with peak snapshots under
-  ``snapshots/``; Prometheus metrics and ``/healthz`` with ``--metrics-port``.
+  ``snapshots/``; Prometheus metrics and ``/healthz`` with ``--metrics-port``; the review page, live, with
+  ``--review-port`` (each camera's latest frame, fps, drops and status, and events as they open).
 
 Several cameras share the one model and its forward passes, each with its own state and outputs; a
 camera that drops reconnects on its own and one that is lost for good leaves the others running.
@@ -30,9 +33,13 @@ from rich.markup import escape
 
 from ognet_video.cameras import Camera, cameras_from_args
 from ognet_video.checkpoint import atomic_write_text
+from ognet_video.clips.retention import Retention
+from ognet_video.clips.sink import ClipSettings, EventClips
 from ognet_video.detector import Detector
 from ognet_video.engine import STOP_REASONS, Engine, Sink, Stream, Terminated
 from ognet_video.errors import UserError
+from ognet_video.review.app import start_server
+from ognet_video.review.live import LiveBoard
 from ognet_video.runs import load_model, new_run_dir
 from ognet_video.scoring import misfit_warning
 from ognet_video.sinks import (
@@ -69,6 +76,13 @@ class WatchOptions:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"  # this machine only unless asked (--metrics-host): the endpoints have no auth
     drain_timeout: float = 5.0  # seconds to deliver queued messages at the end
+    clips: bool = True  # an H.264 clip of each event (``clips.sink``)
+    pre_roll: float = 3.0  # seconds of each clip before its event
+    post_roll: float = 3.0  # and after it
+    clip_days: float | None = 14.0  # retention: event files older than this are deleted (oldest first)
+    clip_gb: float | None = 5.0  # and beyond this much disk under the project folder
+    review_port: int | None = None  # serve the review page live (``review``): the cameras, and events as they open
+    review_host: str = "127.0.0.1"  # beyond this machine, labelling needs the token printed with the URL
 
 
 @dataclass
@@ -124,15 +138,20 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
         return d
 
     run = Folder(make=make_dir)
+    retention = Retention(project, opts.clip_days, opts.clip_gb) if opts.clips else None
     channels = [parse_sink(spec, log) for spec in opts.sinks]
     own_metrics = metrics is None and opts.metrics_port is not None
+    board, review = (LiveBoard(), None) if opts.review_port is not None else (None, None)
     try:
+        if board is not None:  # the page over every run of the project, this one's events as they open
+            review = start_server([project], opts.review_host, opts.review_port, board=board)  # type: ignore[arg-type]
+            console.print(f"review page on {escape(review.url)}", highlight=False, soft_wrap=True)
         if own_metrics:
             metrics = MetricsServer(opts.metrics_port, opts.metrics_host).start()  # type: ignore[arg-type]
             console.print(f"metrics on http://{opts.metrics_host}:{metrics.port}/metrics and /healthz", highlight=False)
         if metrics is not None:
             metrics.channels += channels
-        made = [_stream(c, src, run, len(cams) > 1, label, channels, metrics, opts, show, console)
+        made = [_stream(c, src, run, len(cams) > 1, label, channels, metrics, opts, show, console, retention, board)
                 for c, src in zip(cams, srcs, strict=True)]  # fmt: skip
         streams = [s for s, _ in made]
         Engine(det, opts.batch, fail_fast=len(streams) == 1).run(streams, concurrency=len(streams))
@@ -141,6 +160,8 @@ def watch(source: str | Camera | list[str | Camera], model: str | Path | Detecto
             ch.close(opts.drain_timeout)
         if own_metrics and metrics is not None:
             metrics.stop()
+        if review is not None:
+            review.stop()
     if not any(s.stats.frames for s in streams):
         if streams[0].stats.stopped in ("interrupted", "terminated"):  # stopped while connecting: a stop, not a failure
             raise Terminated() if streams[0].stats.stopped == "terminated" else KeyboardInterrupt()
@@ -165,20 +186,32 @@ def _check(opts: WatchOptions) -> None:
         raise UserError(f"--connect-timeout must be a positive number of seconds, got {opts.connect_timeout:g}")
     if not 0 <= opts.update_every < math.inf:
         raise UserError(f"--update-every must be 0 or more seconds, got {opts.update_every:g}")
-    if opts.metrics_port is not None and not 0 <= opts.metrics_port <= 65535:
-        raise UserError(f"--metrics-port must be 0-65535, got {opts.metrics_port}")
+    ClipSettings(opts.pre_roll, opts.post_roll).check()
+    for what, v in (("--clip-days", opts.clip_days), ("--clip-gb", opts.clip_gb)):
+        if v is not None and not 0 < v < math.inf:
+            raise UserError(f"{what} must be a positive number, got {v:g}")
+    for what, port in (("--metrics-port", opts.metrics_port), ("--review-port", opts.review_port)):
+        if port is not None and not 0 <= port <= 65535:
+            raise UserError(f"{what} must be 0-65535, got {port}")
 
 
 def _stream(cam: Camera, src: Source, run: Folder, many: bool, label: str, channels: list[Channel],
-            metrics: MetricsServer | None, opts: WatchOptions, show: bool,
-            console: Console) -> tuple[Stream, Folder]:  # fmt: skip
-    """One camera's stream: its files (in the run folder, or its own subfolder of it), alerts, pictures."""
+            metrics: MetricsServer | None, opts: WatchOptions, show: bool, console: Console,
+            retention: Retention | None = None, board: LiveBoard | None = None) -> tuple[Stream, Folder]:  # fmt: skip
+    """One camera's stream: its files (in the run folder, or its own subfolder of it), clips, alerts, pictures."""
     folder = Folder(make=lambda: run.path / cam.name) if many else run
-    sinks: list[Sink] = [ScoresJsonl(folder), EventsJsonl(folder), EventLog(console, cam.name if many else "")]
+    sinks: list[Sink] = [ScoresJsonl(folder), EventsJsonl(folder, clips=opts.clips),
+                         EventLog(console, cam.name if many else "")]  # fmt: skip
+    if opts.clips:
+        warn = lambda msg: console.print(f"[yellow]{escape(cam.name)}: {escape(msg)}[/]", highlight=False)
+        sinks.append(EventClips(folder, ClipSettings(opts.pre_roll, opts.post_roll),
+                                on_clip=retention.maybe_prune if retention else None, log=warn))  # fmt: skip
+    if board is not None:  # after events.jsonl: an event's line is written when its end message reaches the page
+        sinks.append(board)
     if src.live:
         sinks.append(DropWarning(console, cam.name))
     if channels:
-        sinks.append(Alerts(folder, channels, cam.name, run=run))
+        sinks.append(Alerts(folder, channels, cam.name, run=run, clips=opts.clips))
     if metrics is not None:
         metrics.health.append(health := Health(cam.name))
         sinks.append(health)

@@ -65,7 +65,8 @@ def max_diff(rows: list[dict], file: dict[int, Any]) -> float:
     return worst
 
 
-def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: float, seconds: float) -> dict:
+def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: float, seconds: float,
+             clips: bool = True) -> dict:  # fmt: skip
     names = sorted(frames)[:n]
     servers = {f"cam{c}": MjpegServer(frames[c], fps=fps, path=f"/ped2_{c}.mjpg") for c in names}
     urls = {cam: s.url for cam, s in servers.items()}
@@ -77,7 +78,7 @@ def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: fl
     def run(tmp: Path) -> None:
         try:
             opts = WatchOptions(connect_timeout=10.0, reconnect_timeout=1.0, live_panel=False, metrics_port=0,
-                                metrics_host="127.0.0.1")  # fmt: skip
+                                metrics_host="127.0.0.1", clips=clips)  # fmt: skip
             cams = [Camera(cam, urls[cam]) for cam in servers]
             box["res"] = watch(cams, det, opts, project=tmp / "runs", opener=rec, console=Console(file=out, width=200))
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -109,7 +110,7 @@ def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: fl
     all_lat = np.asarray([x for v in lat.values() for x in v]) * 1000
     scored = sum(s.stats.frames for s in res.streams)
     return {  # the cameras served for ``seconds``: the frames scored in that time, per second
-        "cameras": n, "source_fps": fps, "seconds": seconds, "scored_fps": round(scored / seconds, 2),
+        "cameras": n, "clips": clips, "events": sum(s.stats.events for s in res.streams), "source_fps": fps, "seconds": seconds, "scored_fps": round(scored / seconds, 2),
         "drop_rate_max": max(p["drop_rate"] for p in per.values()),
         "latency_p50_ms": round(float(np.percentile(all_lat, 50)), 1) if all_lat.size else None,
         "latency_p95_ms": round(float(np.percentile(all_lat, 95)), 1) if all_lat.size else None,
@@ -117,12 +118,12 @@ def live_run(det: Detector, frames: dict[str, list[np.ndarray]], n: int, fps: fl
     }  # fmt: skip
 
 
-def watch_fps(det: Detector, clip_dirs: list[Path], rounds: int = 3) -> float:
+def watch_fps(det: Detector, clip_dirs: list[Path], rounds: int = 3, clips: bool = True) -> float:
     """``watch`` on recorded frame folders, as fast as it goes: frames scored per second end to end, the median
     of ``rounds`` passes over the clips after one untimed clip (the first forward passes and thread pools)."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        run = lambda d: watch(str(d), det, WatchOptions(live_panel=False), project=Path(tmp),  # noqa: E731
+        run = lambda d: watch(str(d), det, WatchOptions(live_panel=False, clips=clips), project=Path(tmp),  # noqa: E731
                               console=Console(file=io.StringIO())).stream.stats  # fmt: skip
         run(clip_dirs[0])
         for _ in range(rounds):
@@ -153,6 +154,8 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=10.0, help="each camera's frame rate")
     ap.add_argument("--seconds", type=float, default=30.0, help="how long each run's cameras serve")
     ap.add_argument("--out", type=Path, default=Path("pipelines/results/live-load.json"))
+    ap.add_argument("--clips", nargs="+", choices=["on", "off"], default=["on"],
+                    help="event clips on (the default), off, or both in one run (their cost as a ratio)")
     ap.add_argument("--watch-only", action="store_true", help="measure each recipe's watch fps into --out's recipes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -170,18 +173,20 @@ def main() -> None:
         if config in aucs:
             rows = json.loads(Path(aucs[config]).read_text())["rows"]
             seeds = [round(r["causal_micro_auc"], 4) for r in sorted(rows, key=lambda r: r["seed"])]
-        fps = watch_fps(det, [c.frames[0].parent for c in test[:4]])
+        by_clips = {c: watch_fps(det, [c.frames[0].parent for c in test[:4]], clips=c == "on") for c in args.clips}
+        fps = by_clips[args.clips[0]]
         result["recipes"][config] = {"default": config == DEFAULT_CONFIG, "model": model, "watch_fps": fps,
-                                     "causal_micro_auc_seeds": seeds}  # fmt: skip
+                                     "watch_fps_by_clips": by_clips, "causal_micro_auc_seeds": seeds}  # fmt: skip
         print(f"{config}: watch {fps:.1f} fps on recorded clips; causal micro AUC over seeds {seeds}", flush=True)
         if args.watch_only:
             atomic_write_text(args.out, json.dumps(result, indent=2))
             continue
-        for n in counts.get(config, args.cameras):
+        for n, clips in [(n, c) for n in counts.get(config, args.cameras) for c in args.clips]:
             load = os.getloadavg()[0]  # other jobs on the machine change what it keeps up with: recorded
-            run = {"config": config, **live_run(det, frames, n, args.fps, args.seconds), "load_avg_before": round(load, 2)}
+            run = {"config": config, **live_run(det, frames, n, args.fps, args.seconds, clips == "on"),
+                   "load_avg_before": round(load, 2)}  # fmt: skip
             result["runs"].append(run)
-            print(f"  {n} cameras at {args.fps:g} fps: {run['scored_fps']:.1f} fps scored, worst drop rate "
+            print(f"  {n} cameras at {args.fps:g} fps, clips {clips}: {run['scored_fps']:.1f} fps scored, worst drop rate "
                   f"{run['drop_rate_max']:.3f}, latency p50 {run['latency_p50_ms']} / p95 {run['latency_p95_ms']} ms, "
                   f"max raw diff {run['max_raw_diff']}", flush=True)  # fmt: skip
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from ognet_video.errors import UserError
 from ognet_video.sinks.alerts import parse_sink
 
 FIELDS = {"type", "kind", "camera", "event", "run", "time", "source_time", "frame", "start", "start_time", "end",
-          "end_time", "peak_frame", "score", "threshold", "box", "snapshot", "drop_rate", "lag_s"}  # fmt: skip
+          "end_time", "peak_frame", "score", "threshold", "box", "snapshot", "clip", "drop_rate", "lag_s"}  # fmt: skip
 
 
 def free_port() -> int:
@@ -78,6 +78,9 @@ def check_messages(msgs: list[dict], events: list[dict], camera: str) -> None:
         assert end["score"] == pytest.approx(ev["peak_score"], abs=1e-4) and end["score"] > end["threshold"]
         assert [m["frame"] for m in ms] == sorted(m["frame"] for m in ms) and ms[0]["end"] is None
         assert all(m["start"] == ev["start"] for m in ms)
+        # the end names the event's clip, the one events.jsonl names (written when its post-roll has passed)
+        assert all(m["clip"] is None for m in ms[:-1]) and Path(end["clip"]).name == Path(ev["clip"]).name
+        assert Path(end["clip"]).is_file()
         for m in ms:
             assert datetime.fromisoformat(m["time"]).tzinfo is not None
             snap = Path(m["snapshot"])

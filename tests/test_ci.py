@@ -19,11 +19,13 @@ def test_readme_test_command_is_the_one_ci_runs():
     assert readme[readme.index(shown) - 1] == "```bash" and ran == shown
 
 
-def test_ci_sets_ci_for_the_tests_and_installs_mosquitto_without_ignoring_failure():
+def test_ci_sets_ci_for_the_tests_and_installs_the_services_without_ignoring_failure():
     text = (ROOT / ".ci" / "run").read_text()
     setup = text[: text.index("# --- README: test command")]
-    assert 'export CI="${CI:-true}"' in setup and "apt-get install -y -q mosquitto" in setup
-    assert "|| true" not in setup  # a failed install must stop CI, not pass as skipped MQTT tests
+    assert 'export CI="${CI:-true}"' in setup and 'apt-get install -y -q "${missing[@]}"' in setup
+    for package in ("mosquitto", "ffmpeg", "chromium", "chromium-driver"):  # MQTT, ffprobe, the browser test
+        assert f"missing+=({package})" in setup, package
+    assert "exit 1" in setup and "|| true" not in setup  # a failed install must stop CI, not pass as skipped tests
 
 
 def test_a_missing_service_fails_in_ci_and_skips_elsewhere(monkeypatch):

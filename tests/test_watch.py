@@ -109,8 +109,8 @@ def test_mp4_end_to_end_reproduces_the_shared_scorer(anomaly_clip, detector, tmp
     assert set(summary["ms_per_frame"]) == {"decode", "extract", "model", "outputs", "total"}
     video = decode(res.run_dir / "annotated.mp4")
     assert len(video) == n and video[0].shape == (240 + 60, 360, 3)
-    assert sorted(p.name for p in res.run_dir.iterdir()) == ["annotated.mp4", "events.jsonl", "scores.jsonl",
-                                                             "summary.json"]  # fmt: skip
+    assert sorted(p.name for p in res.run_dir.iterdir()) == ["annotated.mp4", "events", "events.jsonl",
+                                                             "scores.jsonl", "summary.json"]  # fmt: skip
     text = out.getvalue()
     assert "end of source" in text and "speed: decode" in text and "fps end to end" in text
     again = watch(str(anomaly_clip.path), detector, project=tmp_path / "w", console=quiet_console(), max_frames=5)

@@ -94,8 +94,15 @@ def info(model: Path = model_opt()) -> None:
         meta["objects"] = {k: v for k, v in meta["objects"].items() if k != "reference"} | {
             "reference": f"{len(det.objects.reference)} normal objects"
         }
+    if isinstance(meta.get("heldout_scores"), dict):  # the calibration footage's raw scores, kept for --feedback
+        meta["heldout_scores"] = f"{len(meta['heldout_scores'].get('clips', []))} clips' raw scores"
     common.console.print_json(json.dumps(meta))
     common.console.print_json(json.dumps(det.cfg.to_dict()))
+    said = (det.meta.get("calibration_footage") or {}).get("feedback")
+    if isinstance(said, dict):
+        common.console.print(f"calibrated with feedback: {len(said['normal'])} event(s) marked normal no longer alarm, "
+                             f"{len(said['real'])} marked real still do (threshold {said['threshold']:+.3f})",
+                             highlight=False)  # fmt: skip
     if isinstance(det.meta.get("validation"), dict):  # models trained before the check have none
         from ognet_video.validation import check_line
 

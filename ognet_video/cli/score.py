@@ -35,6 +35,11 @@ def score(
     ),  # fmt: skip
     timelines: bool = flag(False, "--timelines", "Also write a score-timeline PNG per clip."),
     save_video: bool = flag(False, "--save-video", "Also write an annotated MP4 per clip (slow)."),
+    clips: bool = typer.Option(
+        True, "--clips/--no-clips", metavar="", help="Keep an H.264 clip of each event (events/ in the clip's folder).",
+    ),  # fmt: skip
+    pre_roll: float = typer.Option(3.0, "--pre-roll", help="Seconds of each clip before its event.", metavar="S"),
+    post_roll: float = typer.Option(3.0, "--post-roll", help="Seconds of each clip after its event.", metavar="S"),
     fps: float = typer.Option(10.0, "--fps", help="Frame rate of frame folders, for the time column.", metavar="FPS"),
     threshold: float = threshold_opt(),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].", metavar="DEVICE"),
@@ -65,7 +70,8 @@ def score(
     from ognet_video.scoring import misfit_warning
 
     paths, overrides = split_args(inputs)
-    opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps)
+    opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps,
+                        clips=clips, pre_roll=pre_roll, post_roll=post_roll)  # fmt: skip
     res = run_score(paths, model, opts=opts, project=project, name=name, resume=resume, device=device,
                     overrides=overrides, threshold=threshold, engine=engine, console=common.console,
                     ray_opts=RayOptions(address, cpus_per_task, gpus_per_task))  # fmt: skip

@@ -58,6 +58,27 @@ def watch_cmd(
         help="Address the metrics server listens on: 127.0.0.1 (this machine only), 0.0.0.0 (every interface; "
         "no authentication) or one interface's address.",
     ),  # fmt: skip
+    clips: bool = typer.Option(
+        True, "--clips/--no-clips", metavar="", help="Keep an H.264 clip of each event (events/ in the run folder).",
+    ),  # fmt: skip
+    pre_roll: float = typer.Option(3.0, "--pre-roll", help="Seconds of each clip before its event.", metavar="S"),
+    post_roll: float = typer.Option(3.0, "--post-roll", help="Seconds of each clip after its event.", metavar="S"),
+    clip_days: float = typer.Option(
+        14.0, "--clip-days", help="Delete event clips older than this, across the project's runs.", metavar="DAYS"
+    ),  # fmt: skip
+    clip_gb: float = typer.Option(
+        5.0, "--clip-gb", help="Keep at most this much of event clips under the project folder (oldest go first).",
+        metavar="GB",
+    ),  # fmt: skip
+    review_port: int = typer.Option(
+        None, "--review-port", metavar="PORT",
+        help="Serve the review page live on this port: each camera's latest frame, fps, drops, and events as they "
+        "open, with their clips (ognet-video review serves it after the run).",
+    ),  # fmt: skip
+    review_host: str = typer.Option(
+        "127.0.0.1", "--review-host", metavar="ADDR",
+        help="Address the review page listens on; beyond 127.0.0.1 labelling needs the token printed with the URL.",
+    ),  # fmt: skip
     project: Path = typer.Option(
         Path("runs/watch"), "--project", help="Parent folder of numbered runs.", metavar="DIR"
     ),
@@ -86,7 +107,9 @@ def watch_cmd(
     det.calibration = with_threshold(det.calibration, threshold)
     opts = WatchOptions(save_video=save_video, show=show, stride=stride, max_frames=max_frames, fps=fps,
                         connect_timeout=connect_timeout, sinks=sink, update_every=update_every,
-                        metrics_port=metrics_port, metrics_host=metrics_host)  # fmt: skip
+                        metrics_port=metrics_port, metrics_host=metrics_host, clips=clips, pre_roll=pre_roll,
+                        post_roll=post_roll, clip_days=clip_days, clip_gb=clip_gb,
+                        review_port=review_port, review_host=review_host)  # fmt: skip
     was = common.console.stderr
     common.console.stderr = was or "stdout" in sink  # stdout carries the messages only
     try:

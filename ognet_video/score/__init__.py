@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ognet_video.calibration import with_threshold
+from ognet_video.clips.sink import ClipSettings
 from ognet_video.config import apply_runtime_overrides
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
@@ -59,6 +60,7 @@ def score(inputs: list[str], model: str | Path | None = None, *, opts: ScoreOpti
     if engine == "ray":
         import_ray()
         check_ray_options(ray_opts)
+    ClipSettings(opts.pre_roll, opts.post_roll).check()
     if opts.workers is not None and opts.workers < 1:
         raise UserError(f"--workers must be at least 1 (got {opts.workers})")
     if not 0 < opts.fps < math.inf:

@@ -26,13 +26,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
+from ognet_video.clips.paths import EVENTS_DIR
 from ognet_video.config import Config
 from ognet_video.detector import Detector
 from ognet_video.engine import SIGNALS, Engine, Terminated
@@ -163,7 +164,8 @@ def score_task(data: bytes, spec: ModelSpec, job: Job, opts: ScoreOptions,
             return None
         rec = cap.records[-1]
         folder = Path(tmp) / job.name
-        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.is_dir() else {}
+        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} \
+            if folder.is_dir() else {}  # fmt: skip
         return rec, files
 
 
@@ -235,13 +237,24 @@ def ray_session(ray_opts: RayOptions, slots: int | None, console: Console) -> It
             ray.shutdown()
 
 
+def _clip_file(fname: str) -> Path:
+    """A returned file's place in the clip's folder: a plain name, or one in its ``events/`` folder."""
+    parts = PurePosixPath(fname).parts
+    if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == EVENTS_DIR)) or any(
+            p in ("", ".", "..") or "\\" in p for p in parts):  # fmt: skip
+        raise UserError(f"a Ray worker returned a file outside the clip's folder: {fname!r}")
+    return Path(*parts)
+
+
 def _write_clip(clips_dir: Path, name: str, files: dict[str, bytes]) -> None:
     """The returned files into a temp folder of the output, then published as the local engine does."""
     tmp = clips_dir / f".tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:
         for fname, data in files.items():
-            with writing(tmp.parent / name / Path(fname).name), open(tmp / Path(fname).name, "wb") as f:
+            rel = _clip_file(fname)
+            (tmp / rel).parent.mkdir(exist_ok=True)
+            with writing(tmp.parent / name / rel), open(tmp / rel, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())

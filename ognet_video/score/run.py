@@ -8,7 +8,7 @@ main thread owns the model. Layout of the output folder::
     run.json          model id (sha256 of the checkpoint) and settings; a different model is refused
     manifest.jsonl    one line per finished clip: the resume record
     summary.csv       one row per clip, worst first
-    clips/NAME/       scores.csv, events.jsonl [, timeline.png] [, annotated.mp4]
+    clips/NAME/       scores.csv, events.jsonl, events/ (a clip per event) [, timeline.png] [, annotated.mp4]
 
 Rerunning skips clips whose manifest line matches the input's path, size, mtime and the model.
 """
@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ognet_video.clips.sink import ClipSettings, EventClips
 from ognet_video.detector import Detector
 from ognet_video.engine import Batch, Engine, Sink, Stream
 from ognet_video.paths import safe_child
@@ -45,10 +46,13 @@ class ScoreOptions:
     timelines: bool = False
     save_video: bool = False
     fps: float = 10.0  # frame rate of frame folders, for the time column
+    clips: bool = True  # an H.264 clip of each event, cut from the file (``clips.sink``)
+    pre_roll: float = 3.0
+    post_roll: float = 3.0
 
     @property
     def extras(self) -> list[str]:
-        return [x for x, on in (("timeline", self.timelines), ("video", self.save_video)) if on]
+        return [x for x, on in (("timeline", self.timelines), ("video", self.save_video), ("clips", self.clips)) if on]
 
 
 @dataclass
@@ -230,7 +234,9 @@ def clip_stream(job: Job, clips_dir: Path, mid: str, manifest: Manifest, opts: S
     them into ``clips_dir`` and appends the record to ``manifest``. A Ray worker builds the same one.
     ``log`` hears the source's warnings (a skipped frame)."""
     publish = ClipFolder(clips_dir, job.clip, job.name, job.fp, mid, manifest, opts.extras)
-    sinks: list[Sink] = [*first, ScoresCsv(publish.folder), EventsJsonl(publish.folder)]
+    sinks: list[Sink] = [*first, ScoresCsv(publish.folder), EventsJsonl(publish.folder, clips=opts.clips, clock=False)]
+    if opts.clips:
+        sinks.append(EventClips(publish.folder, ClipSettings(opts.pre_roll, opts.post_roll), log=log))
     if opts.timelines:
         sinks.append(Timeline(publish.folder, job.name))
     if opts.save_video:

@@ -19,20 +19,20 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
+from ognet_video.clips.paths import clip_paths
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.events import EventMessage
 from ognet_video.health import CameraMessage
 from ognet_video.health.checks import DESCRIBE
 from ognet_video.sinks.channel import Channel, Log, why
-from ognet_video.sinks.files import Folder
+from ognet_video.sinks.files import Folder, now_iso
 from ognet_video.sinks.frigate import FrigateChannel
 
 SINK_FORMS = ("stdout, file=PATH, webhook=http(s)://HOST/PATH, frigate=http(s)://HOST:PORT or "
@@ -193,11 +193,6 @@ def parse_sink(spec: str, log: Log | None = None) -> Channel:
     raise UserError(bad)
 
 
-def now_iso() -> str:
-    """Wall-clock time with its zone, e.g. 2026-12-02T13:50:14.123+00:00."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
-
-
 def _atomic_jpeg(path: Path, image: Any) -> bool:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
@@ -212,8 +207,10 @@ def _atomic_jpeg(path: Path, image: Any) -> bool:
 class Alerts(Sink):
     """A stream's event messages as JSON to every channel, with a snapshot of the peak frame."""
 
-    def __init__(self, folder: Folder, channels: list[Channel], camera: str, run: Folder | None = None) -> None:
+    def __init__(self, folder: Folder, channels: list[Channel], camera: str, run: Folder | None = None,
+                 clips: bool = False) -> None:  # fmt: skip
         self.folder, self.channels, self.camera, self.run = folder, channels, camera, run
+        self.clips = clips  # the end message names the event's clip (written when its post-roll has passed)
         self._snap: dict[int, tuple[int, str]] = {}  # event number -> (peak frame, snapshot path)
         self._camera_snap: dict[int, str | None] = {}  # camera event number -> its snapshot
         self.messages = 0
@@ -259,13 +256,16 @@ class Alerts(Sink):
         snap = self.snapshot(m)
         if m.type == "end":
             self._snap.pop(m.number, None)
+        clip = None
+        if self.clips and m.type == "end":
+            clip = str((self.folder.path / clip_paths(self.camera, m.number)["clip"]).resolve())
         return {
             "type": m.type, "kind": "anomaly", "camera": self.camera, "event": f"{self.camera}-{m.number}", "run": self.run.path.name if self.run else "",
             "time": now_iso(), "source_time": None if m.time is None else round(m.time, 3), "frame": m.frame,
             "start": ev.start, "start_time": _r(ev.start_time), "end": ev.end if m.type == "end" else None,
             "end_time": _r(ev.end_time) if m.type == "end" else None, "peak_frame": ev.peak_frame,
             "score": round(ev.peak_score, 4), "threshold": None if threshold is None else round(threshold, 4),
-            "box": ev.peak_box, "snapshot": snap,
+            "box": ev.peak_box, "snapshot": snap, "clip": clip,
         }  # fmt: skip
 
     def camera_message(self, m: CameraMessage) -> dict[str, Any]:

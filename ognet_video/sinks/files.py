@@ -10,14 +10,17 @@ import csv
 import json
 import os
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from ognet_video.checkpoint import atomic_write_text
+from ognet_video.clips.paths import clip_paths
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import writing
+from ognet_video.events import Event
 
 SCORE_FIELDS = ("frame", "time", "raw", "score", "smoothed", "anomalous")
 
@@ -113,19 +116,44 @@ class ScoresCsv(_LineFile):
 
 
 class EventsJsonl(_LineFile):
-    """``events.jsonl``: one line per event when it closes (an open event is closed at the end)."""
+    """``events.jsonl``: one line per event when it closes (an open event is closed at the end).
 
-    def __init__(self, folder: Folder, name: str = "events.jsonl") -> None:
+    An anomaly event's line says which event it is (``id`` CAMERA-N, as in the live messages), the threshold it
+    crossed, when it opened by the wall clock, and with ``clips`` the paths of its clip, snapshot and source
+    clip (``clips.sink.clip_paths``, relative to this folder): what the review page lists. ``clock``: False for
+    an archive (``score``), whose files must not depend on when it was scored (a resumed run equals a whole one)."""
+
+    def __init__(self, folder: Folder, name: str = "events.jsonl", clips: bool = False, clock: bool = True) -> None:
         super().__init__(folder, name)
+        self.clips, self.clock = clips, clock
+        self._opened: dict[int, str] = {}  # event number -> wall-clock time its start message was seen
 
     def write(self, batch: Batch) -> None:
+        for m in batch.messages:
+            if m.type == "start" and self.clock:
+                self._opened[m.number] = now_iso()
+        s = batch.stream
+        threshold = None if s.scorer is None else round(s.scorer.threshold, 4)
+        lines = [self.line(e, s.name, threshold) for e in batch.events]
         # camera-health events (``"kind": "camera"``) get a line of their own when they end
-        lines = [e.to_dict() for e in batch.events] + [m.event.to_dict() for m in batch.camera if m.type == "end"]
+        lines += [m.event.to_dict() for m in batch.camera if m.type == "end"]
         if lines:
             f = self._file()
             with writing(self.path):
                 f.write("".join(json.dumps(d) + "\n" for d in lines))
                 f.flush()
+
+    def line(self, e: Event, camera: str, threshold: float | None) -> dict[str, Any]:
+        d = {"kind": "anomaly", "id": f"{camera}-{e.number}", "camera": camera, **e.to_dict(), "threshold": threshold,
+             "opened_at": self._opened.pop(e.number, None)}  # fmt: skip
+        if self.clips:
+            d.update(clip_paths(camera, e.number))
+        return d
+
+
+def now_iso() -> str:
+    """Wall-clock time with its zone, e.g. 2026-12-02T13:50:14.123+00:00."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
 class SummaryJson(Sink):
