@@ -1,7 +1,7 @@
 """The decision threshold from a target false-alarm rate on normal footage (alarms per hour).
 
 An operator thinks in false alarms per hour, not in frame percentiles. A stream raises an alarm when its
-causally smoothed score stays above the threshold for ``k`` frames (``events.EventTracker``), so the
+causally smoothed score stays above the threshold for ``k`` frames (``decide.EventTracker``), so the
 statistic that decides whether an alarm opens by frame t is ``e_t``, the minimum of the last ``k``
 smoothed scores. Held-out normal footage is short (Ped2: 30 s), far shorter than the hour a rate of one
 alarm per hour is about, so the threshold is an extrapolation: the maxima of ``e_t`` over blocks of
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ognet_video.events import clip_events
+from ognet_video.decide import clip_events
 
 EULER = 0.5772156649015329
 MIN_BLOCKS = 4  # fewer block maxima than this cannot fit a tail: the blocks shrink

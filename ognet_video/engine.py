@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ognet_video.decide import Event, EventMessage
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.events import Event, EventMessage
 from ognet_video.health import CameraMessage
 from ognet_video.prefetch import END, Prefetcher, Prepared
 from ognet_video.scoring import FrameResult, StreamScorer

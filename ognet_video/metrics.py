@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ognet_video.events import clip_events
+from ognet_video.decide import clip_events
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -66,7 +66,7 @@ def operator_metrics(labels: dict[str, np.ndarray], smoothed: dict[str, np.ndarr
     per_interval = []
     for c in sorted(labels):
         y, s = np.asarray(labels[c]), np.asarray(smoothed[c])
-        events = clip_events(s, threshold, k)
+        events = [(e.start, e.end) for e in clip_events(s, threshold, k)]
         false_alarms += sum(1 for a, b in events if not y[a : b + 1].any())
         flagged_normal += int(((s > threshold) & (y == 0)).sum())
         normal += int((y == 0).sum())

@@ -1,14 +1,9 @@
-"""Raw frame scores -> calibrated, smoothed scores, applied after the model and never inside it.
+"""Calibration fitting: learning the decision (``ognet_video.decide``) from held-out normal footage, never from
+test labels.
 
-* calibration: the crowd correction (the frame score's expected rise with the number of moving cells, fitted
-  on held-out normal frames) is subtracted, a frame where nothing moved gets the floor, then every frame is
-  normalised with the mean and std of held-out *normal* frames; a frame with no predecessor stays unscored (NaN);
-* causal smoothing: trailing mean over the last ``w`` frames (only the past: what a live stream can do);
-  ``CausalSmoother`` is the one implementation, fed a whole clip at once (eval, calibration) or a stream
-  chunk by chunk (watch, score), with the same numbers either way;
-* offline smoothing: centred mean over ``w`` frames (looks ``w//2`` frames ahead: reports only);
-* ``fit_calibration``: fitted on held-out normal clips, never on test labels; the threshold from a target
-  rate of false alarms per hour (``calibration.py``).
+* the crowd correction (``fit_crowd``): how much the frame score rises with the number of moving cells alone;
+* the floor, mean and std that normalise the raw frame score, and the object cue's mapping into those units;
+* the threshold from a target rate of false alarms per hour (``calibration.py``), on the decision's own score.
 """
 
 from __future__ import annotations
@@ -16,42 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ognet_video.calibration import BLOCK_SECONDS, frame_percentile, rate_threshold
 from ognet_video.config import ScoreConfig
+from ognet_video.decide import calibrated, crowd_corrected, decision_score, moving_cells
 from ognet_video.detector import Calibration
 
 if TYPE_CHECKING:
     from ognet_video.scoring import FrameScores
-
-
-def moving_cells(fs: FrameScores) -> np.ndarray:
-    """(T,) how many cells moved in each frame: the cells with a patch score."""
-    return np.isfinite(fs.patch).sum(axis=1)
-
-
-def crowd_corrected(fs: FrameScores, crowd: float) -> np.ndarray:
-    """Raw frame scores minus ``crowd * log(moving cells)``: what the frame scores beyond its crowd."""
-    return fs.raw - crowd * np.log(np.maximum(moving_cells(fs), 1)) if crowd else fs.raw
-
-
-def calibrated(fs: FrameScores, cal: Calibration) -> np.ndarray:
-    """Normalised frame scores: crowd-corrected, a frame with no moving patch -> the floor, unscored -> NaN; with
-    the object cue, the larger of that and the frame's object score in the same units."""
-    raw = crowd_corrected(fs, cal.crowd)
-    filled = np.where(np.isnan(raw), cal.floor, raw)
-    z = np.where(fs.scored, cal.normalize(filled), np.nan)
-    obj = object_units(fs, cal)
-    return z if obj is None else np.where(np.isfinite(obj) & fs.scored, np.fmax(z, obj), z)
-
-
-def object_units(fs: FrameScores, cal: Calibration) -> np.ndarray | None:
-    """The frames' object scores in the calibrated patch score's units (NaN: no object); None without the cue."""
-    if cal.objects is None or fs.objects is None:
-        return None
-    a, b = cal.objects
-    return a + b * fs.objects
 
 
 MIN_OBJECT_FRAMES = 20  # held-out frames with an object needed to map the object cue into the patch score's units
@@ -72,7 +39,6 @@ def object_mapping(patch_z: np.ndarray, objects: np.ndarray) -> list[float] | No
     return [float(m1 - b * m2), b]
 
 
-
 def fit_crowd(clips: dict[str, FrameScores]) -> float:
     """The least-squares slope of held-out normal frame scores on the log of their moving cells: how much the
     max rises with the crowd alone. 0 where the footage never varies in how many cells move, or where busier
@@ -83,78 +49,6 @@ def fit_crowd(clips: dict[str, FrameScores]) -> float:
     if len(np.unique(n[ok])) < 2:
         return 0.0
     return max(0.0, float(np.polyfit(np.log(n[ok]), y[ok], 1)[0]))
-
-
-def _window_mean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, empty: float) -> np.ndarray:
-    """Mean of the finite x[lo:hi] for each pair; ``empty`` where a window holds no finite value.
-
-    NaN marks a frame with no score (the first frame of a clip or stream has no predecessor, so no motion
-    is known): it is left out of its neighbours' means instead of pulling them towards any made-up value.
-    """
-    ok = np.isfinite(x)
-    c = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
-    n = np.concatenate([[0], np.cumsum(ok)])
-    count = n[hi] - n[lo]
-    return np.where(count > 0, (c[hi] - c[lo]) / np.maximum(count, 1), empty)
-
-
-class CausalSmoother:
-    """Trailing mean of the scored frames among the last ``window`` steps; keeps the tail between calls. Each
-    mean is summed from its own window's values, so a stream fed in chunks of any size gets bit for bit the
-    numbers of the whole clip smoothed at once.
-
-    ``steps`` place frames on the analysis grid (source time in frame intervals): a frame dropped by a live
-    source that fell behind leaves an empty slot, so the window still spans ``window`` intervals of source time
-    and the mean is that of the frames scored in it. Without ``steps`` frames follow each other.
-    """
-
-    def __init__(self, window: int, empty: float = np.nan) -> None:
-        self.window = max(1, int(window))
-        self.empty = empty
-        self.tail = np.full(self.window - 1, np.nan)  # the last window - 1 slots (NaN before the start)
-        self.last = -1  # the step of the last frame seen
-
-    def __call__(self, x: np.ndarray | float, steps: np.ndarray | list[int] | None = None) -> np.ndarray:
-        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
-        if x.size == 0:
-            return x
-        if steps is None:
-            at, slots = np.arange(len(x)), x
-            self.last += len(x)
-        else:
-            steps = np.asarray(steps, dtype=np.int64)
-            gaps = np.diff(np.concatenate([[self.last], steps]))
-            # a gap of a window or more empties the window whatever its length: clip it so memory stays bounded
-            at = np.cumsum(np.clip(gaps, 1, self.window)) - 1
-            slots = np.full(int(at[-1]) + 1, np.nan)
-            slots[at] = x
-            self.last = max(self.last + len(x), int(steps[-1]))
-        seq = np.concatenate([self.tail, slots])
-        win = sliding_window_view(seq, self.window)[at]  # (len(x), window): frame t's window ends at t
-        ok = np.isfinite(win)
-        count = ok.sum(axis=1)
-        total = np.where(ok, win, 0.0).sum(axis=1)
-        self.tail = seq[len(seq) - (self.window - 1) :]
-        return np.where(count > 0, total / np.maximum(count, 1), self.empty)
-
-
-def causal_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
-    """A whole clip through ``CausalSmoother``."""
-    return CausalSmoother(window, empty)(x)
-
-
-def decision_score(fs: FrameScores, cal: Calibration, window: int) -> np.ndarray:
-    """A whole clip's score as the decision sees it: calibrated, then causally smoothed (``window`` frames); the
-    stored threshold and the event rule apply to it, as ``StreamScorer`` applies them chunk by chunk."""
-    return causal_smooth(calibrated(fs, cal), window, cal.empty)
-
-
-def offline_smooth(x: np.ndarray, window: int, empty: float = np.nan) -> np.ndarray:
-    """Mean of the scored frames in a centred window, shrunk at the clip ends. Uses future frames."""
-    x = np.asarray(x, dtype=np.float64)
-    half = max(1, window) // 2
-    t = np.arange(len(x))
-    return _window_mean(x, np.maximum(0, t - half), np.minimum(len(x), t + half + 1), empty)
 
 
 def fit_calibration(clips: dict[str, FrameScores], cfg: ScoreConfig,

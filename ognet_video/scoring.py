@@ -15,13 +15,12 @@ import numpy as np
 
 from ognet_video.calibration import seconds_per_frame
 from ognet_video.config import ScoreConfig
+from ognet_video.decide import CausalSmoother, Event, EventMessage, EventTracker, calibrated, object_units
 from ognet_video.detector import Detector
-from ognet_video.events import Event, EventMessage, EventTracker
 from ognet_video.health import CameraHealth, CameraMessage
 from ognet_video.health.measure import Measurement
 from ognet_video.objects import ObjectCue
 from ognet_video.patches import PatchExtractor
-from ognet_video.postprocess import CausalSmoother, calibrated, object_units
 
 
 @dataclass

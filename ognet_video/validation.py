@@ -36,10 +36,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from ognet_video.data import Clip, read_gray
+from ognet_video.decide import decision_score
 from ognet_video.detector import Detector
 from ognet_video.metrics import summarize
 from ognet_video.patches import to_gray
-from ognet_video.postprocess import decision_score
 from ognet_video.scoring import FrameScorer
 
 KINDS = ("speedup", "slowglider", "densecrowd", "crowdglider")

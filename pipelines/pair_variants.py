@@ -25,9 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ognet_video.data import load_dataset, read_gray
+from ognet_video.decide import calibrated, causal_smooth
 from ognet_video.host import host_info
 from ognet_video.metrics import summarize
-from ognet_video.postprocess import calibrated, causal_smooth, fit_calibration
+from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScores, aggregate
 from ognet_video.validation import KINDS, validation_aucs
 

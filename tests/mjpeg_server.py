@@ -273,7 +273,7 @@ def rescore(detector: object, rows: list[dict], delivered: dict[int, Delivered])
     "moved") has its decision suspended alike: the camera checks are tested in tests/test_health.py."""
     from types import SimpleNamespace
 
-    from ognet_video.postprocess import CausalSmoother
+    from ognet_video.decide import CausalSmoother
 
     file = score_from_file(detector, delivered.values())
     picked = [file[r["frame"]] for r in rows]

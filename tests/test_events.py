@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ognet_video.events import EventTracker
+from ognet_video.decide import EventTracker
 
 
 def run(flags, scores=None, k=3):

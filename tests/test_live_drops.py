@@ -11,10 +11,9 @@ import pytest
 from fake_camera import ImageCapture, one_connection
 
 from ognet_video.data.synthetic import write_walkway
+from ognet_video.decide import CausalSmoother, EventTracker
 from ognet_video.engine import Engine, Stream
 from ognet_video.errors import UserError
-from ognet_video.events import EventTracker
-from ognet_video.postprocess import CausalSmoother
 from ognet_video.scoring import StreamScorer
 from ognet_video.sources.images import read_gray
 from ognet_video.sources.live import NetworkStream

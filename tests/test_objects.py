@@ -142,7 +142,7 @@ def test_checkpoint_keeps_the_object_cue_and_old_models_score_as_before(cyclists
     assert detector.objects is None and detector.calibration.objects is None
     assert FrameScorer(detector).score_clip(frames).objects is None
     off = dataclasses.replace(det.calibration, objects=None)
-    from ognet_video.postprocess import calibrated
+    from ognet_video.decide import calibrated
 
     fused, alone = calibrated(a, det.calibration), calibrated(a, off)
     assert np.all(fused[a.scored] >= alone[a.scored]) and np.any(fused[a.scored] > alone[a.scored])

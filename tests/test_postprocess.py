@@ -4,14 +4,8 @@ import numpy as np
 import pytest
 
 from ognet_video.config import ScoreConfig
-from ognet_video.postprocess import (
-    CausalSmoother,
-    calibrated,
-    causal_smooth,
-    fit_calibration,
-    fit_crowd,
-    offline_smooth,
-)
+from ognet_video.decide import CausalSmoother, calibrated, causal_smooth, offline_smooth
+from ognet_video.postprocess import fit_calibration, fit_crowd
 from ognet_video.scoring import FrameScores
 
 

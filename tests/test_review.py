@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from ognet_video.clips.encode import write_h264
+from ognet_video.decide import Event, EventMessage
 from ognet_video.engine import Batch, StreamStats
-from ognet_video.events import Event, EventMessage
 from ognet_video.review.app import create_app, start_server
 from ognet_video.review.feedback import FEEDBACK, append_label, read_labels
 from ognet_video.review.live import LiveBoard

@@ -21,8 +21,8 @@ from videos import decode, write_mp4
 from ognet_video import score as score_pkg
 from ognet_video.cli import common as cli_common
 from ognet_video.data import read_gray
+from ognet_video.decide import calibrated, causal_smooth
 from ognet_video.errors import UserError
-from ognet_video.postprocess import calibrated, causal_smooth
 from ognet_video.score import ClipInput, ClipRecord, ScoreOptions, clip_names, discover, read_manifest
 from ognet_video.score.manifest import Manifest
 from ognet_video.score.run import EXIT_FAILED_BASE, _assign_names

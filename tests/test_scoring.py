@@ -36,7 +36,7 @@ def test_live_stream_one_frame_at_a_time_equals_offline(detector, clip_frames):
 
 
 def test_first_frame_is_unscored_and_a_static_frame_gets_the_floor_after_the_model(detector, clip_frames):
-    from ognet_video.postprocess import calibrated
+    from ognet_video.decide import calibrated
 
     frames = [clip_frames[0], clip_frames[0], *clip_frames[1:]]  # frame 1 repeats frame 0: nothing moves
     scorer = FrameScorer(detector)
@@ -101,7 +101,7 @@ def test_aggregate_max_and_topk_by_hand():
 
 
 def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, clip_frames):
-    from ognet_video.postprocess import calibrated, causal_smooth
+    from ognet_video.decide import calibrated, causal_smooth
     from ognet_video.scoring import StreamScorer
 
     offline = FrameScorer(detector).score_clip(clip_frames)

@@ -12,10 +12,10 @@ import torch
 import ognet_video.train as train_mod
 from ognet_video.checkpoint import load_checkpoint
 from ognet_video.data import Clip, Dataset, read_gray
+from ognet_video.decide import causal_smooth
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.model import build_models
-from ognet_video.postprocess import causal_smooth
 from ognet_video.scoring import FrameScorer
 from ognet_video.train import (
     collect_patches,

@@ -31,9 +31,9 @@ import numpy as np
 from ognet_video.annotate import Annotator
 from ognet_video.clips.encode import H264Writer
 from ognet_video.clips.paths import clip_paths
+from ognet_video.decide import ASSUMED_FPS, EventMessage
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
-from ognet_video.events import ASSUMED_FPS, EventMessage
 from ognet_video.scoring import FrameResult
 from ognet_video.sinks.files import Folder
 

@@ -26,9 +26,9 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 
 from ognet_video.clips.paths import clip_paths
+from ognet_video.decide import EventMessage
 from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
-from ognet_video.events import EventMessage
 from ognet_video.health import CameraMessage
 from ognet_video.health.checks import DESCRIBE
 from ognet_video.sinks.channel import Channel, Log, why

@@ -14,8 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ognet_video.decide import Event
 from ognet_video.engine import Batch, Sink, Stream
-from ognet_video.events import Event
 from ognet_video.health.checks import DESCRIBE
 
 SPARK = "▁▂▃▄▅▆▇█"

@@ -19,6 +19,8 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 ASSUMED_FPS = 10.0  # source time of a frame without a timestamp: its index at this rate
 
 
@@ -131,11 +133,14 @@ def _seconds(index: int, time: float | None) -> float:
     return time if time is not None else index / ASSUMED_FPS
 
 
-def clip_events(smoothed: Any, threshold: float, k: int) -> list[tuple[int, int]]:
-    """(start, end) of the events a stream's tracker opens on a whole clip's smoothed scores: the one offline
-    event loop (evaluation's intervals hit and false alarms, calibration's alarm counts)."""
+def clip_events(smoothed: Any, threshold: float, k: int, steps: Any = None) -> list[Event]:
+    """The events a stream's tracker opens on a whole clip's smoothed scores, each closed by the clip's end: the
+    one offline event loop (``decide``, evaluation's intervals hit and false alarms, calibration's alarm counts).
+    ``steps``: the frames' places on the analysis grid when some were dropped; events count frames by position."""
+    s = np.asarray(smoothed, dtype=np.float64)
+    flags = s > threshold
     tracker = EventTracker(k)
-    for i, v in enumerate(smoothed):
-        tracker.update(i, float(v), bool(v > threshold))
+    for i in range(len(s)):
+        tracker.update(i, float(s[i]), bool(flags[i]), step=None if steps is None else int(steps[i]))
     tracker.finish()
-    return [(e.start, e.end) for e in tracker.closed]
+    return tracker.closed
