@@ -99,6 +99,15 @@ def extra_module(name: str) -> ModuleType:
     return pytest.importorskip(name, reason=f"{name} is not installed (pip install -e '.[test]')")
 
 
+def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-equal tensors, NaN included (a model's held-out scores mark a static cell NaN, and NaN != NaN)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point():
+        return bool(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.5), b.nan_to_num(0.5)))
+    return bool(torch.equal(a, b))
+
+
 def service_missing(reason: str) -> None:
     """A service a test needs (mosquitto, ffmpeg, chromium) is missing: fail in CI, where ``.ci/run`` installs it
     with apt-get, so a failed install cannot pass as a green run of skips; skip with the reason elsewhere."""

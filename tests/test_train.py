@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import same_tensor
 
 import ognet_video.train as train_mod
 from ognet_video.checkpoint import load_checkpoint
@@ -34,12 +35,6 @@ def batch(walkway_ds, tiny_config):
     cfg = tiny_config()
     data, _ = collect_patches(walkway_ds.train[:2], cfg)
     return data[:16].clone()
-
-
-def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bit-equal, NaN included (the held-out scores mark a static cell NaN; NaN != NaN)."""
-    return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a.nan_to_num(0.5), b.nan_to_num(0.5))) \
-        and bool(torch.equal(a.isnan(), b.isnan())) if a.is_floating_point() else torch.equal(a, b)
 
 
 def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
