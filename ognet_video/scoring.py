@@ -2,7 +2,8 @@
 
 ``FrameScorer`` gives the model's raw scores only (no calibration); it keeps the previous frame between
 calls, so feeding a clip in chunks of 16 (offline) or one frame at a time (a camera) gives the same numbers.
-``StreamScorer`` applies the checkpoint's calibration, causal smoothing, threshold and events after them.
+``StreamScorer`` applies the checkpoint's decision after them (``decide.Decider``: calibration, causal smoothing,
+threshold, events).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from ognet_video.calibration import seconds_per_frame
 from ognet_video.config import ScoreConfig
-from ognet_video.decide import CausalSmoother, Event, EventMessage, EventTracker, calibrated, object_units
+from ognet_video.decide import Box, Decider, Event, EventMessage, EventTracker
 from ognet_video.detector import Detector
 from ognet_video.health import CameraHealth, CameraMessage
 from ognet_video.health.measure import Measurement
@@ -207,7 +208,7 @@ class PendingPush:
 
 
 class StreamScorer:
-    """FrameScorer + the checkpoint's calibration, causal smoothing, threshold and events.
+    """FrameScorer + the checkpoint's decision (``decide.Decider``): calibration, causal smoothing, threshold, events.
 
     The one streaming path behind ``watch`` and ``score``: feed frames in chunks of any size and get one
     ``FrameResult`` per frame; closed events are returned by ``push``/``finish`` and kept in ``events``.
@@ -224,17 +225,15 @@ class StreamScorer:
         self.detector = detector
         self.frames = FrameScorer(detector)
         self.cal = detector.calibration
-        self.threshold = self.cal.threshold
         self.update_every = update_every  # seconds of source time between an open event's update messages
+        self.decider = Decider(self.cal, detector.cfg.score, update_every)
         self.use_health = health and detector.health is not None and detector.cfg.health.enabled
         self.live = live
         self.reset()
 
     def reset(self) -> None:
-        sc = self.detector.cfg.score
         self.frames.reset()
-        self.smoother = CausalSmoother(sc.causal_window, self.cal.empty)
-        self.tracker = EventTracker(sc.event_frames, self.update_every)
+        self.decider.reset()
         self.messages: list[EventMessage] = []  # event messages of the last ``push``/``complete``/``finish``
         self.index = 0
         self.flagged = 0  # frames above the threshold since ``reset`` (see ``misfit_warning``)
@@ -256,8 +255,22 @@ class StreamScorer:
             self.frames.follow(before)
 
     @property
+    def threshold(self) -> float:
+        """The decision threshold: the calibration's, or an operator's own once set."""
+        return self.decider.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.decider.threshold = value
+
+    @property
+    def tracker(self) -> EventTracker:
+        """The event tracker (its ``open`` event is what a console shows)."""
+        return self.decider.tracker
+
+    @property
     def events(self) -> list[Event]:
-        return self.tracker.closed
+        return self.decider.events
 
     def boxes_for(self, shape: tuple[int, ...]) -> np.ndarray:
         """Cell boxes in the pixels of a source frame of ``shape`` (cached for the last shape seen)."""
@@ -292,38 +305,46 @@ class StreamScorer:
     def complete(self, p: PendingPush, patch_scores: np.ndarray) -> tuple[list[FrameResult], list[Event]]:
         """``push``'s results from the scores of ``p``'s patches; ``messages`` holds the event messages."""
         fs = self.frames.complete(p.scores, patch_scores)
-        z = calibrated(fs, self.cal)
-        obj = object_units(fs, self.cal)
-        smoothed = self.smoother(z, p.steps)
-        out, closed = [], []
-        self.tracker.outbox = []
-        if self.health is not None:
-            self.health.outbox = []
-        for i, frame in enumerate(p.frames):
-            sm, row = float(smoothed[i]), fs.patch[i]
-            box = None
-            cue = None
-            if obj is not None and fs.object_boxes is not None:
-                cue = "objects" if np.isfinite(obj[i]) and obj[i] >= z[i] else "patches"
-            if cue == "objects":
-                assert fs.object_boxes is not None
-                box = [int(v) for v in self.frames.extractor.to_source(fs.object_boxes[i], frame.shape)]
-            elif np.isfinite(row).any():
-                box = [int(v) for v in self.boxes_for(frame.shape)[int(np.nanargmax(row))]]
-            camera = None
-            if self.health is not None and p.health is not None:
-                camera = self.health.update(p.health[i], p.indices[i], p.times[i], frame)
-            res = FrameResult(p.indices[i], p.times[i], float(fs.raw[i]), float(z[i]), sm,
-                              sm > self.threshold and camera is None, box, row, camera, cue)  # fmt: skip
-            self.flagged += res.anomalous
-            step = None if p.steps is None else p.steps[i]
-            ev = self.tracker.update(res.index, sm, res.anomalous, box, p.times[i], frame, step)
-            if ev is not None:
-                closed.append(ev)
-            out.append(res)
-        self.messages = self.tracker.outbox
-        self.camera_messages = self.health.outbox if self.health is not None else []
-        return out, closed
+        camera = self._camera(p)
+        boxes, object_boxes = self._frame_boxes(fs, p.frames)
+        d = self.decider.push(fs, p.indices, p.times, p.steps, boxes, object_boxes, p.frames,
+                              [c is not None for c in camera])  # fmt: skip
+        out = []
+        for i in range(len(p.frames)):
+            cue = None if d.cue is None or fs.object_boxes is None else "objects" if d.cue[i] else "patches"
+            out.append(FrameResult(p.indices[i], p.times[i], float(fs.raw[i]), float(d.calibrated[i]),
+                                   float(d.smoothed[i]), bool(d.flags[i]), d.boxes[i], fs.patch[i], camera[i],
+                                   cue))  # fmt: skip
+        self.flagged += int(d.flags.sum())
+        self.messages = d.messages
+        return out, d.events
+
+    def _camera(self, p: PendingPush) -> list[str | None]:
+        """Each frame's open camera problem (None: none, or no camera checks); their messages in
+        ``camera_messages``. Kept apart from the decision, which it only suspends."""
+        self.camera_messages = []
+        if self.health is None:
+            return [None] * len(p.frames)
+        self.health.outbox = []
+        camera: list[str | None] = [None] * len(p.frames)
+        if p.health is not None:
+            camera = [self.health.update(m, i, t, f) for m, i, t, f in zip(p.health, p.indices, p.times, p.frames,
+                                                                            strict=True)]  # fmt: skip
+        self.camera_messages = self.health.outbox
+        return camera
+
+    def _frame_boxes(self, fs: FrameScores,
+                     frames: list[np.ndarray]) -> tuple[list[Box | None], list[Box | None] | None]:  # fmt: skip
+        """Each frame's worst moving patch and, with the object cue, its worst object, in source pixels (None:
+        nothing moved, no object); the decision shows the one whose cue gave the frame's score."""
+        boxes = [[int(v) for v in self.boxes_for(f.shape)[int(np.nanargmax(row))]] if np.isfinite(row).any() else None
+                 for row, f in zip(fs.patch, frames, strict=True)]  # fmt: skip
+        if fs.objects is None or fs.object_boxes is None or self.cal.objects is None:
+            return boxes, None
+        to_source = self.frames.extractor.to_source
+        objects = [[int(v) for v in to_source(b, f.shape)] if np.isfinite(o) else None
+                   for o, b, f in zip(fs.objects, fs.object_boxes, frames, strict=True)]  # fmt: skip
+        return boxes, objects
 
     def silence(self, seconds: float) -> list[CameraMessage]:
         """A live source has delivered nothing for ``seconds`` (the run loop's clock): the camera messages."""
@@ -336,9 +357,7 @@ class StreamScorer:
     def finish(self) -> Event | None:
         """End of the source: close an open event (its ``end`` message is in ``messages``) and an open camera
         event (in ``camera_messages``)."""
-        self.tracker.outbox = []
-        ev = self.tracker.finish()
-        self.messages = self.tracker.outbox
+        ev, self.messages = self.decider.finish()
         self.camera_messages = []
         if self.health is not None:
             self.health.outbox = []
