@@ -21,7 +21,7 @@ from rich.table import Table
 from ognet_video.calibration import seconds_per_frame
 from ognet_video.checkpoint import atomic_write_text
 from ognet_video.data import Clip
-from ognet_video.decide import calibrated, causal_smooth, offline_smooth
+from ognet_video.decide import causal_smooth, decide, offline_smooth
 from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.localisation import find_masks, localisation_metrics
@@ -42,12 +42,13 @@ class EvalResult:
     reference: dict[str, dict[str, np.ndarray]] = field(repr=False)  # mode -> clip -> smoothed max patch motion
 
 
-def smooth_all(z: dict[str, np.ndarray], causal_w: int, offline_w: int,
+def smooth_all(z: dict[str, np.ndarray], causal: dict[str, np.ndarray], offline_w: int,
                empty: float = 0.0) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
-    """The three smoothings; unscored (NaN) frames are left out of windows and read as ``empty`` alone."""
+    """The three smoothings of ``z``, its ``causal`` one given (for the scores: the decision's own); unscored
+    (NaN) frames are left out of windows and read as ``empty`` alone."""
     return {
         "none": {c: np.where(np.isfinite(v), v, empty) for c, v in z.items()},
-        "causal": {c: causal_smooth(v, causal_w, empty) for c, v in z.items()},
+        "causal": causal,
         "offline": {c: offline_smooth(v, offline_w, empty) for c, v in z.items()},
     }
 
@@ -63,7 +64,7 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
         raise UserError("the test split has no frame labels (testing/labels.json); nothing to evaluate")
     scorer = FrameScorer(detector)
     cal, sc = detector.calibration, detector.cfg.score
-    raw, z, motion, labels, patch, seen = {}, {}, {}, {}, {}, {}
+    raw, decisions, motion, labels, patch, seen = {}, {}, {}, {}, {}, {}
     n_frames = 0
     t0 = time.perf_counter()
     with progress_bar(console) as progress:
@@ -72,15 +73,17 @@ def evaluate(detector: Detector, clips: list[Clip], out_dir: Path | None = None,
             seen[clip.name] = ([], [])  # frame times, first frame's shape
             fs = scorer.score_clip(_frames(clip, progress, task, seen[clip.name]))
             raw[clip.name], motion[clip.name], labels[clip.name] = fs.raw, fs.motion.max(axis=1), clip.labels
-            z[clip.name], patch[clip.name] = calibrated(fs, cal), fs.patch
+            decisions[clip.name], patch[clip.name] = decide(fs, cal, sc), fs.patch
             n_frames += len(clip)
     seconds = time.perf_counter() - t0
-    scores = smooth_all(z, sc.causal_window, sc.offline_window, cal.empty)
+    z, causal = {c: d.calibrated for c, d in decisions.items()}, {c: d.smoothed for c, d in decisions.items()}
+    scores = smooth_all(z, causal, sc.offline_window, cal.empty)
     metrics: dict = {mode: summarize(labels, scores[mode]) for mode in MODES}
-    reference = smooth_all(motion, sc.causal_window, sc.offline_window)
+    motion_causal = {c: causal_smooth(v, sc.causal_window, 0.0) for c, v in motion.items()}
+    reference = smooth_all(motion, motion_causal, sc.offline_window)
     metrics["reference_max_motion"] = {mode: summarize(labels, reference[mode]) for mode in MODES}
     y = np.concatenate([labels[c] for c in sorted(labels)])
-    flags = np.concatenate([scores["causal"][c] > cal.threshold for c in sorted(labels)])
+    flags = np.concatenate([decisions[c].flags for c in sorted(labels)])
     tp, fp = int((flags & (y == 1)).sum()), int((flags & (y == 0)).sum())
     metrics["at_threshold"] = {
         "threshold": cal.threshold,

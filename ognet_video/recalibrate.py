@@ -23,7 +23,7 @@ import numpy as np
 from ognet_video.calibration import count_alarms, event_statistic, frame_percentile
 from ognet_video.clips.encode import read_gray
 from ognet_video.data.recordings import MIN_HOLDOUT
-from ognet_video.decide import decision_score
+from ognet_video.decide import decide, decision_score
 from ognet_video.detector import Calibration, Detector
 from ognet_video.errors import UserError
 from ognet_video.feedback import LabelledEvent, labelled_events
@@ -69,9 +69,7 @@ def _backup_path(path: Path) -> Path:
 
 
 def _alarms(det: Detector, cal: Calibration, scores: dict) -> int:
-    sc = det.cfg.score
-    return sum(count_alarms(decision_score(fs, cal, sc.causal_window), cal.threshold, sc.event_frames)
-               for fs in scores.values())  # fmt: skip
+    return sum(len(decide(fs, cal, det.cfg.score).events) for fs in scores.values())
 
 
 def recalibrate(model_path: Path, inputs: list[str], alarms_per_hour: float | None = None, fps: float = 10.0,
