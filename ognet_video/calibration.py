@@ -110,8 +110,8 @@ def rate_threshold(smoothed: list[np.ndarray], seconds_per_frame: list[float], k
 
 
 def count_alarms(smoothed: np.ndarray, threshold: float, k: int) -> int:
-    """Alarms (events) the stream's tracker opens on ``smoothed`` at ``threshold``."""
-    return len(clip_events(np.asarray(smoothed, dtype=np.float64), threshold, k))
+    """Alarms (events) the stream's tracker opens on ``smoothed`` at ``threshold``: ``decide``'s event loop."""
+    return len(clip_events(smoothed, threshold, k))
 
 
 def frame_percentile(smoothed: list[np.ndarray], threshold: float) -> float:

@@ -295,7 +295,7 @@ class StreamScorer:
     def prepare(self, frames: list[np.ndarray], times: list[float | None] | None = None,
                 indices: list[int] | None = None, steps: list[int] | None = None) -> PendingPush:  # fmt: skip
         """``push`` up to the forward pass, so the patches of several streams can share one (``complete``).
-        ``steps``: the frames' places on the analysis grid when some were dropped (see ``CausalSmoother``)."""
+        ``steps``: the frames' places on the analysis grid when some were dropped (see ``decide.CausalSmoother``)."""
         times = times or [None] * len(frames)
         indices = indices or list(range(self.index, self.index + len(frames)))
         self.index += len(frames)

@@ -1,8 +1,9 @@
 """The object cue: moving regions of the flow, judged against the normal objects seen at the same place.
 
 ``regions`` finds a frame's objects and their attributes, ``density`` scores them against the training
-footage's objects, ``cue`` gives each frame its worst object's score. The calibration (``postprocess``) puts
-that score in the patch score's units and the frame score is the larger of the two.
+footage's objects, ``cue`` gives each frame its worst object's score. The calibration (fitted by
+``postprocess``, applied by ``decide``) puts that score in the patch score's units and the frame score is the
+larger of the two.
 """
 
 from ognet_video.objects.cue import ObjectCue, normal_objects
