@@ -3,6 +3,7 @@ after it; ``ffprobe`` (Debian's ffmpeg, installed by ``.ci/run``) reads the code
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import quiet_console, service_missing
+from conftest import PED2, quiet_console, service_missing
 from test_watch import anomaly_clip, read_jsonl, watch  # noqa: F401 - the planted-anomaly clip fixture
 
 from ognet_video.clips.encode import read_gray, write_h264
@@ -158,3 +159,32 @@ def test_watch_serves_the_live_board(anomaly_clip, detector, tmp_path, monkeypat
     assert cams[res.stream.name]["status"] != "open" and cams[res.stream.name]["frames"] == len(anomaly_clip.frames)
     assert started["board"].frame(res.stream.name)[:3] == b"\xff\xd8\xff"
     assert [m for m in state["recent"] if m["type"] == "start" and m["kind"] == "anomaly"]
+
+
+@pytest.mark.skipif(not (PED2 / "testing" / "frames" / "02").is_dir(), reason=f"no Ped2 at {PED2} (set OGNET_PED2)")
+def test_clips_of_a_ped2_test_clip_play_in_ffprobe_and_the_browser(detector, tmp_path):
+    """Real Ped2 footage through watch (the tiny model, its threshold lowered so that it raises events): each clip
+    is H.264 and as long as pre-roll + event + post-roll, and plays on the review page."""
+    from test_review_browser import review_in_browser
+
+    from ognet_video.calibration import with_threshold
+
+    frames = tmp_path / "02"
+    frames.mkdir()
+    for p in sorted((PED2 / "testing" / "frames" / "02").glob("*.jpg"))[80:140]:  # the cyclist rides in here
+        shutil.copy(p, frames / p.name)
+    rows = read_jsonl(watch(str(frames), detector, project=tmp_path / "probe", clips=False, console=quiet_console(),
+                            live_panel=False).run_dir / "scores.jsonl")  # fmt: skip
+    sm = sorted(r["smoothed"] for r in rows if r["smoothed"] is not None)
+    lowered = copy.copy(detector)
+    lowered.calibration = with_threshold(detector.calibration, sm[len(sm) // 2])  # half the frames above
+    res = watch(str(frames), lowered, project=tmp_path / "w", console=quiet_console(), live_panel=False,
+                pre_roll=1.0, post_roll=1.0)  # fmt: skip
+    events = [e for e in read_jsonl(res.run_dir / "events.jsonl") if e.get("kind") == "anomaly"]
+    assert events  # (the tiny model's camera reference is the synthetic walkway's: camera alerts come too)
+    for e in events:
+        info = probe(res.run_dir / e["clip"])
+        first, last = max(0, e["start"] - 10), min(len(rows) - 1, e["end"] + 10)
+        assert info["codec_name"] == "h264" and info["duration"] == pytest.approx((last - first + 1) / FPS, abs=1 / FPS)
+    got = review_in_browser(res.run_dir)
+    assert {e["id"] for e in got["events"] if e["kind"] == "anomaly"} == {e["id"] for e in events}
