@@ -1,4 +1,4 @@
-"""Typed configuration: pydantic models, YAML presets and ``section.key=value`` command-line overrides.
+"""The configuration's schema: one pydantic model per section, their defaults, and the rules between settings.
 
 The defaults are the Ped2 CPU recipe (configs/ped2-cpu.yaml spells the same values out), so a run without
 ``--config`` trains it. Every run stores its resolved config in the checkpoint metadata, so a scorer never
@@ -12,16 +12,13 @@ checked too; the rules between sections are checked again by ``validate`` and at
 
 from __future__ import annotations
 
-import copy
 import difflib
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from ognet_video.errors import UserError, yaml_problem
+from ognet_video.errors import UserError
 
 # A named preset fixes the generator's architecture and both networks' widths (``model.resolve_model_config``);
 # "custom" keeps what the config says.
@@ -282,7 +279,7 @@ class Config(BaseModel):
     def from_dict(cls, data: Any, source: str = "config") -> Config:
         if not isinstance(data, dict):
             raise UserError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)})")
-        return _build(data, {}, source)
+        return build(data, {}, source)
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -303,7 +300,7 @@ def _reason(err: dict[str, Any]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
-def _unknown(key: str) -> str:
+def unknown_key(key: str) -> str:
     section, _, name = key.partition(".")
     if section not in SECTIONS:
         return f"unknown section {section!r}; use {', '.join(SECTIONS)}"
@@ -314,7 +311,7 @@ def _unknown(key: str) -> str:
     return f"unknown setting {key!r}" + (f"; did you mean {close[0]}?" if close else "")
 
 
-def _user_error(exc: ValidationError, data: dict[str, Any], sources: dict[str, str], default: str,
+def user_error(exc: ValidationError, data: dict[str, Any], sources: dict[str, str], default: str,
                 section: str | None = None) -> UserError:  # fmt: skip
     """The first error of a pydantic validation as one line: where, which key, which value, what is allowed."""
     err = exc.errors()[0]
@@ -330,101 +327,17 @@ def _user_error(exc: ValidationError, data: dict[str, Any], sources: dict[str, s
     key = ".".join(loc[:2])
     where = sources.get(key, sources.get(loc[0], default)) if loc else default
     if err["type"] == "extra_forbidden":
-        return UserError(f"{where}: {_unknown(key)}")
+        return UserError(f"{where}: {unknown_key(key)}")
     if len(loc) == 1 and err["type"] == "model_type":
         return UserError(f"{where}: section {loc[0]!r} must be a mapping of key: value")
     item = f"item {loc[2]} " if len(loc) > 2 else ""  # one entry of a list
     return UserError(f"{where}: {key}={_lookup(data, key)!r}: {item}{_reason(err)}")
 
 
-def _build(data: dict[str, Any], sources: dict[str, str], default: str) -> Config:
+def build(data: dict[str, Any], sources: dict[str, str], default: str) -> Config:
+    """``data`` checked into a ``Config``; a bad value is one ``UserError`` naming its source (``sources`` per key,
+    else ``default``)."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise _user_error(exc, data, sources, default) from None
-
-
-# ------------------------------------------------------------------------------------------------ reading
-
-
-def _parse_key(dotted: str, source: str) -> tuple[str, str]:
-    parts = dotted.strip().split(".")
-    if len(parts) != 2 or not all(parts):
-        raise UserError(f"{source}: {dotted!r} is not of the form section.key (e.g. train.epochs=3)")
-    return parts[0], parts[1]
-
-
-def set_value(cfg: Config, dotted: str, value: Any, source: str = "override") -> None:
-    """Set one ``section.key`` of ``cfg``, checked like the rest of its section (not against other sections:
-    ``validate`` does that once all values are in)."""
-    section, key = _parse_key(dotted, source)
-    if section not in SECTIONS or key not in SECTIONS[section].model_fields:
-        raise UserError(f"{source}: {_unknown(f'{section}.{key}')}")
-    sub = getattr(cfg, section)
-    old = getattr(sub, key)
-    try:
-        setattr(sub, key, value)
-    except ValidationError as exc:
-        sub.__dict__[key] = old  # a failed section rule leaves the new value in place: put the old one back
-        raise _user_error(exc, {section: {**sub.model_dump(), key: value}}, {}, source, section) from None
-
-
-def validate(cfg: Config, source: str = "config") -> None:
-    """Check every setting of ``cfg`` and the rules between them (after assignments to its sections)."""
-    data = cfg.to_dict()
-    _build(data, {}, source)
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults, then the YAML file, then ``section.key=value`` overrides (YAML values), checked once at the end."""
-    data: dict[str, Any] = {}
-    sources: dict[str, str] = {}  # "section.key" (or "section") -> the file or "override" that set it last
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"config file not found: {p} (see configs/ for presets)")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"config file {p} is not valid YAML: {yaml_problem(exc)}") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"{p}: expected a mapping of sections ({', '.join(SECTIONS)})")
-        for section, values in raw.items():
-            data[section] = copy.deepcopy(values)
-            sources[str(section)] = str(p)
-            if isinstance(values, dict):
-                sources.update({f"{section}.{key}": str(p) for key in values})
-    for item in overrides or []:
-        dotted, parsed = parse_override(item)
-        section, key = _parse_key(dotted, "override")
-        values = data.setdefault(section, {})
-        if not isinstance(values, dict):
-            raise UserError(f"{sources.get(section, 'config')}: section {section!r} must be a mapping of key: value")
-        values[key] = parsed
-        sources[f"{section}.{key}"] = "override"
-        sources.setdefault(section, "override")
-    return _build(data, sources, "config")
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """``section.key=value`` -> (``section.key``, the value read as YAML)."""
-    if "=" not in item:
-        raise UserError(f"override {item!r} must look like section.key=value (e.g. train.epochs=3)")
-    dotted, value = item.split("=", 1)
-    try:
-        return dotted.strip(), yaml.safe_load(value) if value else value
-    except yaml.YAMLError:
-        raise UserError(f"override {item!r}: value is not valid YAML (lists look like [4,8,8,8])") from None
-
-
-RUNTIME_KEYS = ("score.event_frames", "score.batch_frames")  # settings a calibrated threshold does not depend on
-
-
-def apply_runtime_overrides(cfg: Config, overrides: list[str]) -> None:
-    """Overrides a trained model allows at scoring time; the rest were fixed when its threshold was calibrated."""
-    for item in overrides:
-        key, value = parse_override(item)
-        if key not in RUNTIME_KEYS and not key.startswith("health."):  # the camera checks never touch a score
-            raise UserError(f"{key} is fixed when the model is trained (its threshold was calibrated with it); "
-                            f"at scoring time only {', '.join(RUNTIME_KEYS)} and health.* can change")  # fmt: skip
-        set_value(cfg, key, value)
+        raise user_error(exc, data, sources, default) from None
