@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ognet_video.detector import Calibration
 from ognet_video.errors import UserError
+from ognet_video.models.detector import Calibration
 from ognet_video.scoring import FrameResult
 
 RED, WHITE, GRAY, YELLOW = (40, 40, 230), (235, 235, 235), (120, 120, 120), (0, 215, 255)

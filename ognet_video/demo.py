@@ -24,8 +24,8 @@ from rich.console import Console
 from ognet_video.config import Config, validate
 from ognet_video.data import load_dataset
 from ognet_video.data.synthetic import write_walkway
-from ognet_video.detector import Detector, pick_device
 from ognet_video.evaluate import evaluate, metrics_table, per_clip_table
+from ognet_video.models.detector import Detector, pick_device
 from ognet_video.runs import new_run_dir
 from ognet_video.train import train
 

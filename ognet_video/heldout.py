@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ognet_video.detector import HELDOUT_PREFIX as PREFIX
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.models.detector import HELDOUT_PREFIX as PREFIX
+from ognet_video.models.detector import Detector
 from ognet_video.scoring import FrameScores
 
 META = "heldout_scores"

@@ -14,7 +14,7 @@ from ognet_video.errors import UserError
 from ognet_video.paths import check_inside, plain_name, safe_child
 
 if TYPE_CHECKING:
-    from ognet_video.detector import Detector
+    from ognet_video.models.detector import Detector
 
 
 def _numbered(parent: Path, name: str) -> list[tuple[int, Path]]:
@@ -77,7 +77,7 @@ def run_lock(run_dir: Path, command: str) -> Iterator[None]:
 def find_model(model: str | Path | None, train_project: Path = Path("runs/train")) -> Path:
     """The checkpoint a command uses: ``model`` (a run folder, a .safetensors file or an exported .onnx model)
     or, when None, the newest run in ``train_project`` that holds a finished ``model.safetensors``."""
-    from ognet_video.detector import resolve_model_path
+    from ognet_video.models.detector import resolve_model_path
 
     if model is not None:
         return resolve_model_path(model)
@@ -94,7 +94,7 @@ def load_model(model: str | Path | Detector | None, device: str = "auto",
                train_project: Path = Path("runs/train")) -> tuple[Detector, str]:  # fmt: skip
     """A finished (calibrated) model and how to name it: a Detector, a run folder, a checkpoint, an exported
     .onnx model (scored by OpenVINO or onnxruntime), or None for the newest finished run (``find_model``)."""
-    from ognet_video.detector import Detector
+    from ognet_video.models.detector import Detector
 
     if isinstance(model, Detector):
         det, label = model, "(in memory)"

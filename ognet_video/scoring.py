@@ -17,9 +17,9 @@ import numpy as np
 from ognet_video.calibration import seconds_per_frame
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import Box, Decider, Event, EventMessage, EventTracker
-from ognet_video.detector import Detector
 from ognet_video.health import CameraHealth, CameraMessage
 from ognet_video.health.measure import Measurement
+from ognet_video.models.detector import Detector
 from ognet_video.objects import ObjectCue
 from ognet_video.patches import PatchExtractor
 

@@ -15,16 +15,16 @@ from typing import Any
 
 import torch
 
-from ognet_video.checkpoint import (
+from ognet_video.config import Config
+from ognet_video.errors import UserError
+from ognet_video.models.checkpoint import (
     load_checkpoint,
     optimizer_from_tensors,
     optimizer_to_tensors,
     prefixed,
     unprefixed,
 )
-from ognet_video.config import Config
-from ognet_video.errors import UserError
-from ognet_video.model import Discriminator, Generator, build_models
+from ognet_video.models.model import Discriminator, Generator, build_models
 
 
 def state_tensors(G, D, G_old, opt_g, opt_d) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:  # noqa: ANN001

@@ -37,8 +37,8 @@ from rich.markup import escape
 
 from ognet_video.data import Clip, read_gray
 from ognet_video.decide import decision_score
-from ognet_video.detector import Detector
 from ognet_video.metrics import summarize
+from ognet_video.models.detector import Detector
 from ognet_video.patches import to_gray
 from ognet_video.scoring import FrameScorer
 
@@ -153,7 +153,7 @@ def crowd_glider(name: str, frames: list[np.ndarray], detector: Detector) -> Val
 def held_out_footage(model_path: Path, clips: list[Clip]) -> list[tuple[str, list[np.ndarray]]]:
     """(name, gray frames) of the clips the model at ``model_path`` held out for calibration, from a named
     dataset's training ``clips``: what ``make_clips`` takes."""
-    from ognet_video.checkpoint import load_checkpoint
+    from ognet_video.models.checkpoint import load_checkpoint
 
     _, meta = load_checkpoint(model_path)
     by_name = {c.name: c for c in clips}

@@ -32,12 +32,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from ognet_video.cameras import Camera, cameras_from_args
-from ognet_video.checkpoint import atomic_write_text
 from ognet_video.clips.retention import Retention
 from ognet_video.clips.sink import ClipSettings, EventClips
-from ognet_video.detector import Detector
 from ognet_video.engine import STOP_REASONS, Engine, Sink, Stream, Terminated
 from ognet_video.errors import UserError
+from ognet_video.models.checkpoint import atomic_write_text
+from ognet_video.models.detector import Detector
 from ognet_video.review.app import start_server
 from ognet_video.review.live import LiveBoard
 from ognet_video.runs import load_model, new_run_dir

@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.config import HealthConfig  # noqa: E402
 from ognet_video.data import load_dataset  # noqa: E402
 from ognet_video.health import CameraHealth, fit_reference  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
+from ognet_video.models.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
 from pipelines.settings import PED2, REPO  # noqa: E402
 from tests.videos import write_mp4  # noqa: E402

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.config import load_config  # noqa: E402
-from ognet_video.detector import Calibration, Detector  # noqa: E402
-from ognet_video.export import check_batch, export_onnx  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
-from ognet_video.model import build_models  # noqa: E402
-from ognet_video.onnx_backend import OnnxBackend, require, session_options  # noqa: E402
+from ognet_video.models.checkpoint import atomic_write_text  # noqa: E402
+from ognet_video.models.detector import Calibration, Detector  # noqa: E402
+from ognet_video.models.export import check_batch, export_onnx  # noqa: E402
+from ognet_video.models.model import build_models  # noqa: E402
+from ognet_video.models.onnx_backend import OnnxBackend, require, session_options  # noqa: E402
 from ognet_video.patches import PatchExtractor  # noqa: E402
 
 

@@ -36,10 +36,10 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ognet_video.watch as watch_mod  # noqa: E402
 from ognet_video.cameras import Camera  # noqa: E402
-from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.data import load_dataset, read_gray  # noqa: E402
-from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
+from ognet_video.models.checkpoint import atomic_write_text  # noqa: E402
+from ognet_video.models.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.sinks.metrics import Health  # noqa: E402
 from ognet_video.watch import WatchOptions, watch  # noqa: E402
 from pipelines.settings import PED2  # noqa: E402

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from ognet_video.config import load_config
-from ognet_video.detector import pick_device
-from ognet_video.model import build_models, count_parameters, in_channels, resolve_model_config
+from ognet_video.models.detector import pick_device
+from ognet_video.models.model import build_models, count_parameters, in_channels, resolve_model_config
 from ognet_video.patches import PatchExtractor
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ognet_video.detector import resolve_model_path
 from ognet_video.host import host_info, host_line
+from ognet_video.models.detector import resolve_model_path
 from ognet_video.score import RayOptions, ScoreOptions, model_id
 from ognet_video.score import score as run_score
 

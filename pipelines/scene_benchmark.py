@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from ognet_video.checkpoint import atomic_write_text
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
-from ognet_video.detector import Detector
 from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info
+from ognet_video.models.checkpoint import atomic_write_text
+from ognet_video.models.detector import Detector
 from ognet_video.train import calibrate, train
 from ognet_video.train_data import split_for_training
 

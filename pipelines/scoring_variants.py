@@ -43,9 +43,9 @@ from rich.table import Table
 from ognet_video.config import ScoreConfig
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.decide import calibrated, causal_smooth, moving_cells
-from ognet_video.detector import Detector
 from ognet_video.host import host_info
 from ognet_video.metrics import paired_clip_bootstrap, summarize
+from ognet_video.models.detector import Detector
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer, FrameScores, aggregate
 from ognet_video.validation import KINDS, held_out_footage, make_clips, validation_aucs

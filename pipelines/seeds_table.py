@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ognet_video.checkpoint import load_checkpoint
+from ognet_video.models.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import REPO  # noqa: E402

@@ -40,13 +40,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ognet_video import patches  # noqa: E402
 from ognet_video.api import Model  # noqa: E402
-from ognet_video.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.data import load_dataset  # noqa: E402
-from ognet_video.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.engine import Engine  # noqa: E402
-from ognet_video.export import export  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
-from ognet_video.onnx_backend import RUNTIME_ENV, installed_runtimes  # noqa: E402
+from ognet_video.models.checkpoint import atomic_write_text  # noqa: E402
+from ognet_video.models.detector import Detector, resolve_model_path  # noqa: E402
+from ognet_video.models.export import export  # noqa: E402
+from ognet_video.models.onnx_backend import RUNTIME_ENV, installed_runtimes  # noqa: E402
 from ognet_video.score import ScoreOptions, score  # noqa: E402
 from ognet_video.scoring import FrameScorer  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402

@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ognet_video.data import load_dataset
-from ognet_video.detector import Detector
 from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info
+from ognet_video.models.detector import Detector
 from ognet_video.validation import KINDS, held_out_footage, make_clips, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from ognet_video.checkpoint import atomic_write_text
 from ognet_video.data import load_dataset, read_gray
-from ognet_video.detector import Detector, resolve_model_path
 from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info
 from ognet_video.metrics import summarize
+from ognet_video.models.checkpoint import atomic_write_text
+from ognet_video.models.detector import Detector, resolve_model_path
 from ognet_video.watch import WatchOptions, watch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from ognet_video.checkpoint import load_checkpoint
-from ognet_video.detector import Calibration, Detector
+from ognet_video.models.checkpoint import load_checkpoint
+from ognet_video.models.detector import Calibration, Detector
 
 
 @pytest.fixture(scope="module")

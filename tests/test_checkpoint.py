@@ -9,8 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import ognet_video.checkpoint as ckpt_mod
-from ognet_video.checkpoint import (
+import ognet_video.models.checkpoint as ckpt_mod
+from ognet_video.config import Config
+from ognet_video.errors import UserError
+from ognet_video.models.checkpoint import (
     FORMAT,
     atomic_write_text,
     load_checkpoint,
@@ -18,10 +20,8 @@ from ognet_video.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
-from ognet_video.config import Config
-from ognet_video.detector import Calibration, Detector, resolve_model_path
-from ognet_video.errors import UserError
-from ognet_video.model import build_models
+from ognet_video.models.detector import Calibration, Detector, resolve_model_path
+from ognet_video.models.model import build_models
 
 
 def make_detector(cfg, seed: int = 0) -> Detector:

@@ -15,8 +15,8 @@ from ognet_video.config import (
     validate,
 )
 from ognet_video.errors import UserError
-from ognet_video.model import resolve_model_config
-from ognet_video.stored_config import upgrade_checkpoint_config
+from ognet_video.models.model import resolve_model_config
+from ognet_video.models.stored_config import upgrade_checkpoint_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -17,11 +17,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from conftest import TINY, quiet_console, same_tensor
 
-from ognet_video.checkpoint import load_checkpoint
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset, read_gray
-from ognet_video.detector import Detector
 from ognet_video.distributed import SOLO, GlobalBatchNorm2d, World, global_batchnorm
+from ognet_video.models.checkpoint import load_checkpoint
+from ognet_video.models.detector import Detector
 from ognet_video.scoring import FrameScorer
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
@@ -248,7 +248,7 @@ def test_global_batchnorm_equals_one_batchnorm_over_the_whole_batch(tmp_path):
 
 def _steps(world: World, out: str) -> None:
     """Two phase-one steps of the default networks on a fixed batch of 16 patches (this rank's share of it)."""
-    from ognet_video.model import build_models
+    from ognet_video.models.model import build_models
     from ognet_video.train import phase_one_step, seed_everything
 
     cfg = load_config()

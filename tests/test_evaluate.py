@@ -9,10 +9,10 @@ from rich.console import Console
 
 from ognet_video.data import read_gray
 from ognet_video.decide import causal_smooth, offline_smooth
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.evaluate import MODES, evaluate
 from ognet_video.metrics import auc
+from ognet_video.models.detector import Detector
 from ognet_video.scoring import FrameScorer
 
 

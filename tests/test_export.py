@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import extra_module, quiet_console
 
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.models.detector import Detector
 from ognet_video.patches import PatchExtractor
 from ognet_video.sources import open_source
 
@@ -27,7 +27,7 @@ ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def onnx_path(trained_run, tmp_path_factory) -> Path:
-    from ognet_video.export import export
+    from ognet_video.models.export import export
 
     out = tmp_path_factory.mktemp("export") / "tiny.onnx"
     res = export(trained_run.run_dir, "onnx", out)
@@ -59,8 +59,8 @@ def test_onnx_scores_match_torch_on_real_and_random_patches(onnx_path, detector,
 
 
 def test_an_ensemble_exports_as_the_mean_of_its_members(detector, tmp_path):
-    from ognet_video.export import check_batch, export_onnx
-    from ognet_video.model import build_models
+    from ognet_video.models.export import check_batch, export_onnx
+    from ognet_video.models.model import build_models
 
     torch.manual_seed(3)
     both = Detector(detector.cfg, detector.members + [build_models(detector.cfg)], detector.calibration)
@@ -171,8 +171,8 @@ def test_corrupt_or_foreign_onnx_is_one_line(cli, main_cli, onnx_path, walkway, 
 
 
 def test_missing_onnxruntime_says_how_to_install(monkeypatch, onnx_path, trained_run, tmp_path):
-    from ognet_video.export import export
-    from ognet_video.onnx_backend import RUNTIME_ENV
+    from ognet_video.models.export import export
+    from ognet_video.models.onnx_backend import RUNTIME_ENV
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
@@ -187,7 +187,7 @@ def test_missing_onnxruntime_says_how_to_install(monkeypatch, onnx_path, trained
 
 def test_openvino_and_onnxruntime_both_score_like_torch(onnx_path, detector, walkway, monkeypatch):
     extra_module("openvino")
-    from ognet_video.onnx_backend import RUNTIME_ENV
+    from ognet_video.models.onnx_backend import RUNTIME_ENV
 
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     x = clip_patches(detector, walkway / "testing" / "frames" / "02")
@@ -207,7 +207,7 @@ def test_openvino_and_onnxruntime_both_score_like_torch(onnx_path, detector, wal
 
 
 def test_runtime_choice_without_openvino_and_bad_choices(onnx_path, monkeypatch):
-    from ognet_video.onnx_backend import RUNTIME_ENV
+    from ognet_video.models.onnx_backend import RUNTIME_ENV
 
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "openvino", None)  # not installed: onnxruntime scores, nothing to say

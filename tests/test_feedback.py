@@ -20,7 +20,7 @@ from videos import decode, write_mp4
 from ognet_video.calibration import event_statistic
 from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
-from ognet_video.detector import Detector
+from ognet_video.models.detector import Detector
 from ognet_video.review.feedback import append_label
 from ognet_video.scoring import StreamScorer
 

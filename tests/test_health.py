@@ -26,9 +26,9 @@ from videos import decode, write_mp4
 from ognet_video.config import HealthConfig, apply_runtime_overrides
 from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.health import CameraHealth, HealthReference
+from ognet_video.models.detector import Detector
 from ognet_video.scoring import StreamScorer
 from ognet_video.sinks.metrics import MetricsServer
 

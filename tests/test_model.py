@@ -5,7 +5,7 @@ import torch
 
 from ognet_video.config import load_config
 from ognet_video.errors import UserError
-from ognet_video.model import PRESETS, build_models, count_parameters, in_channels, resolve_model_config
+from ognet_video.models.model import PRESETS, build_models, count_parameters, in_channels, resolve_model_config
 
 GRAY45 = ["patches.channels=gray", "train.skip_frames=[]", "patches.size=45", "patches.height=225",
           "patches.width=360", "patches.stride=45"]  # fmt: skip

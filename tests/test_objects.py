@@ -11,9 +11,9 @@ import torch
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.data.synthetic import write_walkway
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
 from ognet_video.metrics import auc
+from ognet_video.models.detector import Detector
 from ognet_video.objects import FEATURES, ObjectDensity, find_objects
 from ognet_video.postprocess import object_mapping
 from ognet_video.scoring import FrameScorer, StreamScorer
@@ -149,7 +149,7 @@ def test_checkpoint_keeps_the_object_cue_and_old_models_score_as_before(cyclists
 
 
 def test_an_exported_model_keeps_the_object_cue(cyclists, tmp_path):
-    from ognet_video.export import export_onnx
+    from ognet_video.models.export import export_onnx
 
     ds, det = cyclists
     source = det.save(tmp_path / "model.safetensors")

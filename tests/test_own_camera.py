@@ -15,20 +15,20 @@ import numpy as np
 import pytest
 import torch
 
-from ognet_video.checkpoint import load_checkpoint
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.data.recordings import fit_geometry, load_recordings
 from ognet_video.data.synthetic import _background, make_clip
-from ognet_video.detector import Calibration, Detector
 from ognet_video.engine import Engine, Sink, Stream
 from ognet_video.errors import UserError
-from ognet_video.model import build_models
+from ognet_video.models.checkpoint import load_checkpoint
+from ognet_video.models.detector import Calibration, Detector
+from ognet_video.models.model import build_models
+from ognet_video.models.stored_config import upgrade_checkpoint_config
 from ognet_video.patches import PatchExtractor, fit_width, mask_cells
 from ognet_video.scoring import FrameScorer, misfit_warning
 from ognet_video.sources import ImageFiles, VideoFile
 from ognet_video.sources.resample import Resampler
-from ognet_video.stored_config import upgrade_checkpoint_config
 from ognet_video.train import collect_patches, load_clip_frames
 from tests.conftest import TINY, extra_module
 
@@ -321,7 +321,7 @@ def test_bar_detection_leaves_scenes_without_bars_alone():
 def test_the_crop_travels_with_the_model(tmp_path):
     """``patches.crop`` is part of the model: a checkpoint and its ONNX export both score the cropped picture."""
     extra_module("onnxruntime")
-    from ognet_video.export import export_onnx
+    from ognet_video.models.export import export_onnx
 
     cfg = load_config(None, [*TINY, "patches.crop=[0.1,0,0.9,1]"])
     torch.manual_seed(0)

@@ -171,7 +171,7 @@ def _moving_square(t: int = 6, step: int = 3) -> np.ndarray:
 @pytest.mark.parametrize("preset", ["fast", "medium"])
 def test_flow_channels_measure_speed_and_do_not_depend_on_chunking(preset):
     from ognet_video.config import Config
-    from ognet_video.model import in_channels
+    from ognet_video.models.model import in_channels
 
     cfg = PatchConfig(**GRID45, channels="flow", flow_scale=4.0, flow_preset=preset)
     full = Config()

@@ -190,8 +190,8 @@ def test_cli_train_ped1_loads_ped1(main_cli, tmp_path, monkeypatch):
 
 def test_eval_defaults_to_the_models_dataset(main_cli, tmp_path, tiny_config):
     """A model trained on ped1 is evaluated as Ped1 without --dataset; any other model still defaults to ped2."""
-    from ognet_video.detector import Detector
-    from ognet_video.model import build_models
+    from ognet_video.models.detector import Detector
+    from ognet_video.models.model import build_models
 
     root = fake_ped1_frames(tmp_path / "ped1", ["01"], ["03"])
     (root / "testing" / "frames" / "03" / "000.jpg").unlink()  # a count check names the dataset that was loaded

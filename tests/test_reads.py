@@ -90,7 +90,7 @@ def test_calibrate_leaves_out_an_unreadable_clip_as_train_does(main_cli, trained
                     "--device", "cpu")  # fmt: skip
     assert proc.returncode == 0, proc.out
     assert "skipping bad.mp4" in proc.stderr and "calibrated on 2 clips" in proc.stdout
-    from ognet_video.detector import Detector
+    from ognet_video.models.detector import Detector
 
     assert Detector.load(run / "model.safetensors").meta["calibration_footage"]["clips"] == ["01", "02"]
 
@@ -98,8 +98,8 @@ def test_calibrate_leaves_out_an_unreadable_clip_as_train_does(main_cli, trained
 def test_a_newer_checkpoint_format_says_upgrade(trained_run, tmp_path):
     import pytest
 
-    from ognet_video.checkpoint import load_checkpoint
     from ognet_video.errors import UserError
+    from ognet_video.models.checkpoint import load_checkpoint
 
     tensors, meta = load_checkpoint(trained_run.model_path)
     from safetensors.torch import save_file

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import quiet_console
 
-from ognet_video.checkpoint import load_checkpoint, save_checkpoint
 from ognet_video.config import SECTIONS, load_config
 from ognet_video.data import load_dataset
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.models.checkpoint import load_checkpoint, save_checkpoint
+from ognet_video.models.detector import Detector
 from ognet_video.sources import read_gray
 
 FUZZ_VALUES = [-1, 0, -1e9, 1e12, math.nan, math.inf, "abc", [], True, None]

@@ -121,8 +121,8 @@ def _disk_full(*a, **k):
 def test_a_full_disk_names_the_file_it_was_writing(tmp_path, monkeypatch):
     import os
 
-    from ognet_video.checkpoint import atomic_write_text, save_checkpoint
     from ognet_video.errors import UserError
+    from ognet_video.models.checkpoint import atomic_write_text, save_checkpoint
     from ognet_video.score.manifest import ClipRecord, Manifest
 
     (tmp_path / "run").mkdir()
@@ -315,7 +315,7 @@ def test_phase_two_resumes_from_its_last_checkpointed_step_bit_exact(trained_run
                                                                      monkeypatch):  # fmt: skip
 
     from ognet_video import train as train_mod
-    from ognet_video.checkpoint import load_checkpoint
+    from ognet_video.models.checkpoint import load_checkpoint
 
     class Stop(KeyboardInterrupt):
         pass

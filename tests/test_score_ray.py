@@ -19,8 +19,8 @@ from test_score import Killed, manifest_lines, out_files, touch
 
 from ognet_video import score as score_pkg
 from ognet_video.cli import common as cli_common
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.models.detector import Detector
 from ognet_video.score import RayOptions, ScoreOptions, ray_engine, read_manifest
 from ognet_video.score.manifest import Manifest
 from ognet_video.score.ray_engine import ModelSpec, score_task

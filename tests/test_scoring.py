@@ -6,7 +6,7 @@ import torch
 
 from ognet_video.config import ScoreConfig
 from ognet_video.data import read_gray
-from ognet_video.detector import Detector
+from ognet_video.models.detector import Detector
 from ognet_video.scoring import FrameScorer, aggregate
 
 

@@ -11,12 +11,12 @@ import torch
 from conftest import same_tensor
 
 import ognet_video.train as train_mod
-from ognet_video.checkpoint import load_checkpoint
 from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.decide import causal_smooth
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.model import build_models
+from ognet_video.models.checkpoint import load_checkpoint
+from ognet_video.models.detector import Detector
+from ognet_video.models.model import build_models
 from ognet_video.scoring import FrameScorer
 from ognet_video.train import (
     collect_patches,
@@ -329,7 +329,7 @@ def test_phase_two_batchnorm_statistics(walkway_ds, tiny_config, tmp_path, norm)
     """frozen: D's BatchNorm keeps phase one's statistics in phase two; separate (the authors): they move."""
     from conftest import quiet_console
 
-    from ognet_video.checkpoint import unprefixed
+    from ognet_video.models.checkpoint import unprefixed
 
     cfg = tiny_config(f"train.phase2_norm={norm}", "train.phase2_steps=3", "train.phase2_ema=0")
     res = train(cfg, walkway_ds, tmp_path / "run", console=quiet_console())

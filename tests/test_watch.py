@@ -28,8 +28,8 @@ from videos import decode, write_mp4
 from ognet_video.annotate import AnnotatedVideoWriter
 from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.models.detector import Detector
 from ognet_video.runs import load_model
 from ognet_video.scoring import StreamScorer
 from ognet_video.sources import Reader

@@ -14,7 +14,7 @@ from ognet_video.config import RUNTIME_KEYS
 from ognet_video.errors import UserError  # noqa: F401
 
 if TYPE_CHECKING:
-    from ognet_video.detector import Detector
+    from ognet_video.models.detector import Detector
 
 
 def report(
@@ -22,8 +22,8 @@ def report(
 ) -> None:
     """Evaluate a checkpoint (``det`` when already loaded) on ``ds.test`` into ``out_dir`` and print the tables
     (train and eval share it)."""
-    from ognet_video.detector import Detector
     from ognet_video.evaluate import evaluate, metrics_table, operator_table, per_clip_table
+    from ognet_video.models.detector import Detector
 
     det = det or Detector.load(model_path, device=dev)
     runtime_overrides(det, overrides or [])
@@ -59,7 +59,7 @@ def eval_cmd(
 ) -> None:
     """Frame-level AUC / EER (micro, macro, per clip) with no, causal and offline smoothing -> runs/eval/NAME-N."""
     from ognet_video.data import UCSD_SUBSETS, load_dataset
-    from ognet_video.detector import Detector, pick_device
+    from ognet_video.models.detector import Detector, pick_device
     from ognet_video.runs import find_model, new_run_dir
 
     _, bad = split_args(overrides)
@@ -77,7 +77,7 @@ def eval_cmd(
 @common.app.command(epilog=examples("ognet-video info", "ognet-video info --model runs/train/ped2-1"))
 def info(model: Path = model_opt()) -> None:
     """Show what a checkpoint holds: preset, config, calibration, training facts."""
-    from ognet_video.detector import Detector
+    from ognet_video.models.detector import Detector
     from ognet_video.runs import find_model
 
     det = Detector.load(find_model(model))

@@ -29,7 +29,7 @@ def export_cmd(
 
     It scores like its checkpoint (checked before it is kept): pass it as --model to watch, score or eval.
     """
-    from ognet_video.export import export
+    from ognet_video.models.export import export
 
     if run is not None and model is not None and run != model:
         raise UserError(f"two models given: {run} and --model {model}; give one")

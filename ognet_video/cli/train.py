@@ -63,7 +63,7 @@ def train(
 
     from ognet_video import distributed
     from ognet_video.config import load_config
-    from ognet_video.detector import pick_device
+    from ognet_video.models.detector import pick_device
     from ognet_video.train import train as run_train
 
     if not distributed.is_main_process():  # torchrun's other ranks: rank 0 alone prints (errors included)

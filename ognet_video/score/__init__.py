@@ -13,8 +13,8 @@ from rich.markup import escape
 from ognet_video.calibration import with_threshold
 from ognet_video.clips.sink import ClipSettings
 from ognet_video.config import apply_runtime_overrides
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
+from ognet_video.models.detector import Detector
 from ognet_video.paths import OutsideError
 from ognet_video.runs import find_model, latest_run_dir, new_run_dir
 from ognet_video.score.manifest import MANIFEST, RUN_INFO, ClipRecord, check_run_info, locked, model_id, read_manifest

@@ -14,8 +14,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ognet_video.checkpoint import atomic_write_text
 from ognet_video.errors import UserError, writing
+from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.paths import OutsideError, plain_name, safe_child
 
 MANIFEST = "manifest.jsonl"

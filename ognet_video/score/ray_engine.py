@@ -35,9 +35,9 @@ from rich.progress import Progress
 
 from ognet_video.clips.paths import EVENTS_DIR
 from ognet_video.config import Config
-from ognet_video.detector import Detector
 from ognet_video.engine import SIGNALS, Engine, Terminated
 from ognet_video.errors import UserError, writing
+from ognet_video.models.detector import Detector
 from ognet_video.score.clip_folder import publish
 from ognet_video.score.manifest import ClipRecord, Manifest
 from ognet_video.score.run import (

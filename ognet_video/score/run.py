@@ -27,8 +27,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ognet_video.clips.sink import ClipSettings, EventClips
-from ognet_video.detector import Detector
 from ognet_video.engine import Batch, Engine, Sink, Stream
+from ognet_video.models.detector import Detector
 from ognet_video.paths import safe_child
 from ognet_video.score.clip_folder import ClipFolder
 from ognet_video.score.manifest import CLIPS, ClipRecord, Manifest, clip_dir, read_manifest

@@ -12,7 +12,7 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from ognet_video.checkpoint import atomic_write_text
+from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.paths import safe_child
 from ognet_video.score.manifest import ClipRecord
 

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ognet_video.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
 from ognet_video.config import Config
 from ognet_video.errors import UserError
 from ognet_video.health.reference import HealthReference
-from ognet_video.model import Discriminator, Generator, build_models
+from ognet_video.models.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
+from ognet_video.models.model import Discriminator, Generator, build_models
+from ognet_video.models.stored_config import stored_config
 from ognet_video.objects.density import ObjectDensity
-from ognet_video.stored_config import stored_config
 
 
 @dataclass
@@ -194,7 +194,7 @@ class Detector:
         """A checkpoint, or an exported ``.onnx`` model (scored by OpenVINO or onnxruntime, same decisions;
         ``runtime`` picks one, see ``onnx_backend.pick_runtime``)."""
         if Path(path).suffix.lower() == ".onnx":
-            from ognet_video.onnx_backend import open_onnx  # lazy: the runtimes are optional extras
+            from ognet_video.models.onnx_backend import open_onnx  # lazy: the runtimes are optional extras
 
             m = open_onnx(path, device, expect_preset, runtime)
             cal, objects = m.meta["calibration"], m.meta.get("objects")

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ognet_video.checkpoint import atomic_write_bytes
-from ognet_video.detector import Detector
 from ognet_video.errors import UserError
-from ognet_video.model import in_channels
-from ognet_video.onnx_backend import FORMAT, INPUT, OUTPUT, installed_runtimes, open_model, require
+from ognet_video.models.checkpoint import atomic_write_bytes
+from ognet_video.models.detector import Detector
+from ognet_video.models.model import in_channels
+from ognet_video.models.onnx_backend import FORMAT, INPUT, OUTPUT, installed_runtimes, open_model, require
 from ognet_video.score.manifest import model_id
 
 FORMATS = ("onnx",)

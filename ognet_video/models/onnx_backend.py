@@ -25,8 +25,8 @@ import torch
 
 from ognet_video.config import Config
 from ognet_video.errors import UserError, newer_format
-from ognet_video.model import in_channels
-from ognet_video.stored_config import stored_config
+from ognet_video.models.model import in_channels
+from ognet_video.models.stored_config import stored_config
 
 FORMAT = "ognet-video-onnx/1"
 INSTALL = 'pip install "ognet-video[onnx]"'
