@@ -27,7 +27,7 @@ from ognet_video.data.synthetic import write_walkway
 from ognet_video.evaluate import evaluate, metrics_table, per_clip_table
 from ognet_video.models.detector import Detector, pick_device
 from ognet_video.runs import new_run_dir
-from ognet_video.train import train
+from ognet_video.training.train import train
 
 SCENE_VERSION = 1  # bump when write_walkway's road scene changes, so old demo clips are rewritten
 MARKER = "demo.json"

@@ -24,7 +24,7 @@ from ognet_video.host import host_info, host_line
 from ognet_video.metrics import operator_metrics
 from ognet_video.models.detector import Detector
 from ognet_video.recalibrate import recalibrate
-from ognet_video.train_data import split_clips
+from ognet_video.training.train_data import split_clips
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2  # noqa: E402

@@ -28,7 +28,7 @@ from ognet_video.host import host_info, host_line
 from ognet_video.metrics import auc
 from ognet_video.models.detector import Detector, pick_device
 from ognet_video.runs import new_run_dir
-from ognet_video.train import train
+from ognet_video.training.train import train
 
 # run as ``python pipelines/ped2_benchmark.py``: the repo root is not on sys.path, pipelines/ is
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

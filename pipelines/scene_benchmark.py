@@ -28,8 +28,8 @@ from ognet_video.evaluate import evaluate
 from ognet_video.host import host_info
 from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.models.detector import Detector
-from ognet_video.train import calibrate, train
-from ognet_video.train_data import split_for_training
+from ognet_video.training.train import calibrate, train
+from ognet_video.training.train_data import split_for_training
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED1, PED2  # noqa: E402

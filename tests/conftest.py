@@ -22,7 +22,7 @@ from ognet_video.config import Config, load_config
 from ognet_video.data import Dataset, load_dataset
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.models.detector import Detector
-from ognet_video.train import TrainResult, train
+from ognet_video.training.train import TrainResult, train
 from pipelines.settings import PED2  # noqa: F401 - the one place tests find Ped2 (OGNET_PED2)
 
 torch.set_num_threads(1)

@@ -19,10 +19,10 @@ from conftest import TINY, quiet_console, same_tensor
 
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset, read_gray
-from ognet_video.distributed import SOLO, GlobalBatchNorm2d, World, global_batchnorm
 from ognet_video.models.checkpoint import load_checkpoint
 from ognet_video.models.detector import Detector
 from ognet_video.scoring import FrameScorer
+from ognet_video.training.distributed import SOLO, GlobalBatchNorm2d, World, global_batchnorm
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
 
@@ -95,7 +95,7 @@ def test_torchrun_user_error_ends_every_rank_with_one_line(walkway, tmp_path):
 # signal) and, with $SLOW_STEP, sleeps that long in each phase-one step so that a signal lands mid-run
 RANK_MAIN = """
 import os, runpy, sys, time
-import ognet_video.train as train
+import ognet_video.training.train as train
 if os.environ.get("SLOW_STEP"):
     real = train.phase_one_step
     def step(*args, **kwargs):
@@ -158,7 +158,7 @@ class Interrupted(Exception):
 
 def _worker(rank: int, port: int, root: str, out: str) -> None:
     """One rank: an uninterrupted run, then a run stopped in epoch two on every rank and resumed."""
-    import ognet_video.train as train_mod
+    import ognet_video.training.train as train_mod
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -249,7 +249,7 @@ def test_global_batchnorm_equals_one_batchnorm_over_the_whole_batch(tmp_path):
 def _steps(world: World, out: str) -> None:
     """Two phase-one steps of the default networks on a fixed batch of 16 patches (this rank's share of it)."""
     from ognet_video.models.model import build_models
-    from ognet_video.train import phase_one_step, seed_everything
+    from ognet_video.training.train import phase_one_step, seed_everything
 
     cfg = load_config()
     gen = seed_everything(0)

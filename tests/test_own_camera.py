@@ -29,7 +29,7 @@ from ognet_video.patches import PatchExtractor, fit_width, mask_cells
 from ognet_video.scoring import FrameScorer, misfit_warning
 from ognet_video.sources import ImageFiles, VideoFile
 from ognet_video.sources.resample import Resampler
-from ognet_video.train import collect_patches, load_clip_frames
+from ognet_video.training.train import collect_patches, load_clip_frames
 from tests.conftest import TINY, extra_module
 
 WIDTH, PAD = 426, 33  # 240x426: 16:9; the scene's 240x360 with black bars of 33 px left and right

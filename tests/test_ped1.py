@@ -171,7 +171,7 @@ def test_cli_verify_and_download_know_ped1(main_cli, tmp_path):
 
 def test_cli_train_ped1_loads_ped1(main_cli, tmp_path, monkeypatch):
     """``train ped1 --data`` reaches training with Ped1 loaded (training itself is stubbed: it is tested elsewhere)."""
-    import ognet_video.train
+    import ognet_video.training.train
 
     seen = {}
 
@@ -179,7 +179,7 @@ def test_cli_train_ped1_loads_ped1(main_cli, tmp_path, monkeypatch):
         seen["ds"] = ds
         raise UserError("stopped before training")
 
-    monkeypatch.setattr(ognet_video.train, "train", stop)
+    monkeypatch.setattr(ognet_video.training.train, "train", stop)
     root = fake_ped1_frames(tmp_path / "ped1", ["01", "03"], ["05"])
     proc = main_cli("train", "PED1", "--data", root, "--project", tmp_path / "runs")
     assert "stopped before training" in proc.out, proc.out

@@ -148,7 +148,7 @@ def test_a_failed_training_leaves_no_empty_run_folder(main_cli, walkway, tmp_pat
 
 
 def test_a_failed_calibration_keeps_the_trained_networks(walkway_ds, tiny_config, tmp_path, monkeypatch):
-    from ognet_video import train as train_mod
+    from ognet_video.training import train as train_mod
 
     def broken(detector, clips):
         raise UserError("calibration broke")

@@ -291,7 +291,7 @@ def test_a_second_train_or_calibrate_of_one_run_is_refused_while_the_first_runs(
 
     from ognet_video.errors import UserError
     from ognet_video.runs import run_lock
-    from ognet_video.train import train
+    from ognet_video.training.train import train
 
     run = tmp_path / "proj" / "lock-1"
     run.mkdir(parents=True)
@@ -314,8 +314,8 @@ def test_a_second_train_or_calibrate_of_one_run_is_refused_while_the_first_runs(
 def test_phase_two_resumes_from_its_last_checkpointed_step_bit_exact(trained_run, walkway_ds, tiny_config, tmp_path,
                                                                      monkeypatch):  # fmt: skip
 
-    from ognet_video import train as train_mod
     from ognet_video.models.checkpoint import load_checkpoint
+    from ognet_video.training import train as train_mod
 
     class Stop(KeyboardInterrupt):
         pass

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import same_tensor
 
-import ognet_video.train as train_mod
+import ognet_video.training.train as train_mod
 from ognet_video.data import Clip, Dataset, read_gray
 from ognet_video.decide import causal_smooth
 from ognet_video.errors import UserError
@@ -18,7 +18,7 @@ from ognet_video.models.checkpoint import load_checkpoint
 from ognet_video.models.detector import Detector
 from ognet_video.models.model import build_models
 from ognet_video.scoring import FrameScorer
-from ognet_video.train import (
+from ognet_video.training.train import (
     collect_patches,
     phase_one_step,
     phase_two_step,
@@ -284,7 +284,7 @@ def monkeypatch_context():
 def test_fast_twins_take_the_flow_k_frames_apart(walkway_ds, tiny_config):
     """A frame-skip pseudo anomaly keeps a moving flow patch at t but takes its flow from t-k to t."""
     from ognet_video.patches import PatchExtractor, optical_flow
-    from ognet_video.train import load_clip_frames
+    from ognet_video.training.train import load_clip_frames
 
     cfg = tiny_config("patches.channels=flow", "patches.flow_preset=fast", "train.skip_frames=[3]",
                       "train.max_patches=0")  # fmt: skip

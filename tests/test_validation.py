@@ -168,7 +168,7 @@ def test_a_failing_check_costs_a_warning_not_the_model(walkway_ds, tiny_config, 
 
     from ognet_video import validation
     from ognet_video.models.detector import Detector
-    from ognet_video.train import train
+    from ognet_video.training.train import train
 
     def broken(*_a, **_k):  # noqa: ANN202
         raise RuntimeError("no luck")

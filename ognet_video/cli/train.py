@@ -61,10 +61,10 @@ def train(
     """Train OGNet (phase one + phase two), calibrate on held-out normal footage, save runs/train/NAME-N."""
     from rich.console import Console
 
-    from ognet_video import distributed
     from ognet_video.config import load_config
     from ognet_video.models.detector import pick_device
-    from ognet_video.train import train as run_train
+    from ognet_video.training import distributed
+    from ognet_video.training.train import train as run_train
 
     if not distributed.is_main_process():  # torchrun's other ranks: rank 0 alone prints (errors included)
         common.console = Console(file=io.StringIO())

@@ -7,7 +7,7 @@ anomalies) reconstructions. Then the score is calibrated on held-out normal trai
 
 A run folder holds ``last.safetensors`` (resume state, rewritten atomically after every epoch),
 ``phase1.safetensors`` (reference: D(G(x)) before phase two), ``model.safetensors`` (final) and
-``log.jsonl`` (losses). Under torchrun (``ognet_video.distributed``) every rank trains on its share of each
+``log.jsonl`` (losses). Under torchrun (``ognet_video.training.distributed``) every rank trains on its share of each
 batch, the gradients are averaged, and rank 0 alone writes the run folder and calibrates.
 """
 
@@ -34,7 +34,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
 from ognet_video.data.recordings import Recordings
-from ognet_video.distributed import SOLO, World, digest, global_batchnorm
 from ognet_video.errors import UserError, writing
 from ognet_video.health.reference import describe_footage
 from ognet_video.heldout import keep
@@ -46,7 +45,8 @@ from ognet_video.postprocess import fit_calibration
 from ognet_video.progress import progress_bar
 from ognet_video.runs import run_lock
 from ognet_video.scoring import score_footage
-from ognet_video.train_data import (  # noqa: F401 - re-exported: what training reads lives there
+from ognet_video.training.distributed import SOLO, World, digest, global_batchnorm
+from ognet_video.training.train_data import (  # noqa: F401 - re-exported: what training reads lives there
     check_holdout,
     collect_patches,
     fit_objects,
@@ -56,7 +56,7 @@ from ognet_video.train_data import (  # noqa: F401 - re-exported: what training 
     split_clips,
     split_for_training,
 )
-from ognet_video.train_state import (
+from ognet_video.training.train_state import (
     PHASE2_CHECKPOINT_EVERY,
     Finished,
     load_phase_two,

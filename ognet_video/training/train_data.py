@@ -14,10 +14,10 @@ from rich.progress import Progress
 
 from ognet_video.config import Config
 from ognet_video.data import Clip, Dataset
-from ognet_video.distributed import SOLO, World
 from ognet_video.errors import UserError
 from ognet_video.objects import ObjectDensity, normal_objects
 from ognet_video.patches import PatchExtractor, optical_flow, to_tensor
+from ognet_video.training.distributed import SOLO, World
 
 
 def split_clips(dataset: Dataset, holdout: int) -> tuple[list[Clip], list[Clip]]:
