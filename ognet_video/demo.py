@@ -24,7 +24,7 @@ from rich.console import Console
 from ognet_video.config import Config, validate
 from ognet_video.data import load_dataset
 from ognet_video.data.synthetic import write_walkway
-from ognet_video.evaluate import evaluate, metrics_table, per_clip_table
+from ognet_video.evaluation.evaluate import evaluate, metrics_table, per_clip_table
 from ognet_video.models.detector import Detector, pick_device
 from ognet_video.runs import new_run_dir
 from ognet_video.training.train import train
@@ -141,7 +141,7 @@ def run_demo(project: Path = Path("runs"), seed: int = 0, console: Console | Non
                   f"{thr['false_positive_rate']:.3f}  |  report: {run_dir}/metrics.json, roc.png, timelines/",
                   highlight=False)  # fmt: skip
     if res.validation is not None:  # what a user without labels would see
-        from ognet_video.validation import check_line
+        from ognet_video.evaluation.validation import check_line
 
         console.print(check_line(res.validation), highlight=False)
     clip = next(c for c in ds.test if c.labels is not None and c.labels.any())

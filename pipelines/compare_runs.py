@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ognet_video.metrics import auc, paired_clip_bootstrap
+from ognet_video.evaluation.metrics import auc, paired_clip_bootstrap
 
 
 def read_scores(run: Path, column: str = "causal") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ognet_video.data import load_dataset  # noqa: E402
-from ognet_video.metrics import summarize  # noqa: E402
+from ognet_video.evaluation.metrics import summarize  # noqa: E402
 from ognet_video.sources import read_gray  # noqa: E402
 from pipelines.settings import PED2, REPO  # noqa: E402
 

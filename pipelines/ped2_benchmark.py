@@ -23,9 +23,9 @@ from rich.console import Console
 
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
-from ognet_video.evaluate import evaluate, metrics_table
+from ognet_video.evaluation.evaluate import evaluate, metrics_table
+from ognet_video.evaluation.metrics import auc
 from ognet_video.host import host_info, host_line
-from ognet_video.metrics import auc
 from ognet_video.models.detector import Detector, pick_device
 from ognet_video.runs import new_run_dir
 from ognet_video.training.train import train

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
-from ognet_video.evaluate import evaluate
+from ognet_video.evaluation.evaluate import evaluate
 from ognet_video.host import host_info
 from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.models.detector import Detector

@@ -29,9 +29,9 @@ import numpy as np
 from rich.console import Console
 
 from ognet_video.data import load_dataset
-from ognet_video.evaluate import evaluate
+from ognet_video.evaluation.evaluate import evaluate
+from ognet_video.evaluation.metrics import summarize
 from ognet_video.host import host_info, host_line
-from ognet_video.metrics import summarize
 from ognet_video.models.detector import Detector, resolve_model_path
 from ognet_video.score import ScoreOptions
 from ognet_video.score import score as run_score

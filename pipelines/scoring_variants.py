@@ -18,7 +18,7 @@ The variants change only how a trained model scores a frame, so the same network
   the protocol existed; here the protocol judges them.
 
 Each variant is calibrated like the default (``postprocess.fit_calibration`` on the run's held-out clips), then
-scored on the validation set (``ognet_video.validation``, no test label) and on the 12 test clips. Writes
+scored on the validation set (``ognet_video.evaluation.validation``, no test label) and on the 12 test clips. Writes
 ``pipelines/results/scoring_variants.json``; the patch scores of each run are cached beside its model
 (``scoring_parts.npz``), so a second call only recomputes the variants.
 
@@ -43,12 +43,12 @@ from rich.table import Table
 from ognet_video.config import ScoreConfig
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.decide import calibrated, causal_smooth, moving_cells
+from ognet_video.evaluation.metrics import paired_clip_bootstrap, summarize
+from ognet_video.evaluation.validation import KINDS, held_out_footage, make_clips, validation_aucs
 from ognet_video.host import host_info
-from ognet_video.metrics import paired_clip_bootstrap, summarize
 from ognet_video.models.detector import Detector
 from ognet_video.postprocess import fit_calibration
 from ognet_video.scoring import FrameScorer, FrameScores, aggregate
-from ognet_video.validation import KINDS, held_out_footage, make_clips, validation_aucs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2, REPO  # noqa: E402

@@ -1,4 +1,4 @@
-"""The validation protocol (``ognet_video.validation``) against the test clips, on trained Ped2 runs.
+"""The validation protocol (``ognet_video.evaluation.validation``) against the test clips, on trained Ped2 runs.
 
 For each run, both of its models (``model.safetensors`` and phase one's ``phase1.safetensors``) are scored on
 the synthetic anomalies made from the run's own held-out normal training clips (no test label), and on the 12
@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ognet_video.data import load_dataset
-from ognet_video.evaluate import evaluate
+from ognet_video.evaluation.evaluate import evaluate
+from ognet_video.evaluation.validation import KINDS, held_out_footage, make_clips, validate
 from ognet_video.host import host_info
 from ognet_video.models.detector import Detector
-from ognet_video.validation import KINDS, held_out_footage, make_clips, validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2, REPO  # noqa: E402

@@ -32,9 +32,9 @@ import torch
 from rich.console import Console
 
 from ognet_video.data import load_dataset, read_gray
-from ognet_video.evaluate import evaluate
+from ognet_video.evaluation.evaluate import evaluate
+from ognet_video.evaluation.metrics import summarize
 from ognet_video.host import host_info
-from ognet_video.metrics import summarize
 from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.models.detector import Detector, resolve_model_path
 from ognet_video.watch import WatchOptions, watch

@@ -78,8 +78,8 @@ def test_the_validation_protocol_sees_it_detect(cyclist_run):
     """The label-free validation set (synthetic anomalies in the held-out normal clip) agrees: the model that
     finds the cyclist also finds the sped-up walkers, which phase two's frame-skip twins taught it."""
     from ognet_video.data import load_dataset
+    from ognet_video.evaluation.validation import held_out_footage, make_clips, validate
     from ognet_video.models.detector import Detector
-    from ognet_video.validation import held_out_footage, make_clips, validate
 
     run_dir, out, root = cyclist_run
     det = Detector.load(run_dir / "model.safetensors")

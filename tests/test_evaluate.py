@@ -10,8 +10,8 @@ from rich.console import Console
 from ognet_video.data import read_gray
 from ognet_video.decide import causal_smooth, offline_smooth
 from ognet_video.errors import UserError
-from ognet_video.evaluate import MODES, evaluate
-from ognet_video.metrics import auc
+from ognet_video.evaluation.evaluate import MODES, evaluate
+from ognet_video.evaluation.metrics import auc
 from ognet_video.models.detector import Detector
 from ognet_video.scoring import FrameScorer
 
@@ -84,7 +84,7 @@ def test_uncalibrated_or_unlabelled_is_user_error(trained_run, walkway_ds, conso
 
 def test_operator_metrics_in_the_report(evaluation, walkway_ds):
     """At the stored threshold: the same numbers as ``operator_metrics`` on the report's causal scores."""
-    from ognet_video.metrics import intervals, operator_metrics
+    from ognet_video.evaluation.metrics import intervals, operator_metrics
 
     det, res, out = evaluation
     metrics = json.loads((out / "metrics.json").read_text())

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ognet_video.metrics import auc, eer, paired_clip_bootstrap, summarize
+from ognet_video.evaluation.metrics import auc, eer, paired_clip_bootstrap, summarize
 
 
 def pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.errors import UserError
-from ognet_video.metrics import auc
+from ognet_video.evaluation.metrics import auc
 from ognet_video.models.detector import Detector
 from ognet_video.objects import FEATURES, ObjectDensity, find_objects
 from ognet_video.postprocess import object_mapping

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ognet_video.data import read_gray
-from ognet_video.validation import (
+from ognet_video.evaluation.validation import (
     CROWD_COPIES,
     GLIDE_PX,
     KINDS,
@@ -166,7 +166,7 @@ def test_a_failing_check_costs_a_warning_not_the_model(walkway_ds, tiny_config, 
 
     from rich.console import Console
 
-    from ognet_video import validation
+    from ognet_video.evaluation import validation
     from ognet_video.models.detector import Detector
     from ognet_video.training.train import train
 

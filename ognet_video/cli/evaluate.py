@@ -22,7 +22,7 @@ def report(
 ) -> None:
     """Evaluate a checkpoint (``det`` when already loaded) on ``ds.test`` into ``out_dir`` and print the tables
     (train and eval share it)."""
-    from ognet_video.evaluate import evaluate, metrics_table, operator_table, per_clip_table
+    from ognet_video.evaluation.evaluate import evaluate, metrics_table, operator_table, per_clip_table
     from ognet_video.models.detector import Detector
 
     det = det or Detector.load(model_path, device=dev)
@@ -104,6 +104,6 @@ def info(model: Path = model_opt()) -> None:
                              f"{len(said['real'])} marked real still do (threshold {said['threshold']:+.3f})",
                              highlight=False)  # fmt: skip
     if isinstance(det.meta.get("validation"), dict):  # models trained before the check have none
-        from ognet_video.validation import check_line
+        from ognet_video.evaluation.validation import check_line
 
         common.console.print(check_line(det.meta["validation"]), highlight=False)

@@ -95,7 +95,7 @@ def train(
         return
     common.console.print(f"[green]done[/] in {res.minutes:.1f} min on {res.patches} patches: {res.model_path}")
     if res.validation is not None:
-        from ognet_video.validation import check_line
+        from ognet_video.evaluation.validation import check_line
 
         common.console.print(check_line(res.validation), highlight=False)
     if evaluate_after and any(c.labels is not None for c in ds.test):

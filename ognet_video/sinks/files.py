@@ -206,7 +206,7 @@ class Timeline(Sink):
         self.smoothed += [r.smoothed for r in batch.results]
 
     def close(self, stream: Stream) -> None:
-        from ognet_video.report import plot_timeline  # matplotlib: only when a timeline is asked for
+        from ognet_video.evaluation.report import plot_timeline  # matplotlib: only when a timeline is asked for
 
         assert stream.scorer is not None
         series = {"score": np.asarray(self.z), "causal": np.asarray(self.smoothed)}

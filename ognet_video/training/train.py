@@ -293,7 +293,7 @@ def _train(cfg: Config, dataset: Dataset | Recordings, run_dir: Path, resume: bo
     minutes = (time.perf_counter() - t0) / 60
     det.meta.update(train_minutes=round(minutes, 2), train_patches=n, dataset=dataset.name, device=str(device),
                     environment=host_info(), **footage_meta(dataset, holdout))  # fmt: skip
-    from ognet_video.validation import checked  # lazy: the check's synthetic anomalies are not needed before
+    from ognet_video.evaluation.validation import checked  # lazy: the check's synthetic anomalies are not needed before
 
     check = checked(det, holdout, console)
     if check is not None:

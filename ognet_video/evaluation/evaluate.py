@@ -22,12 +22,12 @@ from ognet_video.calibration import seconds_per_frame
 from ognet_video.data import Clip
 from ognet_video.decide import causal_smooth, decide, offline_smooth
 from ognet_video.errors import UserError
-from ognet_video.localisation import find_masks, localisation_metrics
-from ognet_video.metrics import operator_metrics, summarize
+from ognet_video.evaluation.localisation import find_masks, localisation_metrics
+from ognet_video.evaluation.metrics import operator_metrics, summarize
+from ognet_video.evaluation.report import plot_roc, plot_timeline
 from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.models.detector import Detector
 from ognet_video.progress import progress_bar
-from ognet_video.report import plot_roc, plot_timeline
 from ognet_video.scoring import FrameScorer
 
 MODES = ("none", "causal", "offline")

@@ -37,7 +37,7 @@ from rich.markup import escape
 
 from ognet_video.data import Clip, read_gray
 from ognet_video.decide import decision_score
-from ognet_video.metrics import summarize
+from ognet_video.evaluation.metrics import summarize
 from ognet_video.models.detector import Detector
 from ognet_video.patches import to_gray
 from ognet_video.scoring import FrameScorer
