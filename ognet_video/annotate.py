@@ -20,7 +20,7 @@ import numpy as np
 
 from ognet_video.errors import UserError
 from ognet_video.models.detector import Calibration
-from ognet_video.scoring import FrameResult
+from ognet_video.stream.scoring import FrameResult
 
 RED, WHITE, GRAY, YELLOW = (40, 40, 230), (235, 235, 235), (120, 120, 120), (0, 215, 255)
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ognet_video.decide import Event
-from ognet_video.engine import Engine, Stream
 from ognet_video.models.detector import Calibration, Detector
 from ognet_video.runs import load_model
-from ognet_video.scoring import FrameResult, StreamScorer
 from ognet_video.sources import open_source, source_name
+from ognet_video.stream.engine import Engine, Stream
+from ognet_video.stream.scoring import FrameResult, StreamScorer
 
 
 class Model:

@@ -18,7 +18,7 @@ import torch
 from ognet_video.errors import UserError
 from ognet_video.models.detector import HELDOUT_PREFIX as PREFIX
 from ognet_video.models.detector import Detector
-from ognet_video.scoring import FrameScores
+from ognet_video.stream.scoring import FrameScores
 
 META = "heldout_scores"
 

@@ -18,7 +18,7 @@ from ognet_video.decide import calibrated, crowd_corrected, decision_score, movi
 from ognet_video.models.detector import Calibration
 
 if TYPE_CHECKING:
-    from ognet_video.scoring import FrameScores
+    from ognet_video.stream.scoring import FrameScores
 
 
 MIN_OBJECT_FRAMES = 20  # held-out frames with an object needed to map the object cue into the patch score's units

@@ -31,8 +31,8 @@ from ognet_video.heldout import keep, kept
 from ognet_video.models.detector import Calibration, Detector
 from ognet_video.postprocess import fit_calibration
 from ognet_video.runs import run_lock
-from ognet_video.scoring import FrameScores, score_footage
 from ognet_video.sources.discover import ClipInput, clip_names, discover
+from ognet_video.stream.scoring import FrameScores, score_footage
 
 
 @dataclass

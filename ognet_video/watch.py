@@ -34,14 +34,12 @@ from rich.markup import escape
 from ognet_video.cameras import Camera, cameras_from_args
 from ognet_video.clips.retention import Retention
 from ognet_video.clips.sink import ClipSettings, EventClips
-from ognet_video.engine import STOP_REASONS, Engine, Sink, Stream, Terminated
 from ognet_video.errors import UserError
 from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.models.detector import Detector
 from ognet_video.review.app import start_server
 from ognet_video.review.live import LiveBoard
 from ognet_video.runs import load_model, new_run_dir
-from ognet_video.scoring import misfit_warning
 from ognet_video.sinks import (
     AnnotatedVideo,
     DropWarning,
@@ -58,6 +56,8 @@ from ognet_video.sinks.alerts import Alerts, Channel, parse_sink
 from ognet_video.sinks.files import summary_dict
 from ognet_video.sinks.metrics import Health, MetricsServer
 from ognet_video.sources import Opener, Source, open_source, source_name
+from ognet_video.stream.engine import STOP_REASONS, Engine, Sink, Stream, Terminated
+from ognet_video.stream.scoring import misfit_warning
 
 
 @dataclass

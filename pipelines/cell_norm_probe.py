@@ -20,7 +20,7 @@ from ognet_video.decide import causal_smooth, decide  # noqa: E402
 from ognet_video.evaluation.metrics import auc  # noqa: E402
 from ognet_video.heldout import kept  # noqa: E402
 from ognet_video.models.detector import Detector  # noqa: E402
-from ognet_video.scoring import FrameScorer  # noqa: E402
+from ognet_video.stream.scoring import FrameScorer  # noqa: E402
 
 torch.set_num_threads(2)
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # cells that never moved: nan means, shrunk away

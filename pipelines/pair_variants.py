@@ -30,7 +30,7 @@ from ognet_video.evaluation.metrics import summarize
 from ognet_video.evaluation.validation import KINDS, validation_aucs
 from ognet_video.host import host_info
 from ognet_video.postprocess import fit_calibration
-from ognet_video.scoring import FrameScores, aggregate
+from ognet_video.stream.scoring import FrameScores, aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.scoring_variants import cached_parts, held_stats, run_sets  # noqa: E402

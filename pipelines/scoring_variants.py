@@ -48,7 +48,7 @@ from ognet_video.evaluation.validation import KINDS, held_out_footage, make_clip
 from ognet_video.host import host_info
 from ognet_video.models.detector import Detector
 from ognet_video.postprocess import fit_calibration
-from ognet_video.scoring import FrameScorer, FrameScores, aggregate
+from ognet_video.stream.scoring import FrameScorer, FrameScores, aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.settings import PED2, REPO  # noqa: E402

@@ -41,15 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ognet_video import patches  # noqa: E402
 from ognet_video.api import Model  # noqa: E402
 from ognet_video.data import load_dataset  # noqa: E402
-from ognet_video.engine import Engine  # noqa: E402
 from ognet_video.host import host_info  # noqa: E402
 from ognet_video.models.checkpoint import atomic_write_text  # noqa: E402
 from ognet_video.models.detector import Detector, resolve_model_path  # noqa: E402
 from ognet_video.models.export import export  # noqa: E402
 from ognet_video.models.onnx_backend import RUNTIME_ENV, installed_runtimes  # noqa: E402
 from ognet_video.score import ScoreOptions, score  # noqa: E402
-from ognet_video.scoring import FrameScorer  # noqa: E402
 from ognet_video.sources import open_source  # noqa: E402
+from ognet_video.stream.engine import Engine  # noqa: E402
+from ognet_video.stream.scoring import FrameScorer  # noqa: E402
 from ognet_video.watch import WatchOptions, watch  # noqa: E402
 from pipelines.settings import PED2  # noqa: E402
 from pipelines.watch_benchmark import quiet, write_mp4  # noqa: E402 - the same MP4s as the watch benchmark

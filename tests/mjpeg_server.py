@@ -251,7 +251,7 @@ class Recorder:
 def score_from_file(detector: object, delivered: Iterable[Delivered]) -> dict[int, Any]:
     """Every frame a camera delivered (dropped ones too), scored one after the other per connection, as ``score``
     scores a recording: its ``FrameResult`` by frame index."""
-    from ognet_video.scoring import StreamScorer
+    from ognet_video.stream.scoring import StreamScorer
 
     frames = sorted(delivered, key=lambda d: d.index)
     ss, out = StreamScorer(detector), {}  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from ognet_video.decide import causal_smooth
 from ognet_video.evaluation.localisation import iou, localisation_metrics, rbdc_tbdc, tracks, weighted_auc
 from ognet_video.evaluation.metrics import auc, intervals, operator_metrics
 from ognet_video.postprocess import fit_calibration
-from ognet_video.scoring import FrameScores
+from ognet_video.stream.scoring import FrameScores
 
 
 def footage(hours: float, seed: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from ognet_video.calibration import count_alarms
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import Decider, clip_events, decide, decision_score
 from ognet_video.models.detector import Calibration
-from ognet_video.scoring import FrameScores
+from ognet_video.stream.scoring import FrameScores
 
 CFG = ScoreConfig()
 
@@ -119,6 +119,6 @@ def test_the_decider_returns_its_messages_boxes_and_suspends_flags():
 
 
 def test_decide_imports_neither_torch_nor_the_model():
-    code = ("import sys, ognet_video.decide; bad = {'torch', 'ognet_video.models.detector', 'ognet_video.scoring'} & "
+    code = ("import sys, ognet_video.decide; bad = {'torch', 'ognet_video.models.detector', 'ognet_video.stream.scoring'} & "
             "set(sys.modules); assert not bad, bad")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True)

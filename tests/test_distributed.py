@@ -21,7 +21,7 @@ from ognet_video.config import load_config
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.models.checkpoint import load_checkpoint
 from ognet_video.models.detector import Detector
-from ognet_video.scoring import FrameScorer
+from ognet_video.stream.scoring import FrameScorer
 from ognet_video.training.distributed import SOLO, GlobalBatchNorm2d, World, global_batchnorm
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")

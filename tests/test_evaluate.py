@@ -13,7 +13,7 @@ from ognet_video.errors import UserError
 from ognet_video.evaluation.evaluate import MODES, evaluate
 from ognet_video.evaluation.metrics import auc
 from ognet_video.models.detector import Detector
-from ognet_video.scoring import FrameScorer
+from ognet_video.stream.scoring import FrameScorer
 
 
 @pytest.fixture(scope="module")

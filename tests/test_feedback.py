@@ -22,7 +22,7 @@ from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.models.detector import Detector
 from ognet_video.review.feedback import append_label
-from ognet_video.scoring import StreamScorer
+from ognet_video.stream.scoring import StreamScorer
 
 
 def _peak_statistic(det: Detector, frames: list[np.ndarray]) -> float:

@@ -29,8 +29,8 @@ from ognet_video.data.synthetic import write_walkway
 from ognet_video.errors import UserError
 from ognet_video.health import CameraHealth, HealthReference
 from ognet_video.models.detector import Detector
-from ognet_video.scoring import StreamScorer
 from ognet_video.sinks.metrics import MetricsServer
+from ognet_video.stream.scoring import StreamScorer
 
 AT, N = 12, 40  # tampering from frame 12 of 40 (10 fps): alerts within 1 s of persistence + a frame or two
 

@@ -12,11 +12,11 @@ from fake_camera import ImageCapture, one_connection
 
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.decide import CausalSmoother, EventTracker
-from ognet_video.engine import Engine, Stream
 from ognet_video.errors import UserError
-from ognet_video.scoring import StreamScorer
 from ognet_video.sources.images import read_gray
 from ognet_video.sources.live import NetworkStream
+from ognet_video.stream.engine import Engine, Stream
+from ognet_video.stream.scoring import StreamScorer
 
 
 class SlowDetector:

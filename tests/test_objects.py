@@ -16,7 +16,7 @@ from ognet_video.evaluation.metrics import auc
 from ognet_video.models.detector import Detector
 from ognet_video.objects import FEATURES, ObjectDensity, find_objects
 from ognet_video.postprocess import object_mapping
-from ognet_video.scoring import FrameScorer, StreamScorer
+from ognet_video.stream.scoring import FrameScorer, StreamScorer
 from ognet_video.training.train import train
 from tests.conftest import TINY, quiet_console
 

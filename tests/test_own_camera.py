@@ -19,16 +19,16 @@ from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.data.recordings import fit_geometry, load_recordings
 from ognet_video.data.synthetic import _background, make_clip
-from ognet_video.engine import Engine, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.models.checkpoint import load_checkpoint
 from ognet_video.models.detector import Calibration, Detector
 from ognet_video.models.model import build_models
 from ognet_video.models.stored_config import upgrade_checkpoint_config
 from ognet_video.patches import PatchExtractor, fit_width, mask_cells
-from ognet_video.scoring import FrameScorer, misfit_warning
 from ognet_video.sources import ImageFiles, VideoFile
 from ognet_video.sources.resample import Resampler
+from ognet_video.stream.engine import Engine, Sink, Stream
+from ognet_video.stream.scoring import FrameScorer, misfit_warning
 from ognet_video.training.train import collect_patches, load_clip_frames
 from tests.conftest import TINY, extra_module
 

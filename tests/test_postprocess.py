@@ -6,7 +6,7 @@ import pytest
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import CausalSmoother, calibrated, causal_smooth, offline_smooth
 from ognet_video.postprocess import fit_calibration, fit_crowd
-from ognet_video.scoring import FrameScores
+from ognet_video.stream.scoring import FrameScores
 
 
 def naive_causal(x, w):

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from ognet_video.engine import Engine, Stream
-from ognet_video.prefetch import END, Prefetcher, Taken
-from ognet_video.scoring import StreamScorer
 from ognet_video.sources import Reader, open_source
+from ognet_video.stream.engine import Engine, Stream
+from ognet_video.stream.prefetch import END, Prefetcher, Taken
+from ognet_video.stream.scoring import StreamScorer
 
 
 def _rows(detector, clip, max_frames=None, batch=None) -> tuple[list[tuple], Stream]:

@@ -265,7 +265,7 @@ def test_watch_stopped_while_connecting_is_a_stop_not_a_failure(detector, tmp_pa
     import signal
     import threading
 
-    from ognet_video.engine import Terminated, install_signal_handlers
+    from ognet_video.stream.engine import Terminated, install_signal_handlers
     from ognet_video.watch import WatchOptions, watch
 
     def opener(spec: str):

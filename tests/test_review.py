@@ -23,12 +23,12 @@ import pytest
 
 from ognet_video.clips.encode import write_h264
 from ognet_video.decide import Event, EventMessage
-from ognet_video.engine import Batch, StreamStats
 from ognet_video.review.app import create_app, start_server
 from ognet_video.review.feedback import FEEDBACK, append_label, read_labels
 from ognet_video.review.live import LiveBoard
 from ognet_video.review.timeline import STEP, ScoreFile, event_window
 from ognet_video.sources import Frame
+from ognet_video.stream.engine import Batch, StreamStats
 
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its test client; httpx still works
     warnings.simplefilter("ignore")

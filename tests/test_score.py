@@ -26,8 +26,8 @@ from ognet_video.errors import UserError
 from ognet_video.score import ClipInput, ClipRecord, ScoreOptions, clip_names, discover, read_manifest
 from ognet_video.score.manifest import Manifest
 from ognet_video.score.run import EXIT_FAILED_BASE, _assign_names
-from ognet_video.scoring import FrameScorer
 from ognet_video.sinks import ScoresCsv
+from ognet_video.stream.scoring import FrameScorer
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -276,7 +276,7 @@ KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 from ognet_video import score
-from ognet_video.scoring import StreamScorer
+from ognet_video.stream.scoring import StreamScorer
 push = StreamScorer.push
 def slow(self, *args, **kw):
     time.sleep(0.05)
@@ -437,7 +437,7 @@ def test_a_long_file_name_is_scored_and_a_cut_off_video_is_reported(tmp_path, mo
 INTERRUPT_SCRIPT = (
     KILL_SCRIPT.replace(
         "from ognet_video import score\n",
-        "from ognet_video import score\nfrom ognet_video.engine import install_signal_handlers\ninstall_signal_handlers()\n",
+        "from ognet_video import score\nfrom ognet_video.stream.engine import install_signal_handlers\ninstall_signal_handlers()\n",
     ).replace("score.score(", "res = score.score(")
     + "sys.exit(res.exit_code)\n"
 )

@@ -7,7 +7,7 @@ import torch
 from ognet_video.config import ScoreConfig
 from ognet_video.data import read_gray
 from ognet_video.models.detector import Detector
-from ognet_video.scoring import FrameScorer, aggregate
+from ognet_video.stream.scoring import FrameScorer, aggregate
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_aggregate_max_and_topk_by_hand():
 
 def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, clip_frames):
     from ognet_video.decide import calibrated, causal_smooth
-    from ognet_video.scoring import StreamScorer
+    from ognet_video.stream.scoring import StreamScorer
 
     offline = FrameScorer(detector).score_clip(clip_frames)
     ss = StreamScorer(detector)
@@ -128,7 +128,7 @@ def test_stream_scorer_matches_frame_scorer_and_flags_with_threshold(detector, c
 
 
 def test_stream_scorer_carries_source_frame_numbers_into_results_and_events(detector, clip_frames):
-    from ognet_video.scoring import StreamScorer
+    from ognet_video.stream.scoring import StreamScorer
 
     ss = StreamScorer(detector)
     ss.threshold = -np.inf  # every frame above threshold: one event over the whole clip

@@ -17,7 +17,7 @@ from ognet_video.errors import UserError
 from ognet_video.models.checkpoint import load_checkpoint
 from ognet_video.models.detector import Detector
 from ognet_video.models.model import build_models
-from ognet_video.scoring import FrameScorer
+from ognet_video.stream.scoring import FrameScorer
 from ognet_video.training.train import (
     collect_patches,
     phase_one_step,

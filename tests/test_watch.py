@@ -31,8 +31,8 @@ from ognet_video.data.synthetic import write_walkway
 from ognet_video.errors import UserError
 from ognet_video.models.detector import Detector
 from ognet_video.runs import load_model
-from ognet_video.scoring import StreamScorer
 from ognet_video.sources import Reader
+from ognet_video.stream.scoring import StreamScorer
 from ognet_video.watch import WatchOptions
 from ognet_video.watch import watch as _watch
 

@@ -68,7 +68,7 @@ class Stopped(Exception):  # noqa: N818 - a stop, not an error
 
 class _Group(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
-        from ognet_video.engine import Terminated
+        from ognet_video.stream.engine import Terminated
 
         try:
             return super().invoke(ctx)
@@ -150,7 +150,7 @@ def runtime_overrides(det, overrides: list[str]) -> None:
 
 def main() -> None:
     """Entry point: user mistakes become one red line and exit code 2, never a traceback; SIGTERM is Ctrl-C."""
-    from ognet_video.engine import install_signal_handlers
+    from ognet_video.stream.engine import install_signal_handlers
 
     install_signal_handlers()
     STOP_HINT.clear()
@@ -168,7 +168,7 @@ def main() -> None:
                       highlight=False, soft_wrap=True)  # fmt: skip
         sys.exit(1)
     except (KeyboardInterrupt, Stopped) as exc:  # outside a run loop (e.g. while a model loads or training)
-        from ognet_video.engine import Terminated
+        from ognet_video.stream.engine import Terminated
 
         code = exc.code if isinstance(exc, Stopped) else 143 if isinstance(exc, Terminated) else 130
         how = "SIGTERM" if code == 143 else "Ctrl-C"

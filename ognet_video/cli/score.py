@@ -67,7 +67,7 @@ def score(
     """
     from ognet_video.score import RayOptions, ScoreOptions, summary_table
     from ognet_video.score import score as run_score
-    from ognet_video.scoring import misfit_warning
+    from ognet_video.stream.scoring import misfit_warning
 
     paths, overrides = split_args(inputs)
     opts = ScoreOptions(recursive=recursive, workers=workers, timelines=timelines, save_video=save_video, fps=fps,

@@ -32,10 +32,10 @@ from ognet_video.annotate import Annotator
 from ognet_video.clips.encode import H264Writer
 from ognet_video.clips.paths import clip_paths
 from ognet_video.decide import ASSUMED_FPS, EventMessage
-from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
-from ognet_video.scoring import FrameResult
 from ognet_video.sinks.files import Folder
+from ognet_video.stream.engine import Batch, Sink, Stream
+from ognet_video.stream.scoring import FrameResult
 
 MAX_ROLL_S = 60.0  # a pre- or post-roll longer than this is a recording, not an event clip
 SLACK_S = 5.0  # buffered beyond the pre-roll: an event's first frame lies k frames and up to a batch back

@@ -28,7 +28,7 @@ from ognet_video.decide.smooth import CausalSmoother, causal_smooth
 if TYPE_CHECKING:  # type hints only: the decision needs neither torch nor a model
     from ognet_video.config import ScoreConfig
     from ognet_video.models.detector import Calibration
-    from ognet_video.scoring import FrameScores
+    from ognet_video.stream.scoring import FrameScores
 
 Box = list[int]  # x0 y0 x1 y1 in source-frame pixels
 

@@ -28,7 +28,7 @@ from ognet_video.evaluation.report import plot_roc, plot_timeline
 from ognet_video.models.checkpoint import atomic_write_text
 from ognet_video.models.detector import Detector
 from ognet_video.progress import progress_bar
-from ognet_video.scoring import FrameScorer
+from ognet_video.stream.scoring import FrameScorer
 
 MODES = ("none", "causal", "offline")
 

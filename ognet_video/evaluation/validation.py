@@ -40,7 +40,7 @@ from ognet_video.decide import decision_score
 from ognet_video.evaluation.metrics import summarize
 from ognet_video.models.detector import Detector
 from ognet_video.patches import to_gray
-from ognet_video.scoring import FrameScorer
+from ognet_video.stream.scoring import FrameScorer
 
 KINDS = ("speedup", "slowglider", "densecrowd", "crowdglider")
 NORMAL_KINDS = ("densecrowd",)  # kinds whose frames are all normal

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ognet_video.engine import STOP_REASONS, Batch, Sink, Stream
+from ognet_video.stream.engine import STOP_REASONS, Batch, Sink, Stream
 
 
 @dataclass

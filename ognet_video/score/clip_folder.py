@@ -13,12 +13,12 @@ import time
 import uuid
 from pathlib import Path
 
-from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.paths import safe_child
 from ognet_video.score.manifest import ClipRecord, Manifest, fsync_dir
 from ognet_video.sinks import Folder
 from ognet_video.sources.discover import ClipInput
+from ognet_video.stream.engine import Batch, Sink, Stream
 
 
 def _short(source_frames: int, expected: int | None) -> bool:

@@ -35,7 +35,6 @@ from rich.progress import Progress
 
 from ognet_video.clips.paths import EVENTS_DIR
 from ognet_video.config import Config
-from ognet_video.engine import SIGNALS, Engine, Terminated
 from ognet_video.errors import UserError, writing
 from ognet_video.models.detector import Detector
 from ognet_video.score.clip_folder import publish
@@ -52,6 +51,7 @@ from ognet_video.score.run import (
     score_progress,
 )
 from ognet_video.sources.discover import fingerprint
+from ognet_video.stream.engine import SIGNALS, Engine, Terminated
 
 RAY_INSTALL = 'pip install "ognet-video[ray]"'
 

@@ -27,7 +27,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ognet_video.clips.sink import ClipSettings, EventClips
-from ognet_video.engine import Batch, Engine, Sink, Stream
 from ognet_video.models.detector import Detector
 from ognet_video.paths import safe_child
 from ognet_video.score.clip_folder import ClipFolder
@@ -35,6 +34,7 @@ from ognet_video.score.manifest import CLIPS, ClipRecord, Manifest, clip_dir, re
 from ognet_video.score.summary import write_summary
 from ognet_video.sinks import AnnotatedVideo, EventsJsonl, ScoresCsv, Timeline
 from ognet_video.sources.discover import ClipInput, clip_names, fingerprint
+from ognet_video.stream.engine import Batch, Engine, Sink, Stream
 
 EXIT_FAILED_BASE = 10  # exit code = 10 + failed clips (capped at 110): clear of 1 (crash), 2 (usage), 128+ (signals)
 

@@ -27,13 +27,13 @@ import cv2
 
 from ognet_video.clips.paths import clip_paths
 from ognet_video.decide import EventMessage
-from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.health import CameraMessage
 from ognet_video.health.checks import DESCRIBE
 from ognet_video.sinks.channel import Channel, Log, why
 from ognet_video.sinks.files import Folder, now_iso
 from ognet_video.sinks.frigate import FrigateChannel
+from ognet_video.stream.engine import Batch, Sink, Stream
 
 SINK_FORMS = ("stdout, file=PATH, webhook=http(s)://HOST/PATH, frigate=http(s)://HOST:PORT or "
               "mqtt://HOST[:PORT]/TOPIC[?discovery=homeassistant]")

@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ognet_video.decide import Event
-from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.health.checks import DESCRIBE
+from ognet_video.stream.engine import Batch, Sink, Stream
 
 SPARK = "▁▂▃▄▅▆▇█"
 

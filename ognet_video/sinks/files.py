@@ -18,9 +18,9 @@ import numpy as np
 
 from ognet_video.clips.paths import clip_paths
 from ognet_video.decide import Event
-from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import writing
 from ognet_video.models.checkpoint import atomic_write_text
+from ognet_video.stream.engine import Batch, Sink, Stream
 
 SCORE_FIELDS = ("frame", "time", "raw", "score", "smoothed", "anomalous")
 

@@ -19,10 +19,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ognet_video.engine import Batch, Sink, Stream
 from ognet_video.errors import UserError
 from ognet_video.health import REASONS
 from ognet_video.sinks.channel import Channel
+from ognet_video.stream.engine import Batch, Sink, Stream
 
 
 class Health(Sink):

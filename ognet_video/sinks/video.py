@@ -8,8 +8,8 @@ import sys
 import cv2
 
 from ognet_video.annotate import AnnotatedVideoWriter, Annotator
-from ognet_video.engine import Batch, Sink, StopRun, Stream
 from ognet_video.sinks.files import Folder
+from ognet_video.stream.engine import Batch, Sink, StopRun, Stream
 
 WINDOW = "ognet-video"
 

@@ -44,7 +44,7 @@ from ognet_video.models.model import Discriminator, Generator, build_models, res
 from ognet_video.postprocess import fit_calibration
 from ognet_video.progress import progress_bar
 from ognet_video.runs import run_lock
-from ognet_video.scoring import score_footage
+from ognet_video.stream.scoring import score_footage
 from ognet_video.training.distributed import SOLO, World, digest, global_batchnorm
 from ognet_video.training.train_data import (  # noqa: F401 - re-exported: what training reads lives there
     check_holdout,

@@ -17,8 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ognet_video.scoring import PendingPush, StreamScorer
 from ognet_video.sources import Frame, Reader
+from ognet_video.stream.scoring import PendingPush, StreamScorer
 
 END, MAX_FRAMES = "end", "max-frames"  # why a stream ended: its source ended, or ``max_frames`` were taken
 

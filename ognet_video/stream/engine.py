@@ -28,10 +28,10 @@ from ognet_video.decide import Event, EventMessage
 from ognet_video.errors import UserError
 from ognet_video.health import CameraMessage
 from ognet_video.models.detector import Detector
-from ognet_video.prefetch import END, Prefetcher, Prepared
-from ognet_video.scoring import FrameResult, StreamScorer
-from ognet_video.signals import SIGNALS, Terminated, install_signal_handlers  # noqa: F401 - re-exported
 from ognet_video.sources import Frame, Reader, Source
+from ognet_video.stream.prefetch import END, Prefetcher, Prepared
+from ognet_video.stream.scoring import FrameResult, StreamScorer
+from ognet_video.stream.signals import SIGNALS, Terminated, install_signal_handlers  # noqa: F401 - re-exported
 
 STOP_REASONS = {
     "end": "end of source",
