@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ognet_video.calibrate.heldout import kept  # noqa: E402
 from ognet_video.data import load_dataset  # noqa: E402
 from ognet_video.decide import causal_smooth, decide  # noqa: E402
 from ognet_video.evaluation.metrics import auc  # noqa: E402
-from ognet_video.heldout import kept  # noqa: E402
 from ognet_video.models.detector import Detector  # noqa: E402
 from ognet_video.stream.scoring import FrameScorer  # noqa: E402
 

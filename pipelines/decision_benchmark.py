@@ -18,12 +18,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ognet_video.calibrate.recalibrate import recalibrate
 from ognet_video.data import load_dataset
 from ognet_video.evaluation.evaluate import evaluate, operator_table
 from ognet_video.evaluation.metrics import operator_metrics
 from ognet_video.host import host_info, host_line
 from ognet_video.models.detector import Detector
-from ognet_video.recalibrate import recalibrate
 from ognet_video.training.train_data import split_clips
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

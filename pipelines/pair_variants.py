@@ -24,12 +24,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from rich.console import Console
 from rich.table import Table
 
+from ognet_video.calibrate.postprocess import fit_calibration
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.decide import calibrated, causal_smooth
 from ognet_video.evaluation.metrics import summarize
 from ognet_video.evaluation.validation import KINDS, validation_aucs
 from ognet_video.host import host_info
-from ognet_video.postprocess import fit_calibration
 from ognet_video.stream.scoring import FrameScores, aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

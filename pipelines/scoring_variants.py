@@ -40,6 +40,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ognet_video.calibrate.postprocess import fit_calibration
 from ognet_video.config import ScoreConfig
 from ognet_video.data import load_dataset, read_gray
 from ognet_video.decide import calibrated, causal_smooth, moving_cells
@@ -47,7 +48,6 @@ from ognet_video.evaluation.metrics import paired_clip_bootstrap, summarize
 from ognet_video.evaluation.validation import KINDS, held_out_footage, make_clips, validation_aucs
 from ognet_video.host import host_info
 from ognet_video.models.detector import Detector
-from ognet_video.postprocess import fit_calibration
 from ognet_video.stream.scoring import FrameScorer, FrameScores, aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

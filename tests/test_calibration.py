@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from ognet_video.calibration import count_alarms, event_statistic, rate_threshold
+from ognet_video.calibrate.calibration import count_alarms, event_statistic, rate_threshold
+from ognet_video.calibrate.postprocess import fit_calibration
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import causal_smooth
 from ognet_video.evaluation.localisation import iou, localisation_metrics, rbdc_tbdc, tracks, weighted_auc
 from ognet_video.evaluation.metrics import auc, intervals, operator_metrics
-from ognet_video.postprocess import fit_calibration
 from ognet_video.stream.scoring import FrameScores
 
 

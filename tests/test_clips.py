@@ -167,7 +167,7 @@ def test_clips_of_a_ped2_test_clip_play_in_ffprobe_and_the_browser(detector, tmp
     is H.264 and as long as pre-roll + event + post-roll, and plays on the review page."""
     from test_review_browser import review_in_browser
 
-    from ognet_video.calibration import with_threshold
+    from ognet_video.calibrate.calibration import with_threshold
 
     frames = tmp_path / "02"
     frames.mkdir()

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from ognet_video.calibration import count_alarms
+from ognet_video.calibrate.calibration import count_alarms
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import Decider, clip_events, decide, decision_score
 from ognet_video.models.detector import Calibration

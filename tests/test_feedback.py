@@ -17,7 +17,7 @@ from conftest import quiet_console
 from test_watch import anomaly_clip, read_jsonl, watch  # noqa: F401 - the planted-anomaly clip fixture
 from videos import decode, write_mp4
 
-from ognet_video.calibration import event_statistic
+from ognet_video.calibrate.calibration import event_statistic
 from ognet_video.data import read_gray
 from ognet_video.data.synthetic import write_walkway
 from ognet_video.models.detector import Detector
@@ -125,8 +125,8 @@ def test_feedback_errors_name_what_to_do(setup, cli, tmp_path):
 
 
 def test_heldout_scores_round_trip_through_the_checkpoint(trained_run, tmp_path):
-    from ognet_video.heldout import kept
-    from ognet_video.postprocess import fit_calibration
+    from ognet_video.calibrate.heldout import kept
+    from ognet_video.calibrate.postprocess import fit_calibration
 
     det = Detector.load(trained_run.model_path)
     held = kept(det, "model")

@@ -208,7 +208,7 @@ def test_a_model_without_a_reference_has_the_checks_off_said_once(trained_run, c
 
 
 def test_calibrate_refits_the_camera_reference(trained_run, walkway, tmp_path):
-    from ognet_video.recalibrate import recalibrate
+    from ognet_video.calibrate.recalibrate import recalibrate
 
     model = tmp_path / "tiny-1" / "model.safetensors"
     model.parent.mkdir()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ognet_video.calibrate.postprocess import object_mapping
 from ognet_video.config import load_config
 from ognet_video.data import load_dataset
 from ognet_video.data.synthetic import write_walkway
@@ -15,7 +16,6 @@ from ognet_video.errors import UserError
 from ognet_video.evaluation.metrics import auc
 from ognet_video.models.detector import Detector
 from ognet_video.objects import FEATURES, ObjectDensity, find_objects
-from ognet_video.postprocess import object_mapping
 from ognet_video.stream.scoring import FrameScorer, StreamScorer
 from ognet_video.training.train import train
 from tests.conftest import TINY, quiet_console

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ognet_video.calibrate.postprocess import fit_calibration, fit_crowd
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import CausalSmoother, calibrated, causal_smooth, offline_smooth
-from ognet_video.postprocess import fit_calibration, fit_crowd
 from ognet_video.stream.scoring import FrameScores
 
 

@@ -243,7 +243,7 @@ def test_ctrl_c_or_sigterm_in_calibrate_says_stopped_and_keeps_the_model(main_cl
     import os
     import signal
 
-    from ognet_video import recalibrate as recal
+    from ognet_video.calibrate import recalibrate as recal
 
     run = _calibrate_run(trained_run, tmp_path)
     before = (run / "model.safetensors").read_bytes()

@@ -135,7 +135,7 @@ def test_calibration_uses_only_the_held_out_normal_clip(trained_run, walkway_ds)
     assert cal.std == pytest.approx(np.nanstd(raw), rel=1e-5)
     z = (raw - cal.mean) / cal.std
     sm = causal_smooth(z, det.cfg.score.causal_window, cal.empty)
-    from ognet_video.calibration import rate_threshold
+    from ognet_video.calibrate.calibration import rate_threshold
 
     sc = det.cfg.score  # the threshold: sc.alarms_per_hour false alarms per hour of such footage (10 fps)
     block = max(2.0, 2 * (sc.causal_window + sc.event_frames - 1) * 0.1)

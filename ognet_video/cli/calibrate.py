@@ -54,7 +54,7 @@ def calibrate(
     previous one is kept next to it as model-before-calibrate-N.safetensors. Only the footage given here
     calibrates: include earlier footage to keep it in.
     """
-    from ognet_video.recalibrate import recalibrate
+    from ognet_video.calibrate.recalibrate import recalibrate
     from ognet_video.runs import find_model
 
     if not inputs and not feedback:

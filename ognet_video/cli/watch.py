@@ -91,7 +91,7 @@ def watch_cmd(
     cleanly (exit code 130 / 143); a live source that is lost and does not come back exits with 1 (the other
     cameras go on).
     """
-    from ognet_video.calibration import with_threshold
+    from ognet_video.calibrate.calibration import with_threshold
     from ognet_video.paths import plain_name
     from ognet_video.runs import load_model
     from ognet_video.watch import WatchOptions

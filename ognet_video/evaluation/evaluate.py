@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from ognet_video.calibration import seconds_per_frame
+from ognet_video.calibrate.calibration import seconds_per_frame
 from ognet_video.data import Clip
 from ognet_video.decide import causal_smooth, decide, offline_smooth
 from ognet_video.errors import UserError

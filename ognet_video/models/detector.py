@@ -149,7 +149,7 @@ class Detector:
         # the camera's normal picture (``ognet_video.health``): None for a model trained before it (checks off)
         self.health: HealthReference | None = health_reference(self.meta, "the model")
         self.objects = objects  # the normal objects of the object cue (``ognet_video.objects``); None: off
-        self.heldout: dict[str, torch.Tensor] = {}  # raw scores of the calibration footage (``ognet_video.heldout``)
+        self.heldout: dict[str, torch.Tensor] = {}  # raw scores of the calibration footage (``ognet_video.calibrate.heldout``)
 
     @torch.inference_mode()
     def patch_scores(self, x: torch.Tensor) -> np.ndarray:

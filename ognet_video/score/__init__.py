@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from ognet_video.calibration import with_threshold
+from ognet_video.calibrate.calibration import with_threshold
 from ognet_video.clips.sink import ClipSettings
 from ognet_video.config import apply_runtime_overrides
 from ognet_video.errors import UserError

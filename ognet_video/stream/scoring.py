@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ognet_video.calibration import seconds_per_frame
+from ognet_video.calibrate.calibration import seconds_per_frame
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import Box, Decider, Event, EventMessage, EventTracker
 from ognet_video.health import CameraHealth, CameraMessage

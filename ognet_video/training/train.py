@@ -31,17 +31,17 @@ from rich.markup import escape
 from rich.progress import Progress
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ognet_video.calibrate.heldout import keep
+from ognet_video.calibrate.postprocess import fit_calibration
 from ognet_video.config import Config, validate
 from ognet_video.data import Clip, Dataset
 from ognet_video.data.recordings import Recordings
 from ognet_video.errors import UserError, writing
 from ognet_video.health.reference import describe_footage
-from ognet_video.heldout import keep
 from ognet_video.host import host_info
 from ognet_video.models.checkpoint import atomic_write_text, optimizer_from_tensors, save_checkpoint, unprefixed
 from ognet_video.models.detector import Calibration, Detector
 from ognet_video.models.model import Discriminator, Generator, build_models, resolve_model_config
-from ognet_video.postprocess import fit_calibration
 from ognet_video.progress import progress_bar
 from ognet_video.runs import run_lock
 from ognet_video.stream.scoring import score_footage

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ognet_video.calibration import BLOCK_SECONDS, frame_percentile, rate_threshold
+from ognet_video.calibrate.calibration import BLOCK_SECONDS, frame_percentile, rate_threshold
 from ognet_video.config import ScoreConfig
 from ognet_video.decide import calibrated, crowd_corrected, decision_score, moving_cells
 from ognet_video.models.detector import Calibration

@@ -20,16 +20,16 @@ from types import SimpleNamespace
 import av
 import numpy as np
 
-from ognet_video.calibration import count_alarms, event_statistic, frame_percentile
+from ognet_video.calibrate.calibration import count_alarms, event_statistic, frame_percentile
+from ognet_video.calibrate.feedback import LabelledEvent, labelled_events
+from ognet_video.calibrate.heldout import keep, kept
+from ognet_video.calibrate.postprocess import fit_calibration
 from ognet_video.clips.encode import read_gray
 from ognet_video.data.recordings import MIN_HOLDOUT
 from ognet_video.decide import decide, decision_score
 from ognet_video.errors import UserError
-from ognet_video.feedback import LabelledEvent, labelled_events
 from ognet_video.health.reference import describe_footage
-from ognet_video.heldout import keep, kept
 from ognet_video.models.detector import Calibration, Detector
-from ognet_video.postprocess import fit_calibration
 from ognet_video.runs import run_lock
 from ognet_video.sources.discover import ClipInput, clip_names, discover
 from ognet_video.stream.scoring import FrameScores, score_footage
