@@ -260,28 +260,28 @@ def print_summary(res: WatchResult, console: Console, stream: Stream | None = No
     """The closing lines of a camera (default: the first): what was scored, why it stopped, the events, and
     the speed line; with several cameras each line starts with the camera's name."""
     stream = stream or res.stream
-    st, src = stream.stats, stream.source
+    st, info, src = stream.stats, stream.opened, stream.source
+    stride = info.stride if info is not None else src.stride
     who = f"[bold]{escape(stream.name)}[/] " if folder is not None else ""
     colour = "green" if st.exit_code == 0 else "yellow"
     extra = f" ({st.message})" if st.message else ""
     console.print(
-        f"{who}[{colour}]{STOP_REASONS[st.stopped]}[/]{escape(extra)}: {st.frames} frames scored (stride {src.stride}, "
+        f"{who}[{colour}]{STOP_REASONS[st.stopped]}[/]{escape(extra)}: {st.frames} frames scored (stride {stride}, "
         f"{st.dropped} dropped = {100 * st.drop_rate:.1f}%, {st.reconnects} reconnects), {st.events} events "
         f"-> {escape(str(folder or res.run_dir))}",
         highlight=False,
     )
-    scorer = stream.scorer
-    if scorer is not None and scorer.health is not None:
+    if info is not None and info.camera_checks:
         cam = ", ".join(f"{k} {v}" for k, v in st.camera.items())
         console.print(f"{who}camera checks: " + (f"[yellow]{sum(st.camera.values())} alert(s) ({cam})[/], anomaly "
                       f"decisions suspended on {st.suspended} frames" if st.camera else "no camera alert"),
                       highlight=False)  # fmt: skip
-    if scorer is not None and (warn := misfit_warning({src.display: (scorer.flagged / max(1, st.frames), st.frames)})):
+    if info is not None and (warn := misfit_warning({info.display: (st.flagged / max(1, st.frames), st.frames)})):
         console.print(f"[yellow]{escape(warn)}[/]", highlight=False)
     ms = st.ms_per_frame()
     model_fps = 1000.0 / ms["model"] if ms["model"] > 0 else 0.0
-    decode = "read" if src.live else "decode"
-    runtime = scorer.detector.meta.get("runtime", "torch") if scorer is not None else "torch"
+    decode = "read" if (info.live if info is not None else src.live) else "decode"
+    runtime = info.runtime if info is not None else "torch"
     console.print(
         f"{who}speed: {decode} {ms['decode']:.1f} ms (own thread), extract {ms['extract']:.1f} ms, "
         f"model {ms['model']:.1f} ms ({runtime}), "

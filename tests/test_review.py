@@ -29,6 +29,7 @@ from ognet_video.review.live import LiveBoard
 from ognet_video.review.timeline import STEP, ScoreFile, event_window
 from ognet_video.sources import Frame
 from ognet_video.stream.engine import Batch, StreamStats
+from ognet_video.stream.values import Counters
 
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its test client; httpx still works
     warnings.simplefilter("ignore")
@@ -301,8 +302,11 @@ def test_server_beyond_localhost_prints_a_token(runs):
 
 
 def fake_batch(stream: SimpleNamespace, frame: int, messages: list[EventMessage], value: int = 80) -> Batch:
+    """A batch as the engine hands it out: the stream's name and counters as values (the board reads no more)."""
     image = np.full((48, 64, 3), value, np.uint8)
-    return Batch(stream, [Frame(frame, frame / FPS, image)], [], [], messages)  # type: ignore[arg-type]
+    st = stream.stats
+    return Batch(stream, [Frame(frame, frame / FPS, image)], [], [], messages,  # type: ignore[arg-type]
+                 info=SimpleNamespace(name=stream.name), stats=Counters(st.frames, st.dropped, st.drop_rate))  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_live_board_state_frames_and_messages(runs):

@@ -129,20 +129,20 @@ class EventClips(Sink):
 
     # run-loop side
     def write(self, batch: Batch) -> None:
-        s = batch.stream
-        if s.scorer is None:
+        info = batch.info
+        if info is None:
             return
         if self._make is None:
-            fps = s.source.delivered_fps or ASSUMED_FPS / s.source.stride
-            threshold, cal, camera = s.scorer.threshold, s.scorer.cal, s.name
+            fps = batch.stats.source_fps or ASSUMED_FPS / info.stride
+            threshold, cal, camera = info.threshold, info.cal, info.name
             self._make = lambda n: _Recorder(self.folder.path, camera, n, fps, threshold, cal)
             self._fps = fps
         by_frame: dict[int, list[EventMessage]] = {}
         for m in batch.messages:
             by_frame.setdefault(m.frame, []).append(m)
-        for f, r in zip(batch.frames, batch.results, strict=True):
+        for f, r, boxes in zip(batch.frames, batch.results, batch.boxes, strict=True):
             t = f.time if f.time is not None else f.index / self._fps
-            item = _Buffered(f.index, t, f.image, r, s.scorer.boxes_for(f.image.shape))
+            item = _Buffered(f.index, t, f.image, r, boxes)
             self._remember(item)
             for a in self.active.values():
                 if a.until is None or t <= a.until:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from ognet_video.stream.engine import STOP_REASONS, Batch, Sink, Stream
+from ognet_video.stream.values import StreamInfo
 
 
 @dataclass
@@ -65,13 +66,14 @@ class LiveBoard(Sink):
 
     # --- the run loop's side (Sink)
 
-    def open(self, stream: Stream) -> None:
+    def open(self, info: StreamInfo) -> None:
         with self._lock:
-            self._cameras[stream.name] = _Camera(stream.name)
-        self._publish({"type": "status", "camera": stream.name, "status": "open"})
+            self._cameras[info.name] = _Camera(info.name)
+        self._publish({"type": "status", "camera": info.name, "status": "open"})
 
     def write(self, batch: Batch) -> None:
-        name, st, now = batch.stream.name, batch.stream.stats, time.monotonic()
+        assert batch.info is not None
+        name, st, now = batch.info.name, batch.stats, time.monotonic()
         with self._lock:
             cam = self._cameras.setdefault(name, _Camera(name))
             due = bool(batch.frames) and now - cam.jpeg_at >= self.interval

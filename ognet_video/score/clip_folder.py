@@ -77,19 +77,20 @@ class ClipFolder(Sink):
 
     def close(self, stream: Stream) -> None:
         publish(self.folder.path, self.clips_dir / self.name)
-        src = stream.source
+        st, info = stream.stats, stream.opened
+        assert info is not None  # closed only after it opened
         status, reason = "done", ""
-        if src.kind == "video" and _short(src.decoded, src.length):
+        if info.kind == "video" and _short(st.decoded, info.length):
             status, reason = (
                 "short",
-                f"ended after {src.decoded} of {src.length} frames: the file is cut off or damaged",
+                f"ended after {st.decoded} of {info.length} frames: the file is cut off or damaged",
             )
-        if src.skipped:  # scored without them: the frames after each gap kept their scores
-            names = ", ".join(src.skipped_frames) + (", ..." if src.skipped > len(src.skipped_frames) else "")
-            skipped = f"{src.skipped} unreadable frame{'s' * (src.skipped > 1)} skipped: {names}"
+        if st.skipped:  # scored without them: the frames after each gap kept their scores
+            names = ", ".join(st.skipped_frames) + (", ..." if st.skipped > len(st.skipped_frames) else "")
+            skipped = f"{st.skipped} unreadable frame{'s' * (st.skipped > 1)} skipped: {names}"
             reason = f"{reason}; {skipped}" if reason else skipped
         n = self.frames
-        self._record(status, reason, skipped=src.skipped, frames=n, max_score=self.max_score, anomalous_share=self.flags / n if n else None,
+        self._record(status, reason, skipped=st.skipped, frames=n, max_score=self.max_score, anomalous_share=self.flags / n if n else None,
                      events=stream.stats.events, first_event_frame=None if self.first is None else self.first[0],
                      first_event_time=None if self.first is None else self.first[1], extras=list(self.extras))  # fmt: skip
 

@@ -35,6 +35,7 @@ from ognet_video.score.summary import write_summary
 from ognet_video.sinks import AnnotatedVideo, EventsJsonl, ScoresCsv, Timeline
 from ognet_video.sources.discover import ClipInput, clip_names, fingerprint
 from ognet_video.stream.engine import Batch, Engine, Sink, Stream
+from ognet_video.stream.values import StreamInfo
 
 EXIT_FAILED_BASE = 10  # exit code = 10 + failed clips (capped at 110): clear of 1 (crash), 2 (usage), 128+ (signals)
 
@@ -87,8 +88,8 @@ class _ProgressSink(Sink):
         self.t0 = time.perf_counter()
         self.task = progress.add_task("score", total=total, clips=f"0/{clips}", fps=0.0, now="")
 
-    def open(self, stream: Stream) -> None:
-        self.active[id(stream)] = stream.name
+    def open(self, info: StreamInfo) -> None:
+        self.active[id(info)] = info.name
         self._update()
 
     def write(self, batch: Batch) -> None:
@@ -96,7 +97,7 @@ class _ProgressSink(Sink):
         self._update()
 
     def close(self, stream: Stream) -> None:
-        self.active.pop(id(stream), None)
+        self.active.pop(id(stream.opened), None)
         self.done += 1
         self._update()
 

@@ -218,15 +218,15 @@ class Alerts(Sink):
             ch.announce(camera)
 
     def write(self, batch: Batch) -> None:
-        s = batch.stream
+        st, threshold = batch.stats, batch.info.threshold if batch.info is not None else None
         for m in batch.messages:
-            msg = self.message(m, s.scorer.threshold if s.scorer is not None else None)
+            msg = self.message(m, threshold)
             # how far behind the camera scoring was: an alert from a machine that cannot keep up says so
-            msg["drop_rate"], msg["lag_s"] = round(s.stats.drop_rate, 4), round(s.stats.lag_s, 3)
+            msg["drop_rate"], msg["lag_s"] = round(st.drop_rate, 4), round(st.lag_s, 3)
             self._put(msg)
         for c in batch.camera:
             msg = self.camera_message(c)
-            msg["drop_rate"], msg["lag_s"] = round(s.stats.drop_rate, 4), round(s.stats.lag_s, 3)
+            msg["drop_rate"], msg["lag_s"] = round(st.drop_rate, 4), round(st.lag_s, 3)
             self._put(msg)
 
     def _put(self, msg: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from rich.text import Text
 from ognet_video.decide import Event
 from ognet_video.health.checks import DESCRIBE
 from ognet_video.stream.engine import Batch, Sink, Stream
+from ognet_video.stream.values import Counters, StreamInfo
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -53,11 +54,11 @@ class DropWarning(Sink):
         self.console, self.camera, self.warned = console, camera, False
 
     def write(self, batch: Batch) -> None:
-        st = batch.stream.stats
+        st = batch.stats
         if self.warned or not st.dropped:
             return
         self.warned = True
-        who = escape(self.camera or batch.stream.source.display)
+        who = escape(self.camera or (batch.info.display if batch.info is not None else ""))
         self.console.print(
             f"[yellow]warning: {who} is faster than this machine scores it: {st.dropped} frames dropped so far "
             f"(lag {st.lag_s:.1f} s); scores stay right but part of its time goes unscored: use fewer "
@@ -71,15 +72,17 @@ class LivePanel(Sink):
 
     def __init__(self, console: Console, output: str = "") -> None:
         self.console, self.output = console, output
-        self.stream: Stream | None = None
+        self.info: StreamInfo | None = None
+        self.counters = Counters()  # the last batch's
+        self.open_since: int | None = None  # the open event's first frame
         self.live: Live | None = None
         self.recent: deque[tuple[float, bool]] = deque(maxlen=48)
         self.ticks: deque[tuple[float, int]] = deque()
         self.events: list[Event] = []
         self.lock = threading.Lock()  # rich renders from its own thread while the loop updates
 
-    def open(self, stream: Stream) -> None:
-        self.stream = stream
+    def open(self, info: StreamInfo) -> None:
+        self.info = info
         self.live = Live(self, console=self.console, refresh_per_second=4, transient=False)
         self.live.start()
 
@@ -87,8 +90,11 @@ class LivePanel(Sink):
         with self.lock:
             self.recent.extend((r.smoothed, r.anomalous) for r in batch.results)
             self.events += batch.events
+            self.counters = batch.stats
+            for m in batch.messages:
+                self.open_since = None if m.type == "end" else m.event.start
             now = time.monotonic()
-            self.ticks.append((now, batch.stream.stats.frames))
+            self.ticks.append((now, batch.stats.frames))
             while len(self.ticks) > 2 and now - self.ticks[0][0] > 2.0:
                 self.ticks.popleft()
 
@@ -122,31 +128,29 @@ class LivePanel(Sink):
             return self._render()
 
     def _render(self) -> Panel:
-        s = self.stream
-        assert s is not None and s.scorer is not None
-        st, total = s.stats, s.source.total
-        dropped = st.dropped
+        info, st = self.info, self.counters
+        assert info is not None
+        total, dropped = info.total, st.dropped
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
         of = f" / {total}" if total else ""
         t.add_row(
-            "frames", f"{st.frames}{of}   {self.fps:.1f} fps   dropped {dropped}   reconnects {s.source.reconnects}"
+            "frames", f"{st.frames}{of}   {self.fps:.1f} fps   dropped {dropped}   reconnects {st.reconnects}"
         )
         if self.recent:
             smoothed, flag = self.recent[-1]
-            thr = s.scorer.threshold
+            thr = info.threshold
             state = Text("ANOMALY", style="bold red") if flag else Text("normal", style="green")
             line = Text(f"{smoothed:+.2f} (threshold {thr:+.2f})  ")
             t.add_row("score", line + self.sparkline(thr) + Text("  ") + state)
         ev = f"{len(self.events)}"
-        tr = s.scorer.tracker
-        if tr.open is not None:
-            ev += f"   open since frame {tr.open.start}"
+        if self.open_since is not None:
+            ev += f"   open since frame {self.open_since}"
         elif self.events:
             e = self.events[-1]
             ev += f"   last: frames {e.start}-{e.end}, peak {e.peak_score:+.2f}"
         t.add_row("events", ev)
         if self.output:
             t.add_row("output", escape(self.output))
-        return Panel(t, title=escape(f"ognet-video watch {s.source.display}"), title_align="left", expand=False)
+        return Panel(t, title=escape(f"ognet-video watch {info.display}"), title_align="left", expand=False)

@@ -132,9 +132,9 @@ class EventsJsonl(_LineFile):
         for m in batch.messages:
             if m.type == "start" and self.clock:
                 self._opened[m.number] = now_iso()
-        s = batch.stream
-        threshold = None if s.scorer is None else round(s.scorer.threshold, 4)
-        lines = [self.line(e, s.name, threshold) for e in batch.events]
+        info = batch.info
+        assert info is not None
+        lines = [self.line(e, info.name, round(info.threshold, 4)) for e in batch.events]
         # camera-health events (``"kind": "camera"``) get a line of their own when they end
         lines += [m.event.to_dict() for m in batch.camera if m.type == "end"]
         if lines:
@@ -167,10 +167,13 @@ class SummaryJson(Sink):
 
 
 def summary_dict(stream: Stream) -> dict[str, Any]:
-    st, src = stream.stats, stream.source
+    """From the stream's end-of-stream stats and ``StreamInfo`` (a stream that never opened: its source's spec)."""
+    st, info = stream.stats, stream.opened
+    display, kind, stride = (info.display, info.kind, info.stride) if info is not None else \
+        (stream.source.display, stream.source.kind, stream.source.stride)  # fmt: skip
     return {
-        "source": src.display, "kind": src.kind, "frames": st.frames, "dropped": st.dropped,
-        "reconnects": st.reconnects, "stride": src.stride, "stopped": st.stopped, "message": st.message,
+        "source": display, "kind": kind, "frames": st.frames, "dropped": st.dropped,
+        "reconnects": st.reconnects, "stride": stride, "stopped": st.stopped, "message": st.message,
         "events": st.events, "seconds": round(st.seconds, 3), "fps": round(st.fps, 2),
         # falling behind a live source: the share of its frames dropped, so the share of its time scored
         "drop_rate": round(st.drop_rate, 4), "scored_share": round(1.0 - st.drop_rate, 4),
@@ -182,12 +185,9 @@ def summary_dict(stream: Stream) -> dict[str, Any]:
 
 def camera_summary(stream: Stream) -> dict[str, Any]:
     """The camera checks of a stream: on or off (and why), events per reason, frames whose decision was held."""
-    scorer = stream.scorer
-    if scorer is None or scorer.health is None:
-        det = scorer.detector if scorer is not None else None
-        why = "the model has no camera reference (trained before the checks; calibrate adds one)" \
-            if det is not None and det.health is None else "switched off (health.enabled=false)"  # fmt: skip
-        return {"checks": "off", "why": why}
+    info = stream.opened
+    if info is None or not info.camera_checks:
+        return {"checks": "off", "why": info.camera_checks_why if info is not None else "switched off (health.enabled=false)"}
     st = stream.stats
     return {"checks": "on", "events": sum(st.camera.values()), "by_reason": dict(st.camera),
             "suspended_frames": st.suspended}  # fmt: skip
@@ -208,6 +208,6 @@ class Timeline(Sink):
     def close(self, stream: Stream) -> None:
         from ognet_video.evaluation.report import plot_timeline  # matplotlib: only when a timeline is asked for
 
-        assert stream.scorer is not None
+        assert stream.opened is not None
         series = {"score": np.asarray(self.z), "causal": np.asarray(self.smoothed)}
-        plot_timeline(self.folder.path / self.name, self.title, series, stream.scorer.threshold)
+        plot_timeline(self.folder.path / self.name, self.title, series, stream.opened.threshold)

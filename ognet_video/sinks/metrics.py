@@ -1,7 +1,8 @@
 """``--metrics-port``: Prometheus metrics and ``/healthz`` over HTTP, from a thread of their own.
 
-Values are read from the streams and channels when Prometheus scrapes (a custom collector), so the run
-loop does no extra work per frame beyond ``Health``'s small record of recent batches. ``/healthz`` answers
+Values are read when Prometheus scrapes (a custom collector): each stream's counters as of its last batch
+(``Health`` keeps them, with a small record of recent batches) and the channels' counts, so the run loop does
+no extra work per frame. ``/healthz`` answers
 200 while at least one camera is running (scoring, waiting or reconnecting) and 503 once none is, with
 each camera's state as JSON.
 """
@@ -23,6 +24,7 @@ from ognet_video.errors import UserError
 from ognet_video.health import REASONS
 from ognet_video.sinks.channel import Channel
 from ognet_video.stream.engine import Batch, Sink, Stream
+from ognet_video.stream.values import Counters, StreamInfo
 
 
 class Health(Sink):
@@ -30,7 +32,7 @@ class Health(Sink):
 
     def __init__(self, camera: str) -> None:
         self.camera = camera
-        self.stream: Stream | None = None
+        self.counters = Counters()  # the last batch's
         self.state = "starting"
         self.ticks: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self.latency = 0.0  # seconds from taking the last batch off its queue to its outputs
@@ -38,13 +40,14 @@ class Health(Sink):
         self.camera_events: dict[str, int] = {}  # camera-health events started, per reason
         self.camera_problem: str | None = None  # the open camera event's reason
 
-    def open(self, stream: Stream) -> None:
-        self.stream, self.state = stream, "running"
+    def open(self, info: StreamInfo) -> None:
+        self.state = "running"
 
     def write(self, batch: Batch) -> None:
         now = time.monotonic()
+        self.counters = batch.stats
         if batch.frames:
-            self.ticks.append((now, batch.stream.stats.frames))
+            self.ticks.append((now, batch.stats.frames))
             self.latency = now - batch.taken if batch.taken else 0.0
         self.events += sum(m.type == "start" for m in batch.messages)
         for m in batch.camera:
@@ -53,10 +56,17 @@ class Health(Sink):
             self.camera_problem = None if m.type == "end" else m.event.reason
 
     def close(self, stream: Stream) -> None:
-        self.stream, self.state = stream, stream.stats.stopped
+        self.state = stream.stats.stopped
+        self._final(stream)
 
     def abort(self, stream: Stream) -> None:
-        self.stream, self.state = stream, stream.stats.stopped or "failed"
+        self.state = stream.stats.stopped or "failed"
+        self._final(stream)
+
+    def _final(self, stream: Stream) -> None:
+        """The end-of-stream counters (the reader's last drops and the source's reconnections included)."""
+        st = stream.stats
+        self.counters = Counters(st.frames, st.dropped, st.drop_rate, st.lag_s, st.reconnects, st.events)
 
     @property
     def alive(self) -> bool:
@@ -90,11 +100,10 @@ class _Collector:
         }
         alerts = CounterMetricFamily("ognet_camera_alerts", "Camera-health events started", labels=["camera", "reason"])
         for h in self.health:
-            s = h.stream
+            c = h.counters
             vals = {"fps": h.fps(), "latency": h.latency, "up": float(h.alive), "events": h.events,
-                    "frames": s.stats.frames if s else 0, "dropped": _dropped(s),
-                    "drop_rate": s.stats.drop_rate if s else 0.0, "lag": s.stats.lag_s if s else 0.0,
-                    "reconnects": s.source.reconnects if s else 0,
+                    "frames": c.frames, "dropped": c.dropped, "drop_rate": c.drop_rate, "lag": c.lag_s,
+                    "reconnects": c.reconnects,
                     "seeing": float(h.camera_problem is None)}  # fmt: skip
             for k, v in vals.items():
                 fams[k].add_metric([h.camera], v)
@@ -111,11 +120,6 @@ class _Collector:
                 fam.add_metric([ch.name], ch.stats[key])
             yield fam
 
-
-def _dropped(s: Stream | None) -> int:
-    if s is None:
-        return 0
-    return s.reader.dropped if s.reader is not None else s.stats.dropped
 
 
 class _Server6(ThreadingHTTPServer):

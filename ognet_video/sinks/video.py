@@ -23,13 +23,13 @@ class AnnotatedVideo(Sink):
         self.writer: AnnotatedVideoWriter | None = None
 
     def write(self, batch: Batch) -> None:
-        s = batch.stream
-        assert s.scorer is not None
+        info = batch.info
+        assert info is not None
         if self.writer is None and batch.frames:
-            fps = s.source.delivered_fps or 10.0 / s.source.stride
-            self.writer = AnnotatedVideoWriter(self.folder.path / self.name, fps, s.scorer.threshold, s.scorer.cal)
-        for f, r in zip(batch.frames, batch.results, strict=True):
-            self.writer.write(f.image, r, s.scorer.boxes_for(f.image.shape))  # type: ignore[union-attr]
+            fps = batch.stats.source_fps or 10.0 / info.stride
+            self.writer = AnnotatedVideoWriter(self.folder.path / self.name, fps, info.threshold, info.cal)
+        for f, r, boxes in zip(batch.frames, batch.results, batch.boxes, strict=True):
+            self.writer.write(f.image, r, boxes)  # type: ignore[union-attr]
 
     def close(self, stream: Stream) -> None:
         if self.writer is not None:
@@ -58,13 +58,13 @@ class Window(Sink):
         self.annotator: Annotator | None = None
 
     def write(self, batch: Batch) -> None:
-        s = batch.stream
-        assert s.scorer is not None
+        info = batch.info
+        assert info is not None
         if self.annotator is None:
-            self.annotator = Annotator(s.scorer.threshold, s.scorer.cal)
+            self.annotator = Annotator(info.threshold, info.cal)
         shown = None
-        for f, r in zip(batch.frames, batch.results, strict=True):
-            shown = self.annotator.render(f.image, r, s.scorer.boxes_for(f.image.shape))
+        for f, r, boxes in zip(batch.frames, batch.results, batch.boxes, strict=True):
+            shown = self.annotator.render(f.image, r, boxes)
         if shown is not None:
             cv2.imshow(WINDOW, shown)
             if (cv2.waitKey(1) & 0xFF) in (ord("q"), 27):

@@ -32,6 +32,7 @@ from ognet_video.sources import Frame, Reader, Source
 from ognet_video.stream.prefetch import END, Prefetcher, Prepared
 from ognet_video.stream.scoring import FrameResult, StreamScorer
 from ognet_video.stream.signals import SIGNALS, Terminated, install_signal_handlers  # noqa: F401 - re-exported
+from ognet_video.stream.values import Counters, StreamInfo
 
 STOP_REASONS = {
     "end": "end of source",
@@ -71,6 +72,10 @@ class StreamStats:
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=2048), repr=False)  # recent frames' lags
     camera: dict[str, int] = field(default_factory=dict)  # camera events (``health``) started, per reason
     suspended: int = 0  # frames whose anomaly decision was suspended by an open camera event
+    flagged: int = 0  # frames above the threshold (the misfit warning's count)
+    decoded: int = 0  # frames read from the source, strided ones included (at the end)
+    skipped: int = 0  # recorded sources: unreadable frames left out (at the end)
+    skipped_frames: list[str] = field(default_factory=list)  # the first few of them, by name
 
     @property
     def fps(self) -> float:
@@ -100,16 +105,21 @@ class StreamStats:
 
 
 class Sink:
-    """One output of a stream. Each method is called in the run loop's thread; the default does nothing."""
+    """One output of a stream. Each method is called in the run loop's thread; the default does nothing.
 
-    def open(self, stream: Stream) -> None:
-        """The stream's source is open (fps and length are known); nothing has been scored yet."""
+    A sink gets what it needs as values (``StreamInfo`` at ``open`` and on every batch, the batch's boxes and
+    ``Counters``), not by reaching through ``Stream`` into the scorer, reader or source: those are the engine's."""
+
+    def open(self, info: StreamInfo) -> None:
+        """The stream's source is open (its length is known; a live one's rate once it connects); nothing has
+        been scored yet."""
 
     def write(self, batch: Batch) -> None:
         """Scored frames and the events that closed on them (a last batch may hold an event and no frame)."""
 
     def close(self, stream: Stream) -> None:
-        """The stream ended (``stream.stats.stopped`` says why); complete the outputs."""
+        """The stream ended (``stream.stats.stopped`` says why); complete the outputs from ``stream.stats`` and
+        ``stream.opened`` (``stream.info`` collects what the sinks add to the summary)."""
 
     def abort(self, stream: Stream) -> None:
         """The stream failed; drop partial outputs. May come without ``open`` (the source did not open)."""
@@ -124,6 +134,9 @@ class Batch:
     messages: list[EventMessage] = field(default_factory=list)  # start / update / end, as they happened
     camera: list[CameraMessage] = field(default_factory=list)  # camera-health start / update / end messages
     taken: float = 0.0  # time.monotonic() when its frames were taken off the source's queue
+    info: StreamInfo | None = None  # the stream as it opened (always set by the engine)
+    boxes: list[np.ndarray] = field(default_factory=list)  # per frame: its cells' boxes in source pixels
+    stats: Counters = field(default_factory=Counters)  # the stream's counters as this batch was handed out
 
 
 @dataclass
@@ -139,6 +152,7 @@ class Stream:
     scorer: StreamScorer | None = None
     reader: Reader | None = None
     prefetch: Prefetcher | None = None
+    opened: StreamInfo | None = None  # what its sinks were given at open
     _t0: float = 0.0
     _seen: float | None = None  # time.monotonic() of its last frame (for the silent check)
 
@@ -207,8 +221,9 @@ class Engine:
             s.source.analyse_at(self.detector.cfg.patches.analysis_fps)  # the model's motion scale, from any camera
             s.reader = Reader(s.source).start()
             s.scorer = StreamScorer(self.detector, s.update_every, self.health, s.source.live)
+            s.opened = StreamInfo.of(s.name, s.source, s.scorer)
             for sink in s.sinks:
-                sink.open(s)
+                sink.open(s.opened)
             s.prefetch = Prefetcher(s.reader, s.scorer, self.batch, s.max_frames, threaded=self.overlap).start()
         except Exception as exc:
             self._fail(s, exc)
@@ -290,10 +305,12 @@ class Engine:
             s.stats.model_s += model * share
             s.stats.extract_s += sum(r.seconds for r in ready) + time.perf_counter() - t
             s.stats.frames += len(frames)
+            s.stats.flagged = s.scorer.flagged
             self._behind(s, frames)
             if frames:
                 s._seen = time.monotonic()
-            out.append((s, Batch(s, frames, results, closed, messages, camera)))
+            boxes = [s.scorer.boxes_for(f.image.shape) for f in frames]
+            out.append((s, Batch(s, frames, results, closed, messages, camera, boxes=boxes)))
         return out
 
     @staticmethod
@@ -301,6 +318,7 @@ class Engine:
         """How far scoring is behind the source: its drops so far and each frame's lag."""
         if s.reader is not None:
             s.stats.dropped = s.reader.dropped
+        s.stats.reconnects = s.source.reconnects
         now = time.monotonic()
         lags = [now - f.arrived for f in frames if f.arrived is not None]
         if lags:
@@ -314,6 +332,10 @@ class Engine:
         for m in batch.camera:
             if m.type == "start":
                 s.stats.camera[m.event.reason] = s.stats.camera.get(m.event.reason, 0) + 1
+        st = s.stats
+        batch.info = s.opened
+        batch.stats = Counters(st.frames, st.dropped, st.drop_rate, st.lag_s, st.reconnects, st.events,
+                               s.source.delivered_fps)  # fmt: skip
         for sink in s.sinks:
             sink.write(batch)
         s.stats.output_s += time.perf_counter() - t
@@ -326,6 +348,8 @@ class Engine:
             s.stats.dropped = s.reader.dropped
         s.stats.stopped, s.stats.message = stopped, message
         s.stats.reconnects = s.source.reconnects
+        s.stats.decoded, s.stats.skipped = s.source.decoded, s.source.skipped
+        s.stats.skipped_frames = list(s.source.skipped_frames)
         s.stats.decode_s = s.source.decode_seconds
         s.stats.seconds = time.perf_counter() - s._t0
 
