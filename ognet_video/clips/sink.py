@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ognet_video.annotate import Annotator
@@ -33,7 +32,7 @@ from ognet_video.clips.encode import H264Writer
 from ognet_video.clips.paths import clip_paths
 from ognet_video.decide import ASSUMED_FPS, EventMessage
 from ognet_video.errors import UserError
-from ognet_video.sinks.files import Folder
+from ognet_video.sinks.files import Folder, write_jpeg
 from ognet_video.stream.engine import Batch, Sink, Stream
 from ognet_video.stream.scoring import FrameResult
 
@@ -59,7 +58,6 @@ class ClipSettings:
 
 @dataclass
 class _Buffered:
-    index: int
     t: float  # source time, seconds
     image: np.ndarray
     result: FrameResult
@@ -89,23 +87,11 @@ class _Recorder:
         self.annotated.close()
         self.source.close()
         if self.peak is not None:
-            ok, buf = cv2.imencode(".jpg", self.peak[1], [cv2.IMWRITE_JPEG_QUALITY, 90])
-            if ok:
-                tmp = self.paths["snapshot"].with_name(f".{self.paths['snapshot'].name}.partial")
-                tmp.write_bytes(buf.tobytes())
-                tmp.replace(self.paths["snapshot"])
+            write_jpeg(self.paths["snapshot"], self.peak[1])
 
     def abort(self) -> None:
         self.annotated.abort()
         self.source.abort()
-
-
-@dataclass
-class _Active:
-    """An event being recorded, as the run loop sees it."""
-
-    number: int
-    until: float | None = None  # source time after which the clip is complete (set when the event ends)
 
 
 class EventClips(Sink):
@@ -119,9 +105,9 @@ class EventClips(Sink):
         self.buffer: deque[_Buffered] = deque()
         self._bytes = 0
         self._warned = False
-        self.active: dict[int, _Active] = {}
+        # events being recorded: number -> source time after which the clip is complete (None until it ends)
+        self.active: dict[int, float | None] = {}
         self.written = 0
-        self.failed = 0
         self._queue: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=512)
         self._thread: threading.Thread | None = None
         self._recorders: dict[int, _Recorder] = {}  # worker thread only
@@ -142,11 +128,11 @@ class EventClips(Sink):
             by_frame.setdefault(m.frame, []).append(m)
         for f, r, boxes in zip(batch.frames, batch.results, batch.boxes, strict=True):
             t = f.time if f.time is not None else f.index / self._fps
-            item = _Buffered(f.index, t, f.image, r, boxes)
+            item = _Buffered(t, f.image, r, boxes)
             self._remember(item)
-            for a in self.active.values():
-                if a.until is None or t <= a.until:
-                    self._put("frame", a.number, item)
+            for n, until in self.active.items():
+                if until is None or t <= until:
+                    self._put("frame", n, item)
             for m in by_frame.pop(f.index, []):
                 self._message(m)
             self._finish_passed(t)
@@ -158,17 +144,17 @@ class EventClips(Sink):
         ev = m.event
         if m.type == "start":
             start = ev.start_time if ev.start_time is not None else ev.start / self._fps
-            self.active[m.number] = _Active(m.number)
+            self.active[m.number] = None
             self._put("open", m.number, None)
             for item in self.buffer:
                 if item.t >= start - self.settings.pre_roll - 1e-6:
                     self._put("frame", m.number, item)
         elif m.type == "end" and m.number in self.active:
             end = ev.end_time if ev.end_time is not None else ev.end / self._fps
-            self.active[m.number].until = end + self.settings.post_roll + 1e-6
+            self.active[m.number] = end + self.settings.post_roll + 1e-6
 
     def _finish_passed(self, t: float) -> None:
-        for n in [n for n, a in self.active.items() if a.until is not None and t >= a.until]:
+        for n in [n for n, until in self.active.items() if until is not None and t >= until]:
             del self.active[n]
             self._put("finish", n, None)
 
@@ -222,7 +208,6 @@ class EventClips(Sink):
                 rec = self._recorders.pop(n, None)
                 if rec is not None:
                     rec.abort()
-                self.failed += 1
                 self.log(f"event clip {n} not written: {exc}")
 
     def _do(self, op: str, n: int, item: Any) -> None:

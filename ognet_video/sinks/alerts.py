@@ -23,15 +23,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import cv2
-
-from ognet_video.clips.paths import clip_paths
+from ognet_video.clips.paths import clip_paths, event_id
 from ognet_video.decide import EventMessage
 from ognet_video.errors import UserError
 from ognet_video.health import CameraMessage
 from ognet_video.health.checks import DESCRIBE
 from ognet_video.sinks.channel import Channel, Log, why
-from ognet_video.sinks.files import Folder, now_iso
+from ognet_video.sinks.files import Folder, now_iso, write_jpeg
 from ognet_video.sinks.frigate import FrigateChannel
 from ognet_video.stream.engine import Batch, Sink, Stream
 
@@ -193,17 +191,6 @@ def parse_sink(spec: str, log: Log | None = None) -> Channel:
     raise UserError(bad)
 
 
-def _atomic_jpeg(path: Path, image: Any) -> bool:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-    return True
-
-
 class Alerts(Sink):
     """A stream's event messages as JSON to every channel, with a snapshot of the peak frame."""
 
@@ -246,7 +233,7 @@ class Alerts(Sink):
         if m.image is None:
             return None
         path = self.folder.path / "snapshots" / f"{self.camera}-{m.number}-{ev.peak_frame}.jpg"
-        if not _atomic_jpeg(path, m.image):
+        if not write_jpeg(path, m.image):
             return None
         self._snap[m.number] = (ev.peak_frame, str(path.resolve()))
         return self._snap[m.number][1]
@@ -260,7 +247,7 @@ class Alerts(Sink):
         if self.clips and m.type == "end":
             clip = str((self.folder.path / clip_paths(self.camera, m.number)["clip"]).resolve())
         return {
-            "type": m.type, "kind": "anomaly", "camera": self.camera, "event": f"{self.camera}-{m.number}", "run": self.run.path.name if self.run else "",
+            "type": m.type, "kind": "anomaly", "camera": self.camera, "event": event_id(self.camera, m.number), "run": self.run.path.name if self.run else "",
             "time": now_iso(), "source_time": None if m.time is None else round(m.time, 3), "frame": m.frame,
             "start": ev.start, "start_time": _r(ev.start_time), "end": ev.end if m.type == "end" else None,
             "end_time": _r(ev.end_time) if m.type == "end" else None, "peak_frame": ev.peak_frame,
@@ -273,7 +260,7 @@ class Alerts(Sink):
         ev = m.event
         if m.type == "start" and m.image is not None:
             path = self.folder.path / "snapshots" / f"{self.camera}-camera-{m.number}-{ev.reason}.jpg"
-            self._camera_snap[m.number] = str(path.resolve()) if _atomic_jpeg(path, m.image) else None
+            self._camera_snap[m.number] = str(path.resolve()) if write_jpeg(path, m.image) else None
         snap = self._camera_snap.pop(m.number, None) if m.type == "end" else self._camera_snap.get(m.number)
         return {
             "type": m.type, "kind": "camera", "reason": ev.reason, "camera": self.camera,

@@ -14,12 +14,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+import cv2
 import numpy as np
 
-from ognet_video.clips.paths import clip_paths
+from ognet_video.clips.paths import clip_paths, event_id
 from ognet_video.decide import Event
 from ognet_video.errors import writing
-from ognet_video.models.checkpoint import atomic_write_text
+from ognet_video.models.checkpoint import atomic_write_bytes, atomic_write_text
 from ognet_video.stream.engine import Batch, Sink, Stream
 
 SCORE_FIELDS = ("frame", "time", "raw", "score", "smoothed", "anomalous")
@@ -144,11 +145,20 @@ class EventsJsonl(_LineFile):
                 f.flush()
 
     def line(self, e: Event, camera: str, threshold: float | None) -> dict[str, Any]:
-        d = {"kind": "anomaly", "id": f"{camera}-{e.number}", "camera": camera, **e.to_dict(), "threshold": threshold,
+        d = {"kind": "anomaly", "id": event_id(camera, e.number), "camera": camera, **e.to_dict(), "threshold": threshold,
              "opened_at": self._opened.pop(e.number, None)}  # fmt: skip
         if self.clips:
             d.update(clip_paths(camera, e.number))
         return d
+
+
+def write_jpeg(path: Path, image: Any) -> bool:
+    """A frame as a JPEG (quality 90), written atomically (a full disk names ``path``); False when it cannot be
+    encoded. The one snapshot writer of the alerts and the event clips."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if ok:
+        atomic_write_bytes(path, buf.tobytes())
+    return bool(ok)
 
 
 def now_iso() -> str:

@@ -23,6 +23,19 @@ _END = object()  # queue sentinel: the thread is done
 STALL_SECONDS = 60.0  # a recorded source that yields no frame for this long fails (a hung disk or decoder)
 
 
+def stop_worker(stop: threading.Event, q: queue.Queue, thread: threading.Thread | None, timeout: float = 2.0) -> None:
+    """Stop a producer thread that feeds a bounded queue: set ``stop``, empty the queue (a producer blocked on a
+    full one wakes up and sees ``stop``), and wait for it, unless it is the caller itself or never started."""
+    stop.set()
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            break
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():  # never started: none
+        thread.join(timeout=timeout)
+
+
 class Reader:
     def __init__(self, source: Source, queue_size: int | None = None, stall_seconds: float = STALL_SECONDS) -> None:
         self.source = source
@@ -82,14 +95,7 @@ class Reader:
 
     def stop(self) -> None:
         """Stop the thread and release the source (safe to call twice)."""
-        self._stop.set()
-        while True:  # unblock a thread waiting on a full queue
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
+        stop_worker(self._stop, self.queue, self._thread)
         if self._thread is None or not self._thread.is_alive():
             self.source.close()
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from ognet_video.sources import Frame, Reader
+from ognet_video.sources.reader import stop_worker
 from ognet_video.stream.scoring import PendingPush, StreamScorer
 
 END, MAX_FRAMES = "end", "max-frames"  # why a stream ended: its source ended, or ``max_frames`` were taken
@@ -90,14 +91,7 @@ class Prefetcher:
 
     def stop(self) -> None:
         """Stop the thread (safe to call twice); the caller stops the reader."""
-        self._stop.set()
-        while True:  # unblock a thread waiting on a full queue
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                break
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
+        stop_worker(self._stop, self.queue, self._thread)
 
     def _run(self) -> None:
         while not self._stop.is_set():
