@@ -95,7 +95,7 @@ class Index:
         with self._lock:
             found: dict[Path, tuple[tuple[int, int], list[Entry]]] = {}
             for root in self.runs:
-                for folder in _camera_folders(root):
+                for folder in camera_folders(root):
                     path = folder / EVENTS
                     try:
                         st = path.stat()
@@ -103,7 +103,7 @@ class Index:
                         continue
                     stamp = (st.st_mtime_ns, st.st_size)
                     old = self._events.get(path)
-                    found[path] = old if old and old[0] == stamp else (stamp, _read_events(root, folder, st.st_mtime))
+                    found[path] = old if old and old[0] == stamp else (stamp, read_events(root, folder, st.st_mtime))
             self._events = found
             entries: dict[str, Entry] = {}
             for _, items in found.values():
@@ -183,7 +183,7 @@ class Index:
         return out
 
 
-def _camera_folders(root: Path) -> list[Path]:
+def camera_folders(root: Path) -> list[Path]:
     """Every folder under ``root`` (itself included) with an events.jsonl; hidden folders (a score run's
     unfinished ``clips/.tmp-*``) are skipped."""
     out = []
@@ -206,7 +206,9 @@ def _run_of(root: Path, folder: Path) -> tuple[str, str]:
     return run.name or str(run.resolve().name), kind
 
 
-def _read_events(root: Path, folder: Path, mtime: float) -> list[Entry]:
+def read_events(root: Path, folder: Path, mtime: float) -> list[Entry]:
+    """The events of ``folder``'s events.jsonl (``root``: the run given, for the run's name); ``mtime``: the file's,
+    the time of events without their own. Also what ``calibrate --feedback`` reads labelled events with."""
     run, run_kind = _run_of(root, folder)
     base = os.path.realpath(folder)
     file_time = datetime.fromtimestamp(mtime).astimezone()
